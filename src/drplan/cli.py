@@ -20,13 +20,23 @@ app = typer.Typer(
 err_console = Console(stderr=True)
 
 
-@app.callback()
-def _root(
-    version: bool = typer.Option(False, "--version", help="Print the version and exit."),
-) -> None:
-    if version:
+def _print_version(value: bool) -> None:
+    if value:
         typer.echo(__version__)
         raise typer.Exit(0)
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False,
+        "--version",
+        help="Print the version and exit.",
+        is_eager=True,
+        callback=_print_version,
+    ),
+) -> None:
+    """An executable disaster-recovery plan for Docker Swarm stacks."""
 
 
 @app.command()
@@ -36,24 +46,16 @@ def version() -> None:
 
 
 def main() -> None:
-    """Console-script entry point: user errors become one message and a non-zero exit."""
+    """Console-script entry point: user errors become one message and a non-zero exit.
+
+    typer (standalone mode) already turns usage errors into exit code 2; what reaches us
+    here is a :class:`DrplanError` raised by a command, printed as one located line.
+    """
     try:
-        app(standalone_mode=False)
+        app()
     except DrplanError as exc:
         err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
         sys.exit(exc.exit_code)
-    except typer.Exit as exc:
-        sys.exit(exc.exit_code)
-    except typer.Abort:
-        err_console.print("aborted")
-        sys.exit(130)
     except KeyboardInterrupt:
         err_console.print("interrupted")
         sys.exit(130)
-    except Exception as exc:  # click usage errors arrive here in non-standalone mode
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(2 if isinstance(exc, click.UsageError) else 1)
-        raise
