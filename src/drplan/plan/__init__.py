@@ -1,0 +1,1 @@
+"""The DR plan as code: model, loading with located errors, validation, graph, init."""

@@ -1,0 +1,412 @@
+"""Semantic checks of a plan: everything the model alone cannot see, each located.
+
+The model checks shapes; here we check the plan against itself (names that must exist,
+cycles, profiles, objectives against the backup schedule) and against the compose files
+it names. :func:`validate_file` is the whole pipeline behind ``drplan validate`` and
+returns problems rather than raising, so the CLI can list them all at once.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+from drplan.plan import model as m
+from drplan.plan.compose import ComposeProject, load_compose
+from drplan.plan.graph import FULL_PROFILE, DependencyGraph
+from drplan.plan.loader import Document, LoadedPlan, Problem, load_plan
+from drplan.plan.units import format_duration
+
+
+@dataclass
+class ValidationResult:
+    """Outcome of validating a plan file."""
+
+    loaded: LoadedPlan
+    problems: list[Problem]
+    compose: ComposeProject | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def plan(self) -> m.Plan | None:
+        """The plan, when it could be parsed into the model."""
+        return self.loaded.plan
+
+    @property
+    def errors(self) -> list[Problem]:
+        """Problems that make the plan unusable."""
+        return [p for p in self.problems if p.severity == "error"]
+
+    @property
+    def ok(self) -> bool:
+        """True when there is no error (warnings allowed)."""
+        return self.plan is not None and not self.errors
+
+
+def validate_file(path: str | Path, *, display: str | None = None) -> ValidationResult:
+    """Parse, model-validate and check a plan file and its compose files."""
+    loaded = load_plan(path, display=display)
+    result = ValidationResult(loaded, list(loaded.problems))
+    if loaded.plan is None:
+        # still report graph problems (unknown dependencies, cycles, profiles) from the raw
+        # data, so one run lists everything
+        raw = _raw_view(loaded.doc.data)
+        if raw is not None:
+            checker = _Checker(raw, loaded.doc)  # type: ignore[arg-type]
+            checker.check_dependencies()
+            checker.check_cycles()
+            checker.check_profiles()
+            result.problems.extend(checker.problems)
+        result.problems.sort(key=lambda p: (p.file != loaded.doc.file, p.file, p.line, p.col))
+        return result
+    checker = _Checker(loaded.plan, loaded.doc)
+    checker.check_all()
+    compose_problems, project = _check_compose(loaded, checker)
+    result.problems.extend(checker.problems)
+    result.problems.extend(compose_problems)
+    result.compose = project
+    result.problems.sort(key=lambda p: (p.file != loaded.doc.file, p.file, p.line, p.col))
+    return result
+
+
+class _Checker:
+    def __init__(self, plan: m.Plan, doc: Document) -> None:
+        self.plan = plan
+        self.doc = doc
+        self.problems: list[Problem] = []
+
+    def add(self, loc: tuple[Any, ...], message: str, **kw: Any) -> None:
+        self.problems.append(self.doc.problem(loc, message, **kw))
+
+    def check_all(self) -> None:
+        self.check_dependencies()
+        self.check_cycles()
+        self.check_profiles()
+        self.check_sites()
+        self.check_repositories()
+        self.check_objectives()
+        self.check_data_sources()
+        self.check_checks()
+        self.check_risks()
+        self.check_crisis_cell()
+
+    # -- services --------------------------------------------------------------------
+
+    def check_dependencies(self) -> None:
+        names = self.plan.services
+        for name, svc in names.items():
+            counts = Counter(svc.depends_on)
+            for i, dep in enumerate(svc.depends_on):
+                loc = ("services", name, "depends_on", i)
+                if dep == name:
+                    self.add(loc, f"service {name!r} depends on itself")
+                elif dep not in names:
+                    self.add(loc, f"unknown service {dep!r}{_suggest(dep, names)}")
+                elif counts[dep] > 1 and svc.depends_on.index(dep) != i:
+                    self.add(loc, f"duplicate dependency {dep!r}")
+
+    def check_cycles(self) -> None:
+        graph = DependencyGraph.from_plan(self.plan)
+        for cycle in graph.cycles():
+            first, second = cycle[0], cycle[1]
+            idx = self.plan.services[first].depends_on.index(second)
+            self.add(
+                ("services", first, "depends_on", idx),
+                "dependency cycle: " + "→".join(cycle),
+            )
+
+    def check_profiles(self) -> None:
+        graph = DependencyGraph.from_plan(self.plan)
+        for pname, prof in self.plan.profiles.items():
+            if pname == FULL_PROFILE:
+                self.add(
+                    ("profiles", pname),
+                    "profile name 'full' is reserved (every service)",
+                    key=True,
+                )
+                continue
+            listed = set(prof.services)
+            seen: set[str] = set()
+            for i, sname in enumerate(prof.services):
+                loc = ("profiles", pname, "services", i)
+                if sname in seen:
+                    self.add(loc, f"service {sname!r} listed twice")
+                    continue
+                seen.add(sname)
+                if sname not in self.plan.services:
+                    self.add(loc, f"unknown service {sname!r}{_suggest(sname, self.plan.services)}")
+                    continue
+                for dep in graph.deps.get(sname, []):
+                    if dep not in listed:
+                        self.add(
+                            loc,
+                            f"profile {pname!r} leaves out {dep!r}, a dependency of {sname!r} "
+                            f"(add it; `drplan plan --profile {pname}` shows the full closure)",
+                        )
+
+    # -- sites and repositories ----------------------------------------------------------
+
+    def check_sites(self) -> None:
+        roles = Counter(site.role for site in self.plan.sites.values())
+        if roles["primary"] != 1:
+            self.add(
+                ("sites",), f"exactly one site must have role primary (found {roles['primary']})"
+            )
+        if roles["recovery"] == 0:
+            self.add(("sites",), "no recovery site: add one with role: recovery")
+        for sname, site in self.plan.sites.items():
+            for svc in site.services:
+                if svc not in self.plan.services:
+                    self.add(
+                        ("sites", sname, "services", svc),
+                        f"unknown service {svc!r}{_suggest(svc, self.plan.services)}",
+                        key=True,
+                    )
+        hosts = Counter(site.docker_host for site in self.plan.sites.values())
+        for sname, site in self.plan.sites.items():
+            if hosts[site.docker_host] > 1 and not site.stack_prefix and site.role == "recovery":
+                self.add(
+                    ("sites", sname, "docker_host"),
+                    "same docker_host as another site: set a stack_prefix so a drill cannot "
+                    "overwrite the production stack",
+                    severity="warning",
+                )
+
+    def check_repositories(self) -> None:
+        repos = self.plan.repositories
+        primaries = [n for n, r in repos.items() if r.role == "primary"]
+        if len(primaries) != 1:
+            self.add(
+                ("repositories",),
+                f"exactly one repository must have role primary (found {len(primaries)})",
+            )
+        target = self.plan.backup.repository
+        if target is not None and target not in repos:
+            self.add(
+                ("backup", "repository"), f"unknown repository {target!r}{_suggest(target, repos)}"
+            )
+        urls = Counter(r.url for r in repos.values())
+        for name, repo in repos.items():
+            if urls[repo.url] > 1:
+                self.add(("repositories", name, "url"), "two repositories share this url")
+        if repos and not any(r.role == "copy" for r in repos.values()):
+            self.add(
+                ("repositories",),
+                "no off-site copy repository: a site-wide disaster would take the backups too",
+                severity="warning",
+            )
+
+    # -- objectives ------------------------------------------------------------------------
+
+    def check_objectives(self) -> None:
+        interval = self.plan.backup.schedule.interval_s
+        sched = self.plan.backup.schedule
+        given = (
+            f"every {format_duration(sched.every)}" if sched.every else f"daily at {sched.daily_at}"
+        )
+        reported: set[tuple[str, ...]] = set()
+        for name, svc in self.plan.services.items():
+            if not svc.data:
+                continue
+            rpo, where = self.plan.effective_objective(name, "rpo")
+            if rpo is None or rpo >= interval or where in reported:
+                continue
+            reported.add(where)
+            self.add(
+                where,
+                f"RPO {format_duration(rpo)} is shorter than the backup schedule can give "
+                f"({given}: up to {format_duration(interval)} of data lost)",
+            )
+        for pname, prof in self.plan.profiles.items():
+            rpo = prof.objectives.rpo
+            if rpo is not None and rpo < interval:
+                self.add(
+                    ("profiles", pname, "objectives", "rpo"),
+                    f"RPO {format_duration(rpo)} is shorter than the backup schedule can give "
+                    f"({given})",
+                )
+
+    # -- data sources ------------------------------------------------------------------------
+
+    def check_data_sources(self) -> None:
+        for name, svc in self.plan.services.items():
+            for dname, src in svc.data.items():
+                loc = ("services", name, "data", dname)
+                if src.method == "cold" and not src.volume:
+                    self.add(loc, "method cold copies a volume: set `volume`")
+                if src.engine == "sqlite" and not src.path:
+                    self.add(loc, "a sqlite source needs `path` (the database file)")
+                if src.engine == "files" and not (src.volume or src.path):
+                    self.add(loc, "a files source needs a `volume` or a `path`")
+                if src.engine == "files" and src.databases:
+                    self.add((*loc, "databases"), "a files source has no databases")
+            volumes = Counter(s.volume for s in svc.data.values() if s.volume)
+            for dname, src in svc.data.items():
+                if src.volume and volumes[src.volume] > 1 and src.method == "cold":
+                    self.add(
+                        ("services", name, "data", dname, "volume"),
+                        f"volume {src.volume!r} is backed up by two sources of this service",
+                        severity="warning",
+                    )
+
+    def check_checks(self) -> None:
+        for name, svc in self.plan.services.items():
+            dbs = [
+                d
+                for d, s in svc.data.items()
+                if s.engine in ("postgresql", "mariadb", "mysql", "sqlite")
+            ]
+            items: list[tuple[tuple[Any, ...], Any]] = []
+            if svc.health is not None:
+                items.append((("services", name, "health"), svc.health))
+            items.extend((("services", name, "checks", i), c) for i, c in enumerate(svc.checks))
+            for loc, check in items:
+                if not isinstance(check, m.SqlCheck):
+                    continue
+                if check.source is not None:
+                    if check.source not in svc.data:
+                        self.add((*loc, "source"), f"unknown data source {check.source!r}")
+                    elif check.source not in dbs:
+                        self.add(
+                            (*loc, "source"), f"data source {check.source!r} is not an SQL database"
+                        )
+                elif not dbs:
+                    self.add(loc, f"an sql check needs an SQL data source on {name!r}")
+
+    # -- risks and crisis cell -----------------------------------------------------------------
+
+    def check_risks(self) -> None:
+        counts = Counter(r.id for r in self.plan.risks)
+        seen: set[str] = set()
+        for i, risk in enumerate(self.plan.risks):
+            if counts[risk.id] > 1 and risk.id in seen:
+                self.add(("risks", i, "id"), f"duplicate risk id {risk.id!r}")
+            seen.add(risk.id)
+
+    def check_crisis_cell(self) -> None:
+        cell = self.plan.crisis_cell
+        if cell is None:
+            return
+        for role in m.Roles.model_fields:
+            members = getattr(cell.roles, role)
+            if not members:
+                self.add(
+                    ("crisis_cell", "roles"), f"nobody holds the role {role}", severity="warning"
+                )
+            for i, pid in enumerate(members):
+                if pid not in cell.people:
+                    self.add(
+                        ("crisis_cell", "roles", role, i),
+                        f"unknown person {pid!r}{_suggest(pid, cell.people)}",
+                    )
+        for i, crit in enumerate(cell.activation):
+            if isinstance(crit, m.ServiceDownCriterion):
+                for j, sname in enumerate(crit.services):
+                    if sname not in self.plan.services:
+                        self.add(
+                            ("crisis_cell", "activation", i, "services", j),
+                            f"unknown service {sname!r}{_suggest(sname, self.plan.services)}",
+                        )
+
+
+def _check_compose(
+    loaded: LoadedPlan, checker: _Checker
+) -> tuple[list[Problem], ComposeProject | None]:
+    """The compose files exist, parse, and name the plan's services and volumes."""
+    plan = loaded.plan
+    assert plan is not None
+    doc = loaded.doc
+    problems: list[Problem] = []
+    paths: list[Path] = []
+    shown: list[str] = []
+    for i, rel in enumerate(plan.stack.compose):
+        p = (loaded.base_dir / rel) if not Path(rel).is_absolute() else Path(rel)
+        if not p.is_file():
+            what = "is a directory" if p.is_dir() else "does not exist"
+            problems.append(doc.problem(("stack", "compose", i), f"compose file {rel!r} {what}"))
+            continue
+        paths.append(p)
+        shown.append(_display(doc.file, rel))
+    if len(paths) != len(plan.stack.compose):
+        return problems, None
+    project, cproblems = load_compose(paths, display=shown)
+    problems.extend(cproblems)
+    if cproblems and not project.services:
+        return problems, project
+    for name, svc in plan.services.items():
+        if name not in project.services:
+            problems.append(
+                doc.problem(
+                    ("services", name),
+                    f"service {name!r} is not in the compose file(s)"
+                    + _suggest(name, project.services),
+                    key=True,
+                )
+            )
+            continue
+        mounted = set(project.services[name].volumes)
+        for dname, src in svc.data.items():
+            if not src.volume:
+                continue
+            loc = ("services", name, "data", dname, "volume")
+            if src.volume not in project.volumes:
+                problems.append(
+                    doc.problem(
+                        loc,
+                        f"volume {src.volume!r} is not declared in the compose file(s)"
+                        + _suggest(src.volume, project.volumes),
+                    )
+                )
+            elif src.volume not in mounted:
+                problems.append(
+                    doc.problem(loc, f"service {name!r} does not mount volume {src.volume!r}")
+                )
+    for cname in project.services:
+        if cname not in plan.services:
+            problems.append(
+                doc.problem(
+                    ("services",),
+                    f"compose service {cname!r} is not in the plan: recovery will not start it "
+                    "in order (add it, even without data)",
+                    severity="warning",
+                )
+            )
+    return problems, project
+
+
+def _raw_view(data: Any) -> Any:
+    """Services' ``depends_on`` and profiles' ``services`` from data the model rejected."""
+    if not isinstance(data, dict) or not isinstance(data.get("services"), dict):
+        return None
+
+    def names(value: Any) -> list[str]:
+        return [v for v in value if isinstance(v, str)] if isinstance(value, list) else []
+
+    services = {
+        k: SimpleNamespace(depends_on=names(v.get("depends_on")) if isinstance(v, dict) else [])
+        for k, v in data["services"].items()
+        if isinstance(k, str)
+    }
+    raw_profiles = data.get("profiles")
+    profiles = {
+        k: SimpleNamespace(services=names(v.get("services")))
+        for k, v in (raw_profiles.items() if isinstance(raw_profiles, dict) else [])
+        if isinstance(k, str) and isinstance(v, dict)
+    }
+    return SimpleNamespace(services=services, profiles=profiles)
+
+
+def _display(plan_file: str, rel: str) -> str:
+    """How to show a compose file: relative to where the plan was named from."""
+    parent = Path(plan_file).parent
+    return str(parent / rel) if str(parent) != "." else rel
+
+
+def _suggest(name: str, choices: Any) -> str:
+    import difflib
+
+    hits = difflib.get_close_matches(str(name), [str(c) for c in choices], n=1)
+    return f" (did you mean {hits[0]!r}?)" if hits else ""
