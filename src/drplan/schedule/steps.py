@@ -1,0 +1,168 @@
+"""The steps of a recovery, derived from the plan: what runs, after what, for how long.
+
+Order rules (the recovery executor relies on them):
+
+* ``prepare-site`` once, first; then ``load-images`` and ``create-volumes`` (once each);
+* ``restore:<service>/<source>`` per data source, after both: dump restores run in a
+  temporary container of the service's image on the fresh volume, before the service
+  itself starts;
+* ``start:<service>`` after its own restores and after ``health:`` of every dependency
+  in the recovered set;
+* ``health:<service>`` after its start; ``validate:<service>`` after its health.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from drplan.plan import model as m
+from drplan.plan.graph import DependencyGraph
+from drplan.schedule.estimate import Estimator
+
+
+class StepKind(StrEnum):
+    """Kinds of recovery steps."""
+
+    PREPARE_SITE = "prepare-site"
+    LOAD_IMAGES = "load-images"
+    CREATE_VOLUMES = "create-volumes"
+    RESTORE = "restore"
+    START = "start"
+    HEALTH = "health"
+    VALIDATE = "validate"
+
+
+#: Minimum time limits per kind (seconds); a step's timeout is the larger of this and
+#: ``TIMEOUT_FACTOR`` times its estimate.
+MIN_TIMEOUT_S: dict[str, float] = {
+    "prepare-site": 300.0,
+    "load-images": 1800.0,
+    "create-volumes": 120.0,
+    "restore": 600.0,
+    "start": 300.0,
+    "health": 300.0,
+    "validate": 120.0,
+}
+TIMEOUT_FACTOR = 3.0
+
+
+@dataclass(frozen=True)
+class Step:
+    """One step of the recovery schedule."""
+
+    id: str
+    kind: StepKind
+    service: str | None = None
+    source: str | None = None
+    after: frozenset[str] = field(default_factory=frozenset)
+    estimate_s: float = 0.0
+    estimate_basis: str = "default"
+    critical: bool = True
+    timeout_s: float = 300.0
+    tier: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form (``after`` sorted)."""
+        return {
+            "id": self.id,
+            "kind": self.kind.value,
+            "service": self.service,
+            "source": self.source,
+            "after": sorted(self.after),
+            "estimate_s": round(self.estimate_s, 3),
+            "estimate_basis": self.estimate_basis,
+            "critical": self.critical,
+            "timeout_s": round(self.timeout_s, 3),
+            "tier": self.tier,
+        }
+
+
+def _check_budget(check: Any) -> float:
+    return float(check.retries) * (float(check.timeout) + float(check.interval))
+
+
+def _timeout(kind: str, estimate: float, floor: float = 0.0) -> float:
+    return max(MIN_TIMEOUT_S[kind], TIMEOUT_FACTOR * estimate, floor)
+
+
+def build_steps(
+    plan: m.Plan,
+    services: list[str] | None = None,
+    estimator: Estimator | None = None,
+) -> list[Step]:
+    """Steps to recover ``services`` (default: all) of ``plan``, in a stable order.
+
+    Dependencies outside ``services`` are ignored (a profile is expected to be closed;
+    see :func:`drplan.plan.graph.profile_services`).
+    """
+    est = estimator or Estimator()
+    chosen = (
+        list(plan.services) if services is None else [s for s in services if s in plan.services]
+    )
+    chosen_set = set(chosen)
+    graph = DependencyGraph.from_plan(plan)
+    steps: list[Step] = []
+
+    def add(step_id: str, kind: StepKind, after: set[str], **kw: Any) -> None:
+        estimate, basis = est.estimate(
+            step_id,
+            kind.value,
+            engine=kw.pop("engine", None),
+            method=kw.pop("method", None),
+            size_bytes=kw.pop("size_bytes", None),
+            checks=kw.pop("checks", 1),
+        )
+        floor = kw.pop("floor", 0.0)
+        steps.append(
+            Step(
+                id=step_id,
+                kind=kind,
+                after=frozenset(after),
+                estimate_s=estimate,
+                estimate_basis=basis,
+                timeout_s=_timeout(kind.value, estimate, floor),
+                **kw,
+            )
+        )
+
+    add("prepare-site", StepKind.PREPARE_SITE, set())
+    add("load-images", StepKind.LOAD_IMAGES, {"prepare-site"})
+    add("create-volumes", StepKind.CREATE_VOLUMES, {"prepare-site"})
+    base = {"load-images", "create-volumes"}
+    for name in chosen:
+        svc = plan.services[name]
+        common = {"service": name, "critical": svc.critical, "tier": svc.tier}
+        restores = set()
+        for dname, src in svc.data.items():
+            rid = f"restore:{name}/{dname}"
+            restores.add(rid)
+            add(
+                rid,
+                StepKind.RESTORE,
+                set(base),
+                source=dname,
+                engine=src.engine,
+                method=src.method,
+                size_bytes=src.size_hint,
+                **common,
+            )
+        deps = {f"health:{d}" for d in graph.deps.get(name, []) if d in chosen_set}
+        add(f"start:{name}", StepKind.START, (restores or set(base)) | deps, **common)
+        add(
+            f"health:{name}",
+            StepKind.HEALTH,
+            {f"start:{name}"},
+            floor=_check_budget(svc.health) if svc.health else 0.0,
+            **common,
+        )
+        add(
+            f"validate:{name}",
+            StepKind.VALIDATE,
+            {f"health:{name}"},
+            checks=len(svc.checks),
+            floor=sum(_check_budget(c) for c in svc.checks),
+            **common,
+        )
+    return steps
