@@ -45,6 +45,56 @@ def version() -> None:
     typer.echo(__version__)
 
 
+def _out(line: str) -> None:
+    typer.echo(line)
+
+
+def _err(line: str) -> None:
+    typer.echo(line, err=True)
+
+
+@app.command()
+def validate(plan: str = typer.Argument(..., help="Plan file (YAML).")) -> None:
+    """Check a plan; list every problem as FILE:LINE:COL: path: message (exit 2)."""
+    from drplan.commands.validate import run_validate
+
+    raise typer.Exit(run_validate(plan, _out, _err))
+
+
+@app.command("plan")
+def plan_cmd(
+    plan: str = typer.Argument(..., help="Plan file (YAML)."),
+    profile: str | None = typer.Option(None, "--profile", "-p", help="Profile (default: full)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the schedule as JSON."),
+    svg: str | None = typer.Option(None, "--svg", help="Write a Gantt chart (SVG) to FILE."),
+) -> None:
+    """Show the recovery schedule: steps, waves, critical path, estimated RTO."""
+    from drplan.commands.plan import run_plan
+
+    raise typer.Exit(run_plan(plan, profile=profile, as_json=as_json, svg=svg, out=_out, err=_err))
+
+
+@app.command()
+def init(
+    compose: str = typer.Option(..., "--from", help="Compose/stack file to draft from."),
+    stack: str | None = typer.Option(None, "--stack", help="Stack name (default: guessed)."),
+    output: str | None = typer.Option(None, "--output", "-o", help="Write the plan here."),
+    force: bool = typer.Option(False, "--force", help="Overwrite --output if it exists."),
+) -> None:
+    """Draft a plan from a compose file; guesses are printed to stderr."""
+    from drplan.commands.init import run_init
+
+    raise typer.Exit(run_init(compose, stack=stack, output=output, force=force, out=_out, err=_err))
+
+
+@app.command()
+def schema() -> None:
+    """Print the plan's JSON Schema."""
+    from drplan.commands.schema import schema_text
+
+    typer.echo(schema_text(), nl=False)
+
+
 def main() -> None:
     """Console-script entry point: user errors become one message and a non-zero exit.
 

@@ -1,0 +1,1 @@
+"""Implementations of CLI commands; ``drplan.cli`` only parses arguments and calls these."""

@@ -1,0 +1,21 @@
+"""``drplan schema``: the plan's JSON Schema, generated from the pydantic model."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from drplan.plan.model import Plan
+
+SCHEMA_ID = "https://drplan.dev/schema/plan-v1.json"
+
+
+def plan_schema() -> dict[str, Any]:
+    """The JSON Schema of a plan file (validation mode: what a user may write)."""
+    schema = Plan.model_json_schema(mode="validation")
+    return {"$schema": "https://json-schema.org/draft/2020-12/schema", "$id": SCHEMA_ID, **schema}
+
+
+def schema_text() -> str:
+    """Stable JSON text of the schema (what ``docs/plan.schema.json`` holds)."""
+    return json.dumps(plan_schema(), indent=2, ensure_ascii=False) + "\n"
