@@ -1,0 +1,44 @@
+#!/usr/bin/env python3
+"""Regenerate docs/plan.schema.json and docs/plan-reference.md from the plan model.
+
+Run after changing src/drplan/plan/model.py:  .venv/bin/python scripts/gen_docs.py
+(``--check`` exits 1 if the committed files are stale, for CI).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from drplan.commands.schema import plan_schema, schema_text
+from drplan.plan.docs import render_reference
+
+ROOT = Path(__file__).resolve().parent.parent
+TARGETS = {
+    ROOT / "docs" / "plan.schema.json": schema_text,
+    ROOT / "docs" / "plan-reference.md": lambda: render_reference(
+        json.loads(json.dumps(plan_schema()))
+    ),
+}
+
+
+def main(argv: list[str]) -> int:
+    check = "--check" in argv
+    stale = []
+    for path, render in TARGETS.items():
+        text = render()
+        if path.exists() and path.read_text("utf-8") == text:
+            continue
+        stale.append(path)
+        if not check:
+            path.write_text(text, "utf-8")
+            print(f"wrote {path.relative_to(ROOT)}")
+    if check and stale:
+        print("stale: " + ", ".join(str(p.relative_to(ROOT)) for p in stale), file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
