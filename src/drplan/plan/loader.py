@@ -214,6 +214,7 @@ def _fail(file: str, message: str, *, line: int = 1, col: int = 1) -> Document:
 
 
 _STANDARD_TAG = "tag:yaml.org,2002:"
+_COLLECTION_TAGS = (_STANDARD_TAG + "map", _STANDARD_TAG + "seq")
 
 
 class _Converter:
@@ -240,6 +241,8 @@ class _Converter:
         self.count += 1
         if self.count > MAX_NODES or depth > 500:
             raise _TooBig
+        if not isinstance(node, ScalarNode) and node.tag not in _COLLECTION_TAGS:
+            self._problem(node, f"unsupported YAML tag {str(node.tag)[:40]!r}")
         if isinstance(node, ScalarNode):
             value = self._scalar(node)
         elif isinstance(node, SequenceNode):
