@@ -45,7 +45,7 @@ class Schedule:
                 raise InputError(f"duplicate step id {step.id!r}")
             by_id[step.id] = step
         for step in by_id.values():
-            missing = step.after - by_id.keys()
+            missing = [a for a in step.after if a not in by_id]
             if missing:
                 raise InputError(f"step {step.id!r} runs after unknown steps {sorted(missing)}")
         sorter = graphlib.TopologicalSorter({s.id: s.after for s in by_id.values()})
