@@ -41,15 +41,23 @@ def connect():
         import psycopg2
 
         conn = psycopg2.connect(
-            host=url.hostname, port=url.port or 5432, user=url.username,
-            password=url.password, dbname=url.path.lstrip("/"), connect_timeout=5,
+            host=url.hostname,
+            port=url.port or 5432,
+            user=url.username,
+            password=url.password,
+            dbname=url.path.lstrip("/"),
+            connect_timeout=5,
         )
         return conn, "%s"
     import pymysql
 
     conn = pymysql.connect(
-        host=url.hostname, port=url.port or 3306, user=url.username,
-        password=url.password, database=url.path.lstrip("/"), connect_timeout=5,
+        host=url.hostname,
+        port=url.port or 3306,
+        user=url.username,
+        password=url.password,
+        database=url.path.lstrip("/"),
+        connect_timeout=5,
     )
     return conn, "%s"
 
@@ -148,7 +156,9 @@ class Handler(BaseHTTPRequestHandler):
         path = urlparse(self.path).path
         if path == "/health":
             ok, why = healthy()
-            self._send(200 if ok else 503, json.dumps({"ok": ok, "detail": why}), "application/json")
+            self._send(
+                200 if ok else 503, json.dumps({"ok": ok, "detail": why}), "application/json"
+            )
         elif path == "/api/summary":
             self._send(200, json.dumps(summary()), "application/json")
         elif path == "/":
@@ -156,12 +166,8 @@ class Handler(BaseHTTPRequestHandler):
             rows = "".join(
                 f"<tr><td>{html.escape(t)}</td><td>{n}</td></tr>" for t, n in s["rows"].items()
             )
-            latest = "".join(
-                f"<li>#{x['id']} {html.escape(x['title'])}</li>" for x in s["latest"]
-            )
-            extra = "".join(
-                f"<p>{k}: {s[k]}</p>" for k in ("redis_keys", "files") if k in s
-            )
+            latest = "".join(f"<li>#{x['id']} {html.escape(x['title'])}</li>" for x in s["latest"])
+            extra = "".join(f"<p>{k}: {s[k]}</p>" for k in ("redis_keys", "files") if k in s)
             self._send(
                 200,
                 f"<html><head><title>{html.escape(INSTANCE)}</title></head><body>"

@@ -17,10 +17,33 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
-import app  # noqa: E402
+import app
 
-WORDS = ("exam course quiz grade ticket server backup restore network site crisis plan "
-         "moodle glpi grafana volume swarm node disk login session upload report").split()
+WORDS = [
+    "exam",
+    "course",
+    "quiz",
+    "grade",
+    "ticket",
+    "server",
+    "backup",
+    "restore",
+    "network",
+    "site",
+    "crisis",
+    "plan",
+    "moodle",
+    "glpi",
+    "grafana",
+    "volume",
+    "swarm",
+    "node",
+    "disk",
+    "login",
+    "session",
+    "upload",
+    "report",
+]
 
 
 def text(rng: random.Random, n: int) -> str:
@@ -31,11 +54,16 @@ def rows(seed: int, table: str, start: int, count: int) -> list[tuple]:
     rng = random.Random(f"{seed}:{table}:{start}")
     out = []
     for i in range(start, start + count):
-        out.append((
-            i, rng.randrange(1, 100000), f"{table} {i}: {text(rng, 4)}",
-            text(rng, rng.randrange(5, 60)), round(rng.uniform(0, 20), 2),
-            f"2026-01-01T00:00:{i % 60:02d}+{i // 60}",
-        ))
+        out.append(
+            (
+                i,
+                rng.randrange(1, 100000),
+                f"{table} {i}: {text(rng, 4)}",
+                text(rng, rng.randrange(5, 60)),
+                round(rng.uniform(0, 20), 2),
+                f"2026-01-01T00:00:{i % 60:02d}+{i // 60}",
+            )
+        )
     return out
 
 
@@ -54,7 +82,9 @@ def write_rows(seed: int, count: int, start: int | None) -> None:
             batch = rows(seed, table, first + off, min(1000, count - off))
             cur.executemany(
                 f"INSERT INTO {table} (id, owner, title, body, score, created) "
-                f"VALUES ({', '.join([ph] * 6)})", batch)
+                f"VALUES ({', '.join([ph] * 6)})",
+                batch,
+            )
             conn.commit()
     conn.close()
 
@@ -100,9 +130,14 @@ def write_keys(seed: int, count: int, start: int | None) -> None:
     first = start if start is not None else int(r.get(f"seq:{app.INSTANCE}") or 0) + 1
     pipe = r.pipeline(transaction=False)
     for i in range(first, first + count):
-        pipe.hset(f"session:{app.INSTANCE}:{i}", mapping={
-            "user": rng.randrange(1, 100000), "course": rng.randrange(1, 3000),
-            "data": text(rng, 8)})
+        pipe.hset(
+            f"session:{app.INSTANCE}:{i}",
+            mapping={
+                "user": rng.randrange(1, 100000),
+                "course": rng.randrange(1, 3000),
+                "data": text(rng, 8),
+            },
+        )
         pipe.set(f"cache:{app.INSTANCE}:{i}", text(rng, 12))
     pipe.set(f"seq:{app.INSTANCE}", first + count - 1)
     pipe.execute()

@@ -1,0 +1,104 @@
+"""Deploy, wait for and remove the testbed's stacks with the plain docker CLI.
+
+`docker stack deploy` has no Engine API equivalent; everything else uses the SDK.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import time
+from pathlib import Path
+
+import docker
+
+STACKS = Path(__file__).resolve().parent / "stacks"
+
+
+def compose_file(kind: str) -> Path:
+    return STACKS / kind / "compose.yml"
+
+
+def deploy(url: str, kind: str, name: str, timeout: float = 240) -> None:
+    """Deploy stack `kind` (campus, helpdesk) as `name` and wait until every task is healthy."""
+    env = {**os.environ, "DOCKER_HOST": url}
+    subprocess.run(
+        [
+            "docker",
+            "stack",
+            "deploy",
+            "--resolve-image",
+            "never",
+            "-c",
+            str(compose_file(kind)),
+            name,
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    wait_healthy(docker.DockerClient(base_url=url), name, timeout)
+
+
+def services(client: docker.DockerClient, name: str) -> list:
+    return client.services.list(filters={"label": f"com.docker.stack.namespace={name}"})
+
+
+def container(client: docker.DockerClient, name: str, service: str):
+    """The running container of service `service` of stack `name`."""
+    found = client.containers.list(
+        filters={"label": f"com.docker.swarm.service.name={name}_{service}", "status": "running"}
+    )
+    if not found:
+        raise LookupError(f"no running container for {name}_{service}")
+    return found[0]
+
+
+def wait_healthy(client: docker.DockerClient, name: str, timeout: float = 240) -> None:
+    deadline = time.monotonic() + timeout
+    pending: list[str] = []
+    while time.monotonic() < deadline:
+        pending = []
+        svcs = services(client, name)
+        for svc in svcs:
+            short = svc.name.removeprefix(f"{name}_")
+            try:
+                c = container(client, name, short)
+                c.reload()
+                health = c.attrs["State"].get("Health", {}).get("Status", "healthy")
+                if health != "healthy":
+                    pending.append(f"{short}({health})")
+            except (LookupError, docker.errors.NotFound):
+                pending.append(f"{short}(no task)")
+        if svcs and not pending:
+            return
+        time.sleep(0.5)
+    raise TimeoutError(f"stack {name} not healthy after {timeout}s: {', '.join(pending)}")
+
+
+def remove(url: str, name: str, timeout: float = 120) -> None:
+    """Remove stack `name` with its containers, volumes and networks, and wait until gone."""
+    client = docker.DockerClient(base_url=url)
+    label = f"com.docker.stack.namespace={name}"
+    for svc in services(client, name):
+        svc.remove()
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not client.containers.list(all=True, filters={"label": label}):
+            break
+        time.sleep(0.3)
+    for c in client.containers.list(all=True, filters={"label": label}):
+        with contextlib.suppress(docker.errors.NotFound):
+            c.remove(force=True)
+    while time.monotonic() < deadline:
+        try:
+            for net in client.networks.list(filters={"label": label}):
+                net.remove()
+            for vol in client.volumes.list(filters={"label": label}):
+                vol.remove(force=True)
+            return
+        except docker.errors.APIError:
+            time.sleep(0.5)  # a network or volume still in use by a task being torn down
+    raise TimeoutError(f"stack {name} not removed after {timeout}s")
