@@ -70,11 +70,13 @@ def test_init_from_example_compose(example, runner, tmp_path):
         for dep in svc.depends_on:
             assert starts[name] > wave[f"health:{dep}"] > starts[dep]
         assert checked.plan.services[name].depends_on == svc.depends_on
-    # services without dependencies start in the first start wave
-    first = min(starts.values())
+    # services without dependencies start as soon as their own volumes are restored
     for name, svc in project.services.items():
         if not svc.depends_on:
-            assert starts[name] == first
+            after = schedule.steps[f"start:{name}"].after
+            assert starts[name] == 1 + max(wave[a] for a in after)
+            assert all(a.startswith("restore:") or a in ("load-images", "create-volumes")
+                       for a in after)
     # and validating the example plan gives the same order as the drafted one
     hand = build_schedule(validate_file(example / "plan.yml").plan)
     hand_starts = _start_waves(hand)

@@ -29,16 +29,17 @@ def test_steps_and_their_order(plan):
     assert steps["prepare-site"].after == frozenset()
     assert steps["load-images"].after == {"prepare-site"}
     assert steps["create-volumes"].after == {"prepare-site"}
-    assert steps["restore:db/pg"].after == {"load-images", "create-volumes"}
+    # a dump is replayed into the running server: after the database is healthy
+    assert steps["restore:db/pg"].after == {"health:db"}
     assert steps["restore:db/pg"].source == "pg"
-    assert steps["start:db"].after == {"restore:db/pg"}
-    assert steps["start:web"].after == {"restore:web/files", "health:db", "health:redis"}
-    assert steps["start:exam"].after == {
-        "load-images",
-        "create-volumes",
-        "health:db",
-        "health:redis",
-    }
+    assert steps["start:db"].after == {"load-images", "create-volumes"}
+    # files are written into the volume before their service starts
+    assert steps["restore:web/files"].after == {"load-images", "create-volumes"}
+    # a dependency is ready when healthy and its dumps are back
+    ready = {"health:db", "restore:db/pg", "health:redis"}
+    assert steps["start:web"].after == ready | {"restore:web/files"}
+    assert steps["start:exam"].after == ready | {"load-images", "create-volumes"}
+    assert steps["validate:db"].after == {"health:db", "restore:db/pg"}
     assert steps["health:web"].after == {"start:web"}
     assert steps["validate:web"].after == {"health:web"}
     kinds = {s.kind for s in steps.values()}

@@ -3,12 +3,16 @@
 Order rules (the recovery executor relies on them):
 
 * ``prepare-site`` once, first; then ``load-images`` and ``create-volumes`` (once each);
-* ``restore:<service>/<source>`` per data source, after both: dump restores run in a
-  temporary container of the service's image on the fresh volume, before the service
-  itself starts;
-* ``start:<service>`` after its own restores and after ``health:`` of every dependency
-  in the recovered set;
-* ``health:<service>`` after its start; ``validate:<service>`` after its health.
+* ``restore:<service>/<source>`` per data source. File-level restores (files, redis RDB,
+  sqlite, anything backed up cold) write into the fresh volume before the service starts.
+  Database dumps (postgresql, mariadb/mysql) are replayed into the service's own server:
+  after its ``health:``, so the database runs with its own image, configuration, secrets
+  and network, exactly as in production;
+* ``start:<service>`` after its file-level restores and, for every dependency in the
+  recovered set, that dependency's ``health:`` and dump restores (a dependency is ready
+  when its data is back, not merely when it answers);
+* ``health:<service>`` after its start; ``validate:<service>`` after its health and its
+  own dump restores.
 """
 
 from __future__ import annotations
@@ -79,6 +83,11 @@ class Step:
         }
 
 
+def restores_into_server(src: m.DataSource) -> bool:
+    """A dump replayed into the running database server (vs files written into a volume)."""
+    return src.method == "dump" and src.engine in ("postgresql", "mariadb", "mysql")
+
+
 def _check_budget(check: Any) -> float:
     return float(check.retries) * (float(check.timeout) + float(check.interval))
 
@@ -131,25 +140,36 @@ def build_steps(
     add("load-images", StepKind.LOAD_IMAGES, {"prepare-site"})
     add("create-volumes", StepKind.CREATE_VOLUMES, {"prepare-site"})
     base = {"load-images", "create-volumes"}
+    ready: dict[str, set[str]] = {}
+    for name in chosen:
+        svc = plan.services[name]
+        ready[name] = {f"health:{name}"} | {
+            f"restore:{name}/{d}" for d, src in svc.data.items() if restores_into_server(src)
+        }
     for name in chosen:
         svc = plan.services[name]
         common = {"service": name, "critical": svc.critical, "tier": svc.tier}
-        restores = set()
+        before_start = set()
         for dname, src in svc.data.items():
             rid = f"restore:{name}/{dname}"
-            restores.add(rid)
+            into_server = restores_into_server(src)
+            if not into_server:
+                before_start.add(rid)
             add(
                 rid,
                 StepKind.RESTORE,
-                set(base),
+                {f"health:{name}"} if into_server else set(base),
                 source=dname,
                 engine=src.engine,
                 method=src.method,
                 size_bytes=src.size_hint,
                 **common,
             )
-        deps = {f"health:{d}" for d in graph.deps.get(name, []) if d in chosen_set}
-        add(f"start:{name}", StepKind.START, (restores or set(base)) | deps, **common)
+        deps: set[str] = set()
+        for d in graph.deps.get(name, []):
+            if d in chosen_set:
+                deps |= ready[d]
+        add(f"start:{name}", StepKind.START, (before_start or set(base)) | deps, **common)
         add(
             f"health:{name}",
             StepKind.HEALTH,
@@ -160,7 +180,7 @@ def build_steps(
         add(
             f"validate:{name}",
             StepKind.VALIDATE,
-            {f"health:{name}"},
+            ready[name],
             checks=len(svc.checks),
             floor=sum(_check_budget(c) for c in svc.checks),
             **common,

@@ -1,0 +1,1 @@
+"""Docker engines (sites): the only package that talks to the Engine API."""

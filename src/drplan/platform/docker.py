@@ -1,0 +1,366 @@
+"""The one owner of the Docker Engine API (the `docker` SDK).
+
+Endpoints per site, stacks and services, tasks, exec with stdin/stdout streams, helper
+containers, volumes, images save/load. Nothing else in drplan imports the SDK, so remote
+engines (tcp/TLS, ssh) and Swarm nodes work the same way everywhere and tests have one seam.
+"""
+
+from __future__ import annotations
+
+import io
+import socket
+import tarfile
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+
+import docker
+import docker.errors
+from docker.utils.socket import consume_socket_output, demux_adaptor, frames_iter
+
+from drplan import process
+from drplan.errors import OperationError
+
+HELPER_LABEL = "org.drplan.helper"
+STACK_LABEL = "com.docker.stack.namespace"
+SERVICE_LABEL = "com.docker.swarm.service.name"
+
+
+@dataclass
+class ExecResult:
+    exit_code: int
+    stdout: bytes
+    stderr: bytes
+
+
+class Engine:
+    """A Docker engine: one site of the plan."""
+
+    def __init__(self, site: str, url: str, *, timeout: int = 600) -> None:
+        self.site = site
+        self.url = url
+        try:
+            self.client = docker.DockerClient(base_url=url, timeout=timeout)
+            self.client.ping()
+        except Exception as exc:  # the SDK raises many kinds for an unreachable engine
+            raise OperationError(
+                f"the Docker engine at {url} is unreachable ({_short(exc)})", where=f"site {site}"
+            ) from exc
+
+    @property
+    def api(self) -> docker.APIClient:
+        return self.client.api
+
+    def close(self) -> None:
+        self.client.close()
+
+    # -- swarm and stacks -----------------------------------------------------------
+
+    def swarm_state(self) -> str:
+        return self.client.info().get("Swarm", {}).get("LocalNodeState", "inactive")
+
+    def ensure_swarm(self) -> bool:
+        """Initialise Swarm mode if needed; True when it was initialised now."""
+        if self.swarm_state() == "active":
+            return False
+        try:
+            self.client.swarm.init(advertise_addr="127.0.0.1")
+        except docker.errors.APIError as exc:
+            raise OperationError(f"cannot initialise Swarm: {_short(exc)}", where=self.where) from exc
+        return True
+
+    @property
+    def where(self) -> str:
+        return f"site {self.site}"
+
+    def stack_deploy(self, stack: str, compose_files: list[str], *, cwd: str | None = None) -> None:
+        """`docker stack deploy` (no Engine API call exists for it)."""
+        argv = ["docker", "stack", "deploy", "--resolve-image", "never", "--prune"]
+        for f in compose_files:
+            argv += ["-c", f]
+        process.run(
+            [*argv, stack],
+            env={"DOCKER_HOST": self.url},
+            what=f"{self.where}: deploy of stack {stack}",
+            timeout=600,
+        )
+
+    def services(self, stack: str) -> list:
+        return self.client.services.list(filters={"label": f"{STACK_LABEL}={stack}"})
+
+    def service(self, stack: str, name: str):
+        found = [s for s in self.services(stack) if s.name == f"{stack}_{name}"]
+        return found[0] if found else None
+
+    def service_replicas(self, stack: str, name: str) -> int | None:
+        svc = self.service(stack, name)
+        if svc is None:
+            return None
+        mode = svc.attrs["Spec"].get("Mode", {})
+        return int(mode["Replicated"].get("Replicas", 1)) if "Replicated" in mode else None
+
+    def scale(self, stack: str, name: str, replicas: int) -> None:
+        svc = self.service(stack, name)
+        if svc is None:
+            raise OperationError(f"service {stack}_{name} does not exist", where=self.where)
+        svc.scale(replicas)
+
+    def containers(self, stack: str, name: str, *, running: bool = True) -> list:
+        filters = {"label": f"{SERVICE_LABEL}={stack}_{name}"}
+        if running:
+            filters["status"] = "running"
+        return self.client.containers.list(all=not running, filters=filters)
+
+    def wait_running(self, stack: str, name: str, deadline: float, *, healthy: bool = True):
+        """The service's running (and healthy, when it has a healthcheck) container."""
+        last = "no task yet"
+        while True:
+            for c in self.containers(stack, name):
+                try:
+                    c.reload()
+                except docker.errors.NotFound:
+                    continue
+                health = c.attrs["State"].get("Health", {}).get("Status")
+                if not healthy or health in (None, "healthy"):
+                    return c
+                last = f"container {c.name} is {health}"
+            if time.monotonic() > deadline:
+                raise OperationError(
+                    f"service {stack}_{name} is not {'healthy' if healthy else 'running'} "
+                    f"in time ({last})",
+                    where=self.where,
+                )
+            time.sleep(0.3)
+
+    def wait_stopped(self, stack: str, name: str, deadline: float) -> None:
+        while self.containers(stack, name):
+            if time.monotonic() > deadline:
+                raise OperationError(f"service {stack}_{name} did not stop in time", where=self.where)
+            time.sleep(0.3)
+
+    # -- exec streams -----------------------------------------------------------------
+
+    def exec_out(
+        self, container, argv: list[str], *, what: str, env: dict[str, str] | None = None
+    ) -> Iterator[bytes]:
+        """Run argv in the container and yield its stdout as it comes.
+
+        When the stream ends, the exit status is checked: a non-zero status raises
+        OperationError naming `what`, the command and stderr — a failed dump is never
+        mistaken for a short one.
+        """
+        exec_id = self.api.exec_create(container.id, argv, stdout=True, stderr=True,
+                                       environment=env)["Id"]
+        stream = self.api.exec_start(exec_id, stream=True, demux=True)
+        err = bytearray()
+        for out, errchunk in stream:
+            if errchunk:
+                err += errchunk[-8192:]
+                del err[:-8192]
+            if out:
+                yield out
+        self._check_exit(exec_id, argv, bytes(err), what)
+
+    def exec_run(
+        self, container, argv: list[str], *, what: str, env: dict[str, str] | None = None,
+        check: bool = True,
+    ) -> ExecResult:
+        exec_id = self.api.exec_create(container.id, argv, stdout=True, stderr=True,
+                                       environment=env)["Id"]
+        out, err = self.api.exec_start(exec_id, demux=True)
+        code = self.api.exec_inspect(exec_id)["ExitCode"]
+        res = ExecResult(code or 0, out or b"", err or b"")
+        if check and res.exit_code != 0:
+            raise OperationError(
+                f"{' '.join(argv[:4])} exited with status {res.exit_code}: "
+                f"{process.tail(res.stderr) or process.tail(res.stdout)}",
+                where=what,
+            )
+        return res
+
+    def exec_in(
+        self, container, argv: list[str], chunks: Iterable[bytes], *, what: str,
+        env: dict[str, str] | None = None,
+    ) -> ExecResult:
+        """Run argv in the container with `chunks` streamed to its stdin."""
+        exec_id = self.api.exec_create(container.id, argv, stdin=True, stdout=True, stderr=True,
+                                       environment=env)["Id"]
+        sock = self.api.exec_start(exec_id, socket=True)
+        raw = getattr(sock, "_sock", sock)
+        collected: dict[str, bytes] = {}
+
+        def reader() -> None:
+            gen = frames_iter(sock, tty=False)
+            out, err = consume_socket_output(
+                (demux_adaptor(*frame) for frame in gen), demux=True
+            )
+            collected["out"], collected["err"] = out or b"", err or b""
+
+        t = threading.Thread(target=reader, daemon=True)
+        t.start()
+        feed_error: BaseException | None = None
+        try:
+            for chunk in chunks:
+                raw.sendall(chunk)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the command stopped reading: its exit status says why
+        except BaseException as exc:  # the source failed (e.g. restic dump): stop the consumer
+            feed_error = exc
+        finally:
+            try:
+                raw.shutdown(socket.SHUT_WR)
+            except OSError:
+                pass
+        t.join()
+        sock.close()
+        if feed_error is not None:
+            raise feed_error
+        res = ExecResult(
+            self.api.exec_inspect(exec_id)["ExitCode"] or 0,
+            collected.get("out", b""),
+            collected.get("err", b""),
+        )
+        if res.exit_code != 0:
+            raise OperationError(
+                f"{' '.join(argv[:4])} exited with status {res.exit_code}: "
+                f"{process.tail(res.stderr) or process.tail(res.stdout)}",
+                where=what,
+            )
+        return res
+
+    def _check_exit(self, exec_id: str, argv: list[str], err: bytes, what: str) -> None:
+        code = self.api.exec_inspect(exec_id)["ExitCode"]
+        if code:
+            raise OperationError(
+                f"{' '.join(argv[:4])} exited with status {code}: {process.tail(err)}", where=what
+            )
+
+    # -- helper containers ----------------------------------------------------------------
+
+    def start_helper(
+        self,
+        image: str,
+        *,
+        mounts: list[docker.types.Mount],
+        labels: dict[str, str],
+        files: dict[str, bytes] | None = None,
+        network: str | None = None,
+        hostname: str = "drplan-helper",
+    ):
+        """A short-lived container that idles so drplan can exec into it.
+
+        Volumes are read and written through such helpers on the engine that holds them,
+        so data never transits through a temporary copy. `files` (e.g. a password file)
+        are copied in before start, so they appear in no `docker inspect`.
+        """
+        try:
+            c = self.client.containers.create(
+                image,
+                ["sleep", "86400"],
+                mounts=mounts,
+                labels={HELPER_LABEL: "1", **labels},
+                network_mode=network or "bridge",
+                hostname=hostname,
+                detach=True,
+            )
+        except docker.errors.APIError as exc:
+            raise OperationError(f"cannot create a helper container: {_short(exc)}",
+                                 where=self.where) from exc
+        try:
+            if files:
+                c.put_archive("/", _tar(files))
+            c.start()
+        except Exception:
+            c.remove(force=True)
+            raise
+        return c
+
+    def remove_helpers(self, labels: dict[str, str]) -> int:
+        """Remove helper containers with these labels (also those a killed run left)."""
+        filters = {"label": [f"{HELPER_LABEL}=1", *(f"{k}={v}" for k, v in labels.items())]}
+        found = self.client.containers.list(all=True, filters=filters)
+        for c in found:
+            try:
+                c.remove(force=True)
+            except docker.errors.NotFound:
+                pass
+        return len(found)
+
+    @staticmethod
+    def volume_mount(volume: str, target: str, *, read_only: bool = False) -> docker.types.Mount:
+        return docker.types.Mount(target, volume, type="volume", read_only=read_only)
+
+    @staticmethod
+    def bind_mount(path: str, target: str, *, read_only: bool = False) -> docker.types.Mount:
+        return docker.types.Mount(target, path, type="bind", read_only=read_only)
+
+    # -- volumes ----------------------------------------------------------------------
+
+    def volume_exists(self, name: str) -> bool:
+        try:
+            self.client.volumes.get(name)
+            return True
+        except docker.errors.NotFound:
+            return False
+
+    def create_volume(self, name: str, labels: dict[str, str] | None = None) -> None:
+        if not self.volume_exists(name):
+            self.client.volumes.create(name, labels=labels or {})
+
+    def remove_volume(self, name: str) -> None:
+        try:
+            self.client.volumes.get(name).remove(force=True)
+        except docker.errors.NotFound:
+            pass
+
+    # -- images -----------------------------------------------------------------------
+
+    def image_id(self, name: str) -> str | None:
+        try:
+            return self.client.images.get(name).id
+        except docker.errors.ImageNotFound:
+            return None
+
+    def save_images(self, names: list[str]) -> Iterator[bytes]:
+        """`docker save` of several images as one tar stream (shared layers stored once)."""
+        res = self.api._get(self.api._url("/images/get"), params={"names": names}, stream=True)
+        self.api._raise_for_status(res)
+        yield from res.iter_content(chunk_size=1 << 20)
+
+    def load_images(self, chunks: Iterable[bytes]) -> None:
+        try:
+            for _ in self.api.load_image(data=chunks, quiet=True):
+                pass
+        except docker.errors.APIError as exc:
+            raise OperationError(f"docker load failed: {_short(exc)}", where=self.where) from exc
+
+    def import_image(self, data: bytes, repository: str, tag: str, changes: list[str]) -> None:
+        self.api.import_image_from_data(data, repository=repository, tag=tag, changes=changes)
+
+
+def _tar(files: dict[str, bytes]) -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for path, data in files.items():
+            info = tarfile.TarInfo(path.lstrip("/"))
+            info.size = len(data)
+            info.mode = 0o400
+            tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0][:300] if text else type(exc).__name__
+
+
+def retry(fn: Callable[[], object], attempts: int = 3, pause: float = 1.0) -> object:
+    for i in range(attempts):
+        try:
+            return fn()
+        except docker.errors.APIError:
+            if i == attempts - 1:
+                raise
+            time.sleep(pause)
+    return None

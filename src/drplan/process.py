@@ -1,0 +1,97 @@
+"""The one door for subprocesses (restic, the docker CLI where the Engine API has no call).
+
+Rules kept here so no caller can forget them: argv lists, never a shell string; secrets
+only through the environment (never argv); the exit status and stderr always checked; a
+failure raises :class:`OperationError` naming the command (without its secret values).
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import subprocess
+from collections.abc import Iterable, Mapping
+
+from drplan.errors import OperationError
+
+
+def _describe(argv: list[str]) -> str:
+    return shlex.join(argv[:6]) + (" ..." if len(argv) > 6 else "")
+
+
+def run(
+    argv: list[str],
+    *,
+    env: Mapping[str, str] | None = None,
+    input: bytes | None = None,
+    timeout: float | None = None,
+    what: str | None = None,
+    check: bool = True,
+) -> subprocess.CompletedProcess[bytes]:
+    """Run argv to completion, capturing stdout and stderr.
+
+    `env` is added to this process's environment (secrets go there). `what` names the
+    operation in error messages (e.g. "restic backup of campus/db").
+    """
+    full_env = {**os.environ, **(env or {})}
+    try:
+        proc = subprocess.run(
+            argv, input=input, capture_output=True, env=full_env, timeout=timeout, check=False
+        )
+    except FileNotFoundError as exc:
+        raise OperationError(f"{argv[0]} is not installed or not on PATH", where=what) from exc
+    except subprocess.TimeoutExpired as exc:
+        raise OperationError(
+            f"{_describe(argv)} did not finish within {timeout:.0f}s", where=what
+        ) from exc
+    if check and proc.returncode != 0:
+        raise OperationError(
+            f"{_describe(argv)} exited with status {proc.returncode}: "
+            f"{tail(proc.stderr) or tail(proc.stdout)}",
+            where=what,
+        )
+    return proc
+
+
+def start(
+    argv: list[str],
+    *,
+    env: Mapping[str, str] | None = None,
+    stdin: int | None = subprocess.PIPE,
+    stdout: int | None = subprocess.PIPE,
+) -> subprocess.Popen[bytes]:
+    """Start argv for streaming (stdin and/or stdout pipes); stderr is captured."""
+    try:
+        return subprocess.Popen(
+            argv,
+            stdin=stdin,
+            stdout=stdout,
+            stderr=subprocess.PIPE,
+            env={**os.environ, **(env or {})},
+        )
+    except FileNotFoundError as exc:
+        raise OperationError(f"{argv[0]} is not installed or not on PATH") from exc
+
+
+def feed(proc: subprocess.Popen[bytes], chunks: Iterable[bytes]) -> None:
+    """Write every chunk to proc's stdin and close it; a consumer that died stops the feed."""
+    assert proc.stdin is not None
+    try:
+        for chunk in chunks:
+            proc.stdin.write(chunk)
+    except BrokenPipeError:
+        pass
+    finally:
+        try:
+            proc.stdin.close()
+        except BrokenPipeError:
+            pass
+
+
+def tail(data: bytes | str | None, limit: int = 600) -> str:
+    """The last, most telling part of an error output, on one line."""
+    if not data:
+        return ""
+    text = data.decode(errors="replace") if isinstance(data, bytes) else data
+    text = " ".join(text.strip().split())
+    return text if len(text) <= limit else "..." + text[-limit:]

@@ -1,0 +1,1 @@
+"""restic repositories: the truth about what exists (runs, snapshots, manifests)."""

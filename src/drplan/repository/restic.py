@@ -1,0 +1,262 @@
+"""A restic repository driven through its `--json` output.
+
+Every snapshot drplan writes is tagged (`drplan`, `plan:NAME`, `run:ID`, `kind:KIND`,
+`service:S`, `source:X`), so a run is found from the repository alone, without any local
+index: after a disaster the repository and its password are all one has.
+The password reaches restic through its environment, never its argv.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import subprocess
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from drplan import process
+from drplan.errors import InputError, OperationError
+
+LOCK_DIR = Path(os.environ.get("DRPLAN_LOCK_DIR", "/run/lock/drplan"))
+
+
+@dataclass
+class Repository:
+    """One restic repository with its resolved secrets."""
+
+    name: str
+    url: str
+    password: str = field(repr=False)
+    type: str = "local"
+    append_only: bool = False
+    env: dict[str, str] = field(default_factory=dict, repr=False)
+
+    @property
+    def where(self) -> str:
+        return f"repository {self.name} ({self.url})"
+
+    def environ(self) -> dict[str, str]:
+        return {"RESTIC_REPOSITORY": self.url, "RESTIC_PASSWORD": self.password, **self.env}
+
+    # -- running restic --------------------------------------------------------------
+
+    def run(self, args: list[str], *, what: str | None = None, input: bytes | None = None,
+            timeout: float | None = None, check: bool = True) -> subprocess.CompletedProcess:
+        proc = process.run(["restic", *args], env=self.environ(), input=input, timeout=timeout,
+                           what=what or self.where, check=False)
+        if check and proc.returncode != 0:
+            self._raise(args, proc.stderr, what)
+        return proc
+
+    def _raise(self, args: list[str], stderr: bytes, what: str | None) -> None:
+        text = process.tail(stderr)
+        low = text.lower()
+        where = what or self.where
+        if "wrong password" in low:
+            raise InputError(f"wrong password for {self.where}", where=where)
+        if "is there a repository at the following location" in low or (
+            "unable to open config file" in low
+        ):
+            raise OperationError(
+                f"no restic repository at {self.url} (run `drplan repo init`)", where=where
+            )
+        if "repository is already locked" in low:
+            raise OperationError(f"{self.where} is locked by another operation: {text}",
+                                 where=where)
+        raise OperationError(f"restic {args[0]} failed: {text}", where=where)
+
+    def json(self, args: list[str], *, what: str | None = None, timeout: float | None = None):
+        out = self.run([*args, "--json"], what=what, timeout=timeout).stdout
+        return json.loads(out) if out.strip() else None
+
+    # -- repository ------------------------------------------------------------------
+
+    def exists(self) -> bool:
+        proc = self.run(["cat", "config"], check=False, timeout=120)
+        if proc.returncode == 0:
+            return True
+        low = process.tail(proc.stderr).lower()
+        if "wrong password" in low:
+            raise InputError(f"wrong password for {self.where}")
+        if "is there a repository" in low or "unable to open config file" in low:
+            return False
+        raise OperationError(f"cannot reach {self.where}: {process.tail(proc.stderr)}")
+
+    def open(self) -> None:
+        """Check the repository exists and the password opens it (clear errors otherwise)."""
+        if not self.exists():
+            raise OperationError(f"no restic repository at {self.url} (run `drplan repo init`)",
+                                 where=self.where)
+
+    def init(self) -> bool:
+        """Create the repository; False when it already existed (nothing is changed then)."""
+        if self.exists():
+            return False
+        self.run(["init"], timeout=300)
+        return True
+
+    # -- snapshots --------------------------------------------------------------------
+
+    def snapshots(self, tags: list[str]) -> list[dict]:
+        """Snapshots carrying every one of `tags`, oldest first."""
+        args = ["snapshots", "--no-lock"]
+        if tags:
+            args += ["--tag", ",".join(tags)]
+        return self.json(args, timeout=600) or []
+
+    def backup_stream(self, chunks: Iterable[bytes], *, filename: str, tags: list[str],
+                      host: str, what: str) -> dict:
+        """Back up a stream (a dump) as one file; return restic's summary.
+
+        If the producer fails, restic is stopped before it can write a snapshot, and the
+        producer's error is raised: a failed dump never becomes a short snapshot.
+        """
+        argv = ["restic", "backup", "--stdin", "--stdin-filename", filename, "--host", host,
+                "--json", *_tag_args(tags)]
+        proc = process.start(argv, env=self.environ(), stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE)
+        err: BaseException | None = None
+        assert proc.stdin is not None
+        try:
+            for chunk in chunks:
+                proc.stdin.write(chunk)
+        except BrokenPipeError:
+            pass
+        except BaseException as exc:
+            err = exc
+            proc.kill()
+        finally:
+            with contextlib.suppress(BrokenPipeError, OSError):
+                proc.stdin.close()
+        out, stderr = proc.communicate()
+        if err is not None:
+            raise err
+        if proc.returncode != 0:
+            self._raise(["backup"], stderr, what)
+        return summary(out)
+
+    def backup_paths(self, paths: list[str], *, tags: list[str], host: str, what: str,
+                     cwd: str | None = None) -> dict:
+        argv = ["backup", "--host", host, "--json", *_tag_args(tags), *paths]
+        proc = subprocess.run(["restic", *argv], env={**os.environ, **self.environ()},
+                              capture_output=True, cwd=cwd, check=False)
+        if proc.returncode != 0:
+            self._raise(argv, proc.stderr, what)
+        return summary(proc.stdout)
+
+    def dump(self, snapshot: str, path: str, *, what: str) -> Iterator[bytes]:
+        """Stream one file of a snapshot; the exit status is checked when it ends."""
+        proc = process.start(["restic", "dump", "--no-lock", snapshot, path],
+                             env=self.environ(), stdin=subprocess.DEVNULL)
+        assert proc.stdout is not None
+        try:
+            while chunk := proc.stdout.read(1 << 20):
+                yield chunk
+        finally:
+            if proc.poll() is None and proc.stdout.closed is False:
+                pass
+        _, stderr = proc.communicate()
+        if proc.returncode != 0:
+            self._raise(["dump"], stderr, what)
+
+    def read_file(self, snapshot: str, path: str, *, what: str) -> bytes:
+        return b"".join(self.dump(snapshot, path, what=what))
+
+    def ls(self, snapshot: str) -> list[dict]:
+        """The nodes of a snapshot (restic ls --json), without the snapshot header."""
+        out = self.run(["ls", "--no-lock", "--json", snapshot], timeout=3600).stdout
+        nodes = []
+        for line in out.splitlines():
+            obj = json.loads(line)
+            if obj.get("struct_type") == "node":
+                nodes.append(obj)
+        return nodes
+
+    def forget(self, snapshot_ids: list[str], *, what: str) -> None:
+        if snapshot_ids:
+            self.refuse_if_append_only("forget")
+            self.run(["forget", *snapshot_ids], what=what, timeout=3600)
+
+    def prune(self, *, what: str) -> None:
+        self.refuse_if_append_only("prune")
+        self.run(["prune"], what=what, timeout=24 * 3600)
+
+    def refuse_if_append_only(self, action: str) -> None:
+        if self.append_only:
+            raise InputError(
+                f"{self.where} is append-only: {action} is refused here (run it on the "
+                "repository's own host, where deletions are allowed)"
+            )
+
+    def unlock(self, *, remove_all: bool = False) -> None:
+        self.run(["unlock", *(["--remove-all"] if remove_all else [])], timeout=600)
+
+    def check(self, *, read_data_subset: str | None = None) -> str:
+        args = ["check"]
+        if read_data_subset:
+            args += ["--read-data-subset", read_data_subset]
+        proc = self.run(args, check=False, timeout=24 * 3600)
+        if proc.returncode != 0:
+            raise OperationError(
+                f"restic check found problems: {process.tail(proc.stderr + proc.stdout)}",
+                where=self.where,
+            )
+        return proc.stdout.decode(errors="replace")
+
+    def copy_to(self, target: Repository, snapshot_ids: list[str], *, what: str) -> None:
+        """`restic copy` of these snapshots into `target` (its password via RESTIC_PASSWORD2)."""
+        if not snapshot_ids:
+            return
+        env = {
+            "RESTIC_REPOSITORY": target.url,
+            "RESTIC_PASSWORD": target.password,
+            "RESTIC_FROM_REPOSITORY": self.url,
+            "RESTIC_FROM_PASSWORD": self.password,
+            **self.env,
+            **target.env,
+        }
+        proc = process.run(["restic", "copy", *snapshot_ids], env=env, what=what, check=False,
+                           timeout=24 * 3600)
+        if proc.returncode != 0:
+            target._raise(["copy"], proc.stderr, what)
+
+    # -- one writer per repository ------------------------------------------------------
+
+    @contextlib.contextmanager
+    def exclusive(self, what: str) -> Iterator[None]:
+        """Hold this host's lock on the repository for a writing operation.
+
+        An flock dies with its process, so a SIGKILLed run never leaves this lock behind;
+        restic's own locks left by such a run are then known to be stale and removed.
+        """
+        LOCK_DIR.mkdir(parents=True, exist_ok=True)
+        key = hashlib.sha256(self.url.encode()).hexdigest()[:16]
+        fd = os.open(LOCK_DIR / f"{key}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError as exc:
+                raise OperationError(
+                    f"another drplan operation is writing to {self.where}; try again when it "
+                    "has finished", where=what
+                ) from exc
+            yield
+        finally:
+            os.close(fd)
+
+
+def summary(stdout: bytes) -> dict:
+    """The final summary object of `restic backup --json`."""
+    for line in reversed(stdout.decode(errors="replace").splitlines()):
+        line = line.strip()
+        if line.startswith("{") and '"summary"' in line:
+            return json.loads(line)
+    raise OperationError("restic backup printed no summary")
+
+
+def _tag_args(tags: list[str]) -> list[str]:
+    return ["--tag", ",".join(tags)] if tags else []
