@@ -84,8 +84,10 @@ def _service_down(c: m.ServiceDownCriterion, plan: m.Plan, obs: Observations) ->
     if not down:
         return "not_met", f"none of the watched services is down (watched: {', '.join(watched)})"
     if obs.down_since_min is None:
-        return "unknown", f"{', '.join(down)} down, for how long? pass --down-since MINUTES " \
-                          f"(criterion: {need})"
+        return (
+            "unknown",
+            f"{', '.join(down)} down, for how long? pass --down-since MINUTES (criterion: {need})",
+        )
     since = obs.down_since_min * 60
     if since >= c.duration:
         return "met", f"{', '.join(down)} down for {format_duration(since)} (≥ {need})"

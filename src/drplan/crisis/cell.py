@@ -77,8 +77,15 @@ def open_crisis(
         _refuse_if_open(entries)
 
     opened = journal.append(
-        "open", role=role, author=author, text=reason, force_role=force_role, check=check,
-        incident_at=incident, stack=ctx.plan.stack.name, plan_file=str(ctx.plan_path),
+        "open",
+        role=role,
+        author=author,
+        text=reason,
+        force_role=force_role,
+        check=check,
+        incident_at=incident,
+        stack=ctx.plan.stack.name,
+        plan_file=str(ctx.plan_path),
     )
     overall = verdict(results)
     summary = {
@@ -87,8 +94,13 @@ def open_crisis(
         "unknown": "no activation criterion met; some could not be evaluated",
     }[overall]
     activation = journal.append(
-        "activation", role=role, author=author, text=summary, force_role=force_role,
-        criteria=[r.to_dict() for r in results], activated=overall,
+        "activation",
+        role=role,
+        author=author,
+        text=summary,
+        force_role=force_role,
+        criteria=[r.to_dict() for r in results],
+        activated=overall,
     )
     return opened, activation
 
@@ -107,8 +119,9 @@ def log(ctx: Context, *, role: str, author: str, text: str, force_role: bool = F
     if not text.strip():
         raise InputError("nothing to log: give the text of the entry")
     ctx.journal.require()
-    return ctx.journal.append("log", role=role, author=author, text=text,
-                              force_role=force_role, check=_need_open)
+    return ctx.journal.append(
+        "log", role=role, author=author, text=text, force_role=force_role, check=_need_open
+    )
 
 
 def decide(
@@ -135,10 +148,19 @@ def decide(
     if decision == "start-recovery":
         fields["profile"] = profile or "full"
         fields["keeps_option_to_switch"] = True
-        text += (f" (recovery of profile {profile or 'full'} on the recovery site; production "
-                 "is not switched until a switch-production decision)")
-    return ctx.journal.append("decision", role=role, author=author, text=text,
-                              force_role=force_role, check=_need_open, **fields)
+        text += (
+            f" (recovery of profile {profile or 'full'} on the recovery site; production "
+            "is not switched until a switch-production decision)"
+        )
+    return ctx.journal.append(
+        "decision",
+        role=role,
+        author=author,
+        text=text,
+        force_role=force_role,
+        check=_need_open,
+        **fields,
+    )
 
 
 @dataclass
@@ -173,33 +195,43 @@ def _hm(when: datetime) -> str:
     return when.strftime("%Y-%m-%d %H:%M UTC")
 
 
-def status_message(plan: m.Plan, crisis: Crisis, eta: Eta, now: datetime, message: str | None,
-                   contact: str) -> str:
+def status_message(
+    plan: m.Plan, crisis: Crisis, eta: Eta, now: datetime, message: str | None, contact: str
+) -> str:
     started = crisis.last_decision("start-recovery") is not None
     remaining = eta.remaining_s(now)
-    head = message.strip() if message and message.strip() else (
-        f"The {plan.stack.name} service is unavailable; the crisis cell is handling it."
+    head = (
+        message.strip()
+        if message and message.strip()
+        else (f"The {plan.stack.name} service is unavailable; the crisis cell is handling it.")
     )
     if not head.endswith((".", "!", "?")):
         head += "."
     if started:
         state = f"Recovery under way since {_hm(eta.base_ts)}"
     else:
-        state = (f"Crisis cell convened at {_hm(eta.base_ts)}; recovery not yet decided, "
-                 "so the estimate counts from then")
+        state = (
+            f"Crisis cell convened at {_hm(eta.base_ts)}; recovery not yet decided, "
+            "so the estimate counts from then"
+        )
     if remaining >= 0:
-        when = (f"service expected back around {_hm(eta.eta)} (in about "
-                f"{format_duration(remaining)}; estimated recovery time "
-                f"{format_duration(eta.rto_s)}, profile {eta.profile})")
+        when = (
+            f"service expected back around {_hm(eta.eta)} (in about "
+            f"{format_duration(remaining)}; estimated recovery time "
+            f"{format_duration(eta.rto_s)}, profile {eta.profile})"
+        )
     else:
-        when = (f"the estimated recovery time ({format_duration(eta.rto_s)}, profile "
-                f"{eta.profile}) passed at {_hm(eta.eta)}; a new estimate will follow")
+        when = (
+            f"the estimated recovery time ({format_duration(eta.rto_s)}, profile "
+            f"{eta.profile}) passed at {_hm(eta.eta)}; a new estimate will follow"
+        )
     tail = f" Next update from {contact}." if contact else ""
     return f"{head} {state}; {when}.{tail}"
 
 
-def status(ctx: Context, *, role: str, author: str, message: str | None = None,
-           force_role: bool = False) -> dict[str, Any]:
+def status(
+    ctx: Context, *, role: str, author: str, message: str | None = None, force_role: bool = False
+) -> dict[str, Any]:
     journal = ctx.journal
     crisis = _need_open(journal.require())
     now = journal.clock()
@@ -208,19 +240,29 @@ def status(ctx: Context, *, role: str, author: str, message: str | None = None,
     contact = person.name + (f" ({person.email})" if person.email else "")
     text = status_message(ctx.plan, crisis, eta, now, message, contact)
     return journal.append(
-        "status", role=role, author=author, text=text, force_role=force_role, check=_need_open,
-        message=message, eta=format_ts(eta.eta), eta_basis=eta.base, profile=eta.profile,
+        "status",
+        role=role,
+        author=author,
+        text=text,
+        force_role=force_role,
+        check=_need_open,
+        message=message,
+        eta=format_ts(eta.eta),
+        eta_basis=eta.base,
+        profile=eta.profile,
         estimated_rto_s=round(eta.rto_s, 1),
     )
 
 
-def close(ctx: Context, *, role: str, author: str, summary: str,
-          force_role: bool = False) -> dict[str, Any]:
+def close(
+    ctx: Context, *, role: str, author: str, summary: str, force_role: bool = False
+) -> dict[str, Any]:
     if not summary.strip():
         raise InputError("closing needs a summary: --summary TEXT")
     ctx.journal.require()
-    return ctx.journal.append("close", role=role, author=author, text=summary,
-                              force_role=force_role, check=_need_open)
+    return ctx.journal.append(
+        "close", role=role, author=author, text=summary, force_role=force_role, check=_need_open
+    )
 
 
 def verify(ctx: Context, head: str | None = None) -> Verification:

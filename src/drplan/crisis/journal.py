@@ -159,8 +159,9 @@ class Journal:
         clock: Callable[[], datetime] = utc_now,
     ) -> None:
         if plan.crisis_cell is None:
-            raise InputError("the plan has no crisis_cell: add one to use the journal",
-                             where=str(plan_path))
+            raise InputError(
+                "the plan has no crisis_cell: add one to use the journal", where=str(plan_path)
+            )
         self.store = store
         self.plan = plan
         self.cell = plan.crisis_cell
@@ -182,12 +183,14 @@ class Journal:
             try:
                 entry = json.loads(line)
             except json.JSONDecodeError as exc:
-                raise InputError(f"not a JSON entry: {exc.msg} (column {exc.colno})",
-                                 where=where) from None
+                raise InputError(
+                    f"not a JSON entry: {exc.msg} (column {exc.colno})", where=where
+                ) from None
             if not isinstance(entry, dict):
                 raise InputError("not a JSON object", where=where)
-            missing = [k for k in ("seq", "ts", "kind", "role", "author", "prev", "hash")
-                       if k not in entry]
+            missing = [
+                k for k in ("seq", "ts", "kind", "role", "author", "prev", "hash") if k not in entry
+            ]
             if missing:
                 raise InputError(f"entry lacks {', '.join(missing)}", where=where)
             parsed.append((n, entry))
@@ -241,38 +244,57 @@ class Journal:
                 return result
             seq = entry.get("seq")
             if entry_hash(entry) != entry["hash"]:
-                result.broken = Break(n, seq, "hash does not match the entry's content "
-                                      "(entry edited after it was written)")
+                result.broken = Break(
+                    n,
+                    seq,
+                    "hash does not match the entry's content (entry edited after it was written)",
+                )
                 return result
             if n == 1:
                 if entry.get("kind") != "open" or entry.get("prev") != entry.get("plan_sha256"):
-                    result.broken = Break(n, seq, "the first entry must be an open entry whose "
-                                          "prev is the plan's hash (first entries deleted?)")
+                    result.broken = Break(
+                        n,
+                        seq,
+                        "the first entry must be an open entry whose "
+                        "prev is the plan's hash (first entries deleted?)",
+                    )
                     return result
                 result.plan_sha256 = entry["prev"]
             elif entry.get("prev") != prev_hash:
-                result.broken = Break(n, seq, "prev does not match the hash of the entry on the "
-                                      f"line before (line {n - 1}): an entry was deleted, "
-                                      "inserted or moved here")
+                result.broken = Break(
+                    n,
+                    seq,
+                    "prev does not match the hash of the entry on the "
+                    f"line before (line {n - 1}): an entry was deleted, "
+                    "inserted or moved here",
+                )
                 return result
             if seq != n:
                 result.broken = Break(n, seq, f"seq should be {n}: entries renumbered")
                 return result
             if prev_ts is not None and str(entry.get("ts")) < prev_ts:
-                result.notes.append(f"line {n} (seq {seq}): time goes backwards "
-                                    f"({entry.get('ts')} after {prev_ts}); clocks differ?")
+                result.notes.append(
+                    f"line {n} (seq {seq}): time goes backwards "
+                    f"({entry.get('ts')} after {prev_ts}); clocks differ?"
+                )
             prev_hash, prev_ts = entry["hash"], str(entry.get("ts"))
             seen.add(entry["hash"])
         result.head = prev_hash
         if head is not None and head not in seen:
-            result.broken = Break(len(lines), None, f"head hash {head[:16]}… is not in the "
-                                  "journal: it was rewritten or truncated since that hash was "
-                                  "noted")
+            result.broken = Break(
+                len(lines),
+                None,
+                f"head hash {head[:16]}… is not in the "
+                "journal: it was rewritten or truncated since that hash was "
+                "noted",
+            )
         if result.plan_sha256 and self.plan_path.is_file():
             current = file_sha256(self.plan_path)
             if current != result.plan_sha256:
-                result.notes.append("the plan file has changed since the journal was opened "
-                                    f"(opened against sha256 {result.plan_sha256[:16]}…)")
+                result.notes.append(
+                    "the plan file has changed since the journal was opened "
+                    f"(opened against sha256 {result.plan_sha256[:16]}…)"
+                )
         return result
 
     # -- writing --
@@ -280,8 +302,10 @@ class Journal:
     def person(self, author: str) -> m.Person:
         if author not in self.cell.people:
             known = ", ".join(self.cell.people) or "none"
-            raise InputError(f"unknown person {author!r} in the crisis cell (known: {known})",
-                             where=str(self.plan_path))
+            raise InputError(
+                f"unknown person {author!r} in the crisis cell (known: {known})",
+                where=str(self.plan_path),
+            )
         return self.cell.people[author]
 
     def holders(self, role: str) -> list[str]:
@@ -302,8 +326,10 @@ class Journal:
             )
         needed = REQUIRED_ROLE.get(kind)
         if needed and role != needed:
-            raise InputError(f"a {kind} entry is written by the {needed} role, not {role}; "
-                             "use --force-role to record it anyway")
+            raise InputError(
+                f"a {kind} entry is written by the {needed} role, not {role}; "
+                "use --force-role to record it anyway"
+            )
 
     def append(
         self,
@@ -365,5 +391,7 @@ def describe(entry: dict[str, Any]) -> str:
     extra = ""
     if entry["kind"] == "decision":
         extra = f" {entry.get('decision')}"
-    return (f"#{entry['seq']} {entry['ts']} [{entry['role']}] {entry['author']} "
-            f"{entry['kind']}{extra}: {entry.get('text', '')}")
+    return (
+        f"#{entry['seq']} {entry['ts']} [{entry['role']}] {entry['author']} "
+        f"{entry['kind']}{extra}: {entry.get('text', '')}"
+    )
