@@ -8,6 +8,7 @@ being met, which is a decision the direction may take). Commands run without a s
 
 from __future__ import annotations
 
+import re
 import shlex
 import subprocess
 from dataclasses import asdict, dataclass
@@ -108,11 +109,11 @@ def _tickets(c: m.TicketsCriterion, obs: Observations) -> tuple[Status, str]:
             return "unknown", f"count_command: {run.problem}"
         if run.code != 0:
             return "unknown", f"count_command exited {run.code}"
-        try:
-            count = int(run.stdout.strip().split()[0])
-        except (ValueError, IndexError):
+        found = re.match(r"\s*(\d+)\b", run.stdout)
+        if found is None:
             shown = run.stdout.strip()[:40]
             return "unknown", f"count_command printed {shown!r}, not a number"
+        count = int(found.group(1))
         source = "counted by count_command"
     verdict: Status = "met" if count >= c.threshold else "not_met"
     sign = "≥" if verdict == "met" else "<"

@@ -144,7 +144,7 @@ def decide(
         build_schedule(ctx.plan, profile)  # unknown profile → InputError naming the known ones
     ctx.journal.require()
     fields: dict[str, Any] = {"decision": decision, "why": why}
-    text = f"{decision}: {why}"
+    text = why
     if decision == "start-recovery":
         fields["profile"] = profile or "full"
         fields["keeps_option_to_switch"] = True
@@ -267,7 +267,7 @@ def close(
 
 def verify(ctx: Context, head: str | None = None) -> Verification:
     """Recompute the chain; raise OperationError naming the first broken entry."""
-    ctx.journal.require()
+    ctx.journal.require_exists()
     result = ctx.journal.verify(head=head)
     if not result.ok:
         raise OperationError(f"chain broken at {result.broken}", where=ctx.journal.store.location)

@@ -102,8 +102,7 @@ def run_export(
     err: Callable[[str], None],
 ) -> int:
     ctx = cell.load_context(plan, journal)
-    entries_exist = ctx.journal.require()
-    del entries_exist
+    ctx.journal.require()
     text = export_markdown(ctx.journal, ctx.journal.verify())
     if output:
         try:

@@ -200,13 +200,17 @@ class Journal:
         """Every entry, in order; a malformed line raises a located InputError."""
         return [e for _, e in self._parse(self.store.read_all())]
 
-    def require(self) -> list[dict[str, Any]]:
-        """Entries of an existing journal (InputError when there is none yet)."""
+    def require_exists(self) -> None:
+        """InputError when there is no journal yet."""
         if not self.store.exists():
             raise InputError(
                 "no crisis journal here yet: open a crisis first (drplan crisis open)",
                 where=self.store.location,
             )
+
+    def require(self) -> list[dict[str, Any]]:
+        """Entries of an existing journal (InputError when there is none yet)."""
+        self.require_exists()
         return self.entries()
 
     @staticmethod
