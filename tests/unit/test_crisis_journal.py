@@ -500,3 +500,30 @@ class TestCli:
         )
         assert code == 2 and "the plan does not validate" in err
         assert not (tmp_path / "crisis").exists()
+
+
+def test_concurrent_writers_keep_one_chain(tmp_path: Path) -> None:
+    """Four processes appending at once: the lock keeps a single, intact chain."""
+    import subprocess
+    import sys
+
+    plan = crisis_plan(tmp_path)
+    ctx = cell.load_context(str(plan))
+    cell.open_crisis(
+        ctx,
+        role="direction",
+        author="boss",
+        reason="r",
+        observations=Observations(down=[], run_commands=False),
+    )
+    script = (
+        "import sys\n"
+        "from drplan.crisis import cell\n"
+        "ctx = cell.load_context(sys.argv[1])\n"
+        "for i in range(8):\n"
+        "    cell.log(ctx, role='user_support', author='desk', text=f'{sys.argv[2]}-{i}')\n"
+    )
+    procs = [subprocess.Popen([sys.executable, "-c", script, str(plan), f"w{n}"]) for n in range(4)]
+    assert all(p.wait(timeout=120) == 0 for p in procs)
+    result = cell.verify(ctx)
+    assert result.ok and result.entries == 2 + 4 * 8
