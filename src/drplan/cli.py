@@ -282,6 +282,9 @@ def risks(
     raise typer.Exit(run_risks(plan, svg=svg, as_json=as_json, out=_out, err=_err))
 
 
+from drplan import cli_ops  # noqa: E402, F401  (registers the data-path commands)
+
+
 def main() -> None:
     """Console-script entry point: user errors become one message and a non-zero exit.
 

@@ -7,9 +7,11 @@ failure raises :class:`OperationError` naming the command (without its secret va
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shlex
 import subprocess
+import threading
 from collections.abc import Iterable, Mapping
 
 from drplan.errors import OperationError
@@ -82,10 +84,29 @@ def feed(proc: subprocess.Popen[bytes], chunks: Iterable[bytes]) -> None:
     except BrokenPipeError:
         pass
     finally:
-        try:
+        with contextlib.suppress(BrokenPipeError):
             proc.stdin.close()
-        except BrokenPipeError:
-            pass
+
+
+class Collected:
+    """Output of a pipe read by a background thread; `result()` waits for its end."""
+
+    def __init__(self, pipe) -> None:
+        self._data = b""
+        self._thread = threading.Thread(target=self._read, args=(pipe,), daemon=True)
+        self._thread.start()
+
+    def _read(self, pipe) -> None:
+        self._data = pipe.read()
+
+    def result(self) -> bytes:
+        self._thread.join()
+        return self._data
+
+
+def drain_in_background(proc: subprocess.Popen[bytes]) -> tuple[Collected, Collected]:
+    """Read stdout and stderr concurrently, so a chatty process never blocks its feeder."""
+    return Collected(proc.stdout), Collected(proc.stderr)
 
 
 def tail(data: bytes | str | None, limit: int = 600) -> str:

@@ -7,6 +7,7 @@ engines (tcp/TLS, ssh) and Swarm nodes work the same way everywhere and tests ha
 
 from __future__ import annotations
 
+import contextlib
 import io
 import socket
 import tarfile
@@ -67,7 +68,9 @@ class Engine:
         try:
             self.client.swarm.init(advertise_addr="127.0.0.1")
         except docker.errors.APIError as exc:
-            raise OperationError(f"cannot initialise Swarm: {_short(exc)}", where=self.where) from exc
+            raise OperationError(
+                f"cannot initialise Swarm: {_short(exc)}", where=self.where
+            ) from exc
         return True
 
     @property
@@ -136,7 +139,9 @@ class Engine:
     def wait_stopped(self, stack: str, name: str, deadline: float) -> None:
         while self.containers(stack, name):
             if time.monotonic() > deadline:
-                raise OperationError(f"service {stack}_{name} did not stop in time", where=self.where)
+                raise OperationError(
+                    f"service {stack}_{name} did not stop in time", where=self.where
+                )
             time.sleep(0.3)
 
     # -- exec streams -----------------------------------------------------------------
@@ -150,8 +155,9 @@ class Engine:
         OperationError naming `what`, the command and stderr — a failed dump is never
         mistaken for a short one.
         """
-        exec_id = self.api.exec_create(container.id, argv, stdout=True, stderr=True,
-                                       environment=env)["Id"]
+        exec_id = self.api.exec_create(
+            container.id, argv, stdout=True, stderr=True, environment=env
+        )["Id"]
         stream = self.api.exec_start(exec_id, stream=True, demux=True)
         err = bytearray()
         for out, errchunk in stream:
@@ -163,11 +169,17 @@ class Engine:
         self._check_exit(exec_id, argv, bytes(err), what)
 
     def exec_run(
-        self, container, argv: list[str], *, what: str, env: dict[str, str] | None = None,
+        self,
+        container,
+        argv: list[str],
+        *,
+        what: str,
+        env: dict[str, str] | None = None,
         check: bool = True,
     ) -> ExecResult:
-        exec_id = self.api.exec_create(container.id, argv, stdout=True, stderr=True,
-                                       environment=env)["Id"]
+        exec_id = self.api.exec_create(
+            container.id, argv, stdout=True, stderr=True, environment=env
+        )["Id"]
         out, err = self.api.exec_start(exec_id, demux=True)
         code = self.api.exec_inspect(exec_id)["ExitCode"]
         res = ExecResult(code or 0, out or b"", err or b"")
@@ -180,21 +192,25 @@ class Engine:
         return res
 
     def exec_in(
-        self, container, argv: list[str], chunks: Iterable[bytes], *, what: str,
+        self,
+        container,
+        argv: list[str],
+        chunks: Iterable[bytes],
+        *,
+        what: str,
         env: dict[str, str] | None = None,
     ) -> ExecResult:
         """Run argv in the container with `chunks` streamed to its stdin."""
-        exec_id = self.api.exec_create(container.id, argv, stdin=True, stdout=True, stderr=True,
-                                       environment=env)["Id"]
+        exec_id = self.api.exec_create(
+            container.id, argv, stdin=True, stdout=True, stderr=True, environment=env
+        )["Id"]
         sock = self.api.exec_start(exec_id, socket=True)
         raw = getattr(sock, "_sock", sock)
         collected: dict[str, bytes] = {}
 
         def reader() -> None:
             gen = frames_iter(sock, tty=False)
-            out, err = consume_socket_output(
-                (demux_adaptor(*frame) for frame in gen), demux=True
-            )
+            out, err = consume_socket_output((demux_adaptor(*frame) for frame in gen), demux=True)
             collected["out"], collected["err"] = out or b"", err or b""
 
         t = threading.Thread(target=reader, daemon=True)
@@ -208,10 +224,8 @@ class Engine:
         except BaseException as exc:  # the source failed (e.g. restic dump): stop the consumer
             feed_error = exc
         finally:
-            try:
+            with contextlib.suppress(OSError):
                 raw.shutdown(socket.SHUT_WR)
-            except OSError:
-                pass
         t.join()
         sock.close()
         if feed_error is not None:
@@ -265,8 +279,9 @@ class Engine:
                 detach=True,
             )
         except docker.errors.APIError as exc:
-            raise OperationError(f"cannot create a helper container: {_short(exc)}",
-                                 where=self.where) from exc
+            raise OperationError(
+                f"cannot create a helper container: {_short(exc)}", where=self.where
+            ) from exc
         try:
             if files:
                 c.put_archive("/", _tar(files))
@@ -281,10 +296,8 @@ class Engine:
         filters = {"label": [f"{HELPER_LABEL}=1", *(f"{k}={v}" for k, v in labels.items())]}
         found = self.client.containers.list(all=True, filters=filters)
         for c in found:
-            try:
+            with contextlib.suppress(docker.errors.NotFound):
                 c.remove(force=True)
-            except docker.errors.NotFound:
-                pass
         return len(found)
 
     @staticmethod
@@ -309,10 +322,8 @@ class Engine:
             self.client.volumes.create(name, labels=labels or {})
 
     def remove_volume(self, name: str) -> None:
-        try:
+        with contextlib.suppress(docker.errors.NotFound):
             self.client.volumes.get(name).remove(force=True)
-        except docker.errors.NotFound:
-            pass
 
     # -- images -----------------------------------------------------------------------
 

@@ -23,8 +23,29 @@ from drplan.errors import OperationError
 from drplan.platform.docker import Engine
 
 REPOSITORY = "drplan/helper"
-TOOLS = ["restic", "ssh", "sqlite3", "sh", "sleep", "cat", "find", "sort", "sha256sum",
-         "xargs", "wc", "tar", "mkdir", "rm", "chown", "stat", "ls", "du", "sync"]
+TOOLS = [
+    "restic",
+    "ssh",
+    "sqlite3",
+    "sh",
+    "sleep",
+    "cat",
+    "find",
+    "sort",
+    "sha256sum",
+    "dirname",
+    "mv",
+    "xargs",
+    "wc",
+    "tar",
+    "mkdir",
+    "rm",
+    "chown",
+    "stat",
+    "ls",
+    "du",
+    "sync",
+]
 OPTIONAL_TOOLS = {"ssh", "sqlite3"}
 EXTRA_FILES = ["/etc/ssl/certs/ca-certificates.crt"]
 
@@ -48,7 +69,9 @@ def rootfs() -> tuple[bytes, str]:
         if path is None:
             if tool in OPTIONAL_TOOLS:
                 continue
-            raise OperationError(f"{tool} is not installed on this host (needed in the helper image)")
+            raise OperationError(
+                f"{tool} is not installed on this host (needed in the helper image)"
+            )
         real = os.path.realpath(path)
         files[f"/usr/bin/{tool}"] = real
         for lib in _libs(real):
@@ -92,7 +115,9 @@ def ensure(engine: Engine) -> str:
     if engine.image_id(name) is None:
         data, tag = rootfs()
         engine.import_image(
-            data, REPOSITORY, tag,
+            data,
+            REPOSITORY,
+            tag,
             changes=["ENV PATH=/usr/bin:/bin", "ENV HOME=/root", "WORKDIR /"],
         )
     return name

@@ -44,10 +44,23 @@ class Repository:
 
     # -- running restic --------------------------------------------------------------
 
-    def run(self, args: list[str], *, what: str | None = None, input: bytes | None = None,
-            timeout: float | None = None, check: bool = True) -> subprocess.CompletedProcess:
-        proc = process.run(["restic", *args], env=self.environ(), input=input, timeout=timeout,
-                           what=what or self.where, check=False)
+    def run(
+        self,
+        args: list[str],
+        *,
+        what: str | None = None,
+        input: bytes | None = None,
+        timeout: float | None = None,
+        check: bool = True,
+    ) -> subprocess.CompletedProcess:
+        proc = process.run(
+            ["restic", *args],
+            env=self.environ(),
+            input=input,
+            timeout=timeout,
+            what=what or self.where,
+            check=False,
+        )
         if check and proc.returncode != 0:
             self._raise(args, proc.stderr, what)
         return proc
@@ -65,8 +78,9 @@ class Repository:
                 f"no restic repository at {self.url} (run `drplan repo init`)", where=where
             )
         if "repository is already locked" in low:
-            raise OperationError(f"{self.where} is locked by another operation: {text}",
-                                 where=where)
+            raise OperationError(
+                f"{self.where} is locked by another operation: {text}", where=where
+            )
         raise OperationError(f"restic {args[0]} failed: {text}", where=where)
 
     def json(self, args: list[str], *, what: str | None = None, timeout: float | None = None):
@@ -89,8 +103,9 @@ class Repository:
     def open(self) -> None:
         """Check the repository exists and the password opens it (clear errors otherwise)."""
         if not self.exists():
-            raise OperationError(f"no restic repository at {self.url} (run `drplan repo init`)",
-                                 where=self.where)
+            raise OperationError(
+                f"no restic repository at {self.url} (run `drplan repo init`)", where=self.where
+            )
 
     def init(self) -> bool:
         """Create the repository; False when it already existed (nothing is changed then)."""
@@ -108,50 +123,71 @@ class Repository:
             args += ["--tag", ",".join(tags)]
         return self.json(args, timeout=600) or []
 
-    def backup_stream(self, chunks: Iterable[bytes], *, filename: str, tags: list[str],
-                      host: str, what: str) -> dict:
+    def backup_stream(
+        self, chunks: Iterable[bytes], *, filename: str, tags: list[str], host: str, what: str
+    ) -> dict:
         """Back up a stream (a dump) as one file; return restic's summary.
 
         If the producer fails, restic is stopped before it can write a snapshot, and the
         producer's error is raised: a failed dump never becomes a short snapshot.
         """
-        argv = ["restic", "backup", "--stdin", "--stdin-filename", filename, "--host", host,
-                "--json", *_tag_args(tags)]
-        proc = process.start(argv, env=self.environ(), stdin=subprocess.PIPE,
-                             stdout=subprocess.PIPE)
-        err: BaseException | None = None
+        argv = [
+            "restic",
+            "backup",
+            "--stdin",
+            "--stdin-filename",
+            filename,
+            "--host",
+            host,
+            "--json",
+            *_tag_args(tags),
+        ]
+        proc = process.start(
+            argv, env=self.environ(), stdin=subprocess.PIPE, stdout=subprocess.PIPE
+        )
+        out, stderr = process.drain_in_background(proc)
         assert proc.stdin is not None
         try:
             for chunk in chunks:
                 proc.stdin.write(chunk)
         except BrokenPipeError:
-            pass
-        except BaseException as exc:
-            err = exc
+            pass  # restic stopped reading: its exit status says why
+        except BaseException:
+            # the producer failed: kill restic *before* it sees end-of-input, so no
+            # snapshot of a truncated stream is ever written
             proc.kill()
+            proc.wait()
+            raise
         finally:
-            with contextlib.suppress(BrokenPipeError, OSError):
+            with contextlib.suppress(BrokenPipeError, OSError, ValueError):
                 proc.stdin.close()
-        out, stderr = proc.communicate()
-        if err is not None:
-            raise err
+        proc.wait()
         if proc.returncode != 0:
-            self._raise(["backup"], stderr, what)
-        return summary(out)
+            self._raise(["backup"], stderr.result(), what)
+        return summary(out.result())
 
-    def backup_paths(self, paths: list[str], *, tags: list[str], host: str, what: str,
-                     cwd: str | None = None) -> dict:
+    def backup_paths(
+        self, paths: list[str], *, tags: list[str], host: str, what: str, cwd: str | None = None
+    ) -> dict:
         argv = ["backup", "--host", host, "--json", *_tag_args(tags), *paths]
-        proc = subprocess.run(["restic", *argv], env={**os.environ, **self.environ()},
-                              capture_output=True, cwd=cwd, check=False)
+        proc = subprocess.run(
+            ["restic", *argv],
+            env={**os.environ, **self.environ()},
+            capture_output=True,
+            cwd=cwd,
+            check=False,
+        )
         if proc.returncode != 0:
             self._raise(argv, proc.stderr, what)
         return summary(proc.stdout)
 
     def dump(self, snapshot: str, path: str, *, what: str) -> Iterator[bytes]:
         """Stream one file of a snapshot; the exit status is checked when it ends."""
-        proc = process.start(["restic", "dump", "--no-lock", snapshot, path],
-                             env=self.environ(), stdin=subprocess.DEVNULL)
+        proc = process.start(
+            ["restic", "dump", "--no-lock", snapshot, path],
+            env=self.environ(),
+            stdin=subprocess.DEVNULL,
+        )
         assert proc.stdout is not None
         try:
             while chunk := proc.stdout.read(1 << 20):
@@ -219,8 +255,9 @@ class Repository:
             **self.env,
             **target.env,
         }
-        proc = process.run(["restic", "copy", *snapshot_ids], env=env, what=what, check=False,
-                           timeout=24 * 3600)
+        proc = process.run(
+            ["restic", "copy", *snapshot_ids], env=env, what=what, check=False, timeout=24 * 3600
+        )
         if proc.returncode != 0:
             target._raise(["copy"], proc.stderr, what)
 
@@ -242,7 +279,8 @@ class Repository:
             except BlockingIOError as exc:
                 raise OperationError(
                     f"another drplan operation is writing to {self.where}; try again when it "
-                    "has finished", where=what
+                    "has finished",
+                    where=what,
                 ) from exc
             yield
         finally:

@@ -1,0 +1,1 @@
+"""One module per action (backup, recover, runs, prune, check, copy, drill, demo)."""

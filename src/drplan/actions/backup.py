@@ -1,0 +1,173 @@
+"""`drplan backup`: one run backs up every data source of the plan as one consistency
+group, plus the images and the plan, and ends with the run's manifest.
+
+Sources run in parallel with bounded concurrency. The run is complete only when every
+source succeeded; otherwise a manifest marked incomplete records what failed (and a
+killed run leaves no manifest at all), so a partial run is never taken for a good one.
+"""
+
+from __future__ import annotations
+
+import io
+import tarfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from drplan import __version__
+from drplan import manifest as mf
+from drplan.actions.context import PlanContext
+from drplan.errors import OperationError
+from drplan.executor import Event, Executor, Task
+from drplan.platform.docker import Engine
+from drplan.repository.restic import Repository
+from drplan.sources import engine_for
+from drplan.sources.base import SourceContext
+
+WORKERS = 4
+
+
+@dataclass
+class BackupOptions:
+    services: list[str] | None = None
+    site: str | None = None
+    workers: int = WORKERS
+
+
+def prepare_repository(pc: PlanContext, engine: Engine, repo: Repository) -> None:
+    """Before writing: the repository opens, and what a killed run left is cleaned up.
+
+    Called with the repository's host lock held, so no other drplan writes to it: helper
+    containers of this plan still around belong to a dead run, and restic locks are
+    stale (restic cannot tell by itself for locks taken inside helper containers).
+    """
+    repo.open()
+    leftovers = engine.remove_helpers({"org.drplan.plan": pc.name})
+    repo.unlock(remove_all=leftovers > 0)
+
+
+def run_backup(
+    pc: PlanContext,
+    opts: BackupOptions,
+    on_event: Callable[[Event], None] = lambda e: None,
+    on_bytes: Callable[[str, int], None] = lambda task, n: None,
+) -> mf.Manifest:
+    services = opts.services or list(pc.plan.services)
+    unknown = [s for s in services if s not in pc.plan.services]
+    if unknown:
+        from drplan.errors import InputError
+
+        raise InputError(f"unknown service(s) {', '.join(unknown)} (the plan has: "
+                         f"{', '.join(pc.plan.services)})", where=str(pc.path))
+    site_name, site = pc.site(opts.site)
+    engine = pc.engine(site_name)
+    repo = pc.repository()
+    stack = pc.stack_name(site)
+    with repo.exclusive(f"backup of {pc.name}"):
+        prepare_repository(pc, engine, repo)
+        previous = _previous(repo, pc.name)
+        run_id = mf.new_run_id()
+        manifest = mf.Manifest(
+            plan=pc.name, stack=stack, run_id=run_id, host=pc.host,
+            drplan_version=__version__, started_at=mf.utc_now(), rpo_point=mf.utc_now(),
+            plan_file=pc.path.name, compose_files=list(pc.plan.stack.compose))
+        tasks: list[Task] = []
+        for svc_name in services:
+            svc = pc.plan.services[svc_name]
+            for src_name, spec in svc.data.items():
+                ctx = SourceContext(
+                    engine=engine, repo=repo, stack=stack, plan_name=pc.name, service=svc_name,
+                    name=src_name, spec=spec, run_id=run_id, host=pc.host,
+                    plan_dir=pc.dir, deadline=time.monotonic() + 6 * 3600,
+                    volume=pc.volume_name(stack, spec.volume) if spec.volume else None,
+                    mount_target=pc.mount_target(svc_name, spec.volume),
+                    quiesce=pc.writers_of(spec.volume) if spec.volume else [svc_name],
+                )
+                tid = f"backup:{svc_name}/{src_name}"
+                ctx.progress = (lambda t: lambda n: on_bytes(t, n))(tid)
+                prev = previous.source(svc_name, src_name) if previous else None
+                ctx.parent = prev.snapshot if prev and prev.engine == spec.engine else None
+                tasks.append(Task(tid, _source_task(ctx, spec), service=svc_name,
+                                  kind="backup"))
+        tasks.append(Task("images", lambda: _images(pc, engine, repo, run_id, previous),
+                          kind="images"))
+        tasks.append(Task("config", lambda: _config(pc, repo, run_id), kind="config"))
+        ex = Executor(tasks, workers=opts.workers, on_event=on_event)
+        outcomes = ex.execute()
+        for t in tasks:
+            o = outcomes[t.id]
+            manifest.timings[t.id] = round(o.seconds, 3)
+            if o.status != "ok":
+                manifest.errors.append(f"{t.id}: {o.error}")
+                continue
+            if t.kind == "backup":
+                record: mf.SourceRecord = o.value
+                record.started_at, record.finished_at = o.started_at, o.finished_at
+                record.seconds = round(o.seconds, 3)
+                manifest.sources.append(record)
+                for svc, down in o.value.stats.pop("_downtime", {}).items():
+                    manifest.downtime_s[svc] = manifest.downtime_s.get(svc, 0) + down
+            elif t.kind == "images":
+                manifest.images, manifest.images_snapshot, manifest.images_bytes = o.value
+            elif t.kind == "config":
+                manifest.config_snapshot = o.value
+        manifest.finished_at = mf.utc_now()
+        manifest.complete = ex.ok
+        mf.write(repo, manifest, pc.host)
+    return manifest
+
+
+def _source_task(ctx: SourceContext, spec) -> Callable[[], mf.SourceRecord]:
+    def run() -> mf.SourceRecord:
+        impl = engine_for(spec.engine, spec.method)
+        res = impl.backup(ctx)
+        stats = dict(res.stats)
+        if res.downtime_s:
+            stats["_downtime"] = res.downtime_s
+        return mf.SourceRecord(
+            service=ctx.service, source=ctx.name, engine=spec.engine, method=spec.method,
+            consistency=res.consistency, volume=ctx.volume, snapshot=res.snapshot,
+            path=res.path, bytes=res.bytes, seconds=0.0, started_at="", finished_at="",
+            fingerprint=res.fingerprint, stats=stats)
+
+    return run
+
+
+def _previous(repo: Repository, plan: str) -> mf.Manifest | None:
+    runs = [m for _, m in mf.list_runs(repo, plan) if m.complete]
+    return runs[-1] if runs else None
+
+
+def _images(pc: PlanContext, engine: Engine, repo: Repository, run_id: str,
+            previous: mf.Manifest | None) -> tuple[dict[str, str], str | None, int]:
+    """Save the stack's images once: unchanged images reuse the previous run's snapshot."""
+    names = pc.images()
+    ids = {}
+    for name in names:
+        image_id = engine.image_id(name)
+        if image_id is None:
+            raise OperationError(f"image {name} is not on the engine", where=engine.where)
+        ids[name] = image_id
+    if previous and previous.images == ids and previous.images_snapshot:
+        return ids, previous.images_snapshot, 0
+    if not names:
+        return ids, None, 0
+    summary = repo.backup_stream(
+        engine.save_images(names), filename="images.tar",
+        tags=["drplan", f"plan:{pc.name}", f"run:{run_id}", "kind:images"], host=pc.host,
+        what="saving the stack's images")
+    return ids, summary["snapshot_id"], int(summary.get("total_bytes_processed", 0))
+
+
+def _config(pc: PlanContext, repo: Repository, run_id: str) -> str:
+    """The plan and its compose files, so recovery needs neither this host nor a checkout."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        tar.add(pc.path, arcname=pc.path.name)
+        for rel in pc.plan.stack.compose:
+            tar.add(pc.dir / rel, arcname=rel)
+    summary = repo.backup_stream(
+        [buf.getvalue()], filename="config.tar",
+        tags=["drplan", f"plan:{pc.name}", f"run:{run_id}", "kind:config"], host=pc.host,
+        what="saving the plan and compose files")
+    return summary["snapshot_id"]

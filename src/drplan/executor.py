@@ -1,0 +1,144 @@
+"""Runs a DAG of tasks: ready tasks in parallel (bounded), events for every transition.
+
+Backup, recovery, drills and the demo are the same machinery with different task lists.
+A critical task that fails stops the scheduling of new tasks (running ones finish); an
+optional one that fails only skips what depends on it. Nothing sleeps a fixed time: the
+executor waits on task completion.
+"""
+
+from __future__ import annotations
+
+import time
+import traceback
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from drplan.errors import DrplanError
+
+
+@dataclass
+class Task:
+    id: str
+    run: Callable[[], Any]
+    after: frozenset[str] = frozenset()
+    critical: bool = True
+    service: str | None = None
+    kind: str = ""
+    # a task done in an earlier, interrupted attempt (resume): not run again
+    done: bool = False
+
+
+@dataclass
+class Outcome:
+    id: str
+    status: str = "pending"  # pending | running | ok | failed | skipped | cancelled | done-before
+    started_at: str | None = None
+    finished_at: str | None = None
+    seconds: float = 0.0
+    error: str | None = None
+    value: Any = None
+    t0: float = 0.0
+    t1: float = 0.0
+
+    def to_dict(self) -> dict:
+        return {
+            "id": self.id, "status": self.status, "started_at": self.started_at,
+            "finished_at": self.finished_at, "seconds": round(self.seconds, 3),
+            "error": self.error,
+        }
+
+
+@dataclass
+class Event:
+    kind: str  # started | finished
+    task: Task
+    outcome: Outcome
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+@dataclass
+class Executor:
+    tasks: list[Task]
+    workers: int = 4
+    on_event: Callable[[Event], None] = lambda e: None
+    outcomes: dict[str, Outcome] = field(default_factory=dict)
+    t_start: float = 0.0
+
+    def execute(self) -> dict[str, Outcome]:
+        by_id = {t.id: t for t in self.tasks}
+        for t in self.tasks:
+            missing = set(t.after) - set(by_id)
+            if missing:
+                raise ValueError(f"task {t.id} depends on unknown {sorted(missing)}")
+        self.outcomes = {t.id: Outcome(t.id) for t in self.tasks}
+        self.t_start = time.monotonic()
+        stop = False
+        running: dict[Future, Task] = {}
+        with ThreadPoolExecutor(max_workers=self.workers) as pool:
+            while True:
+                progressed = False
+                for t in self.tasks:
+                    o = self.outcomes[t.id]
+                    if o.status != "pending":
+                        continue
+                    deps = [self.outcomes[d] for d in t.after]
+                    if any(d.status in ("failed", "skipped", "cancelled") for d in deps):
+                        o.status = "skipped"
+                        progressed = True
+                        o.error = "a step it needs did not succeed: " + ", ".join(
+                            sorted(d.id for d in deps if d.status in ("failed", "skipped",
+                                                                      "cancelled")))
+                        self.on_event(Event("finished", t, o))
+                        continue
+                    if stop or not all(d.status in ("ok", "done-before") for d in deps):
+                        continue
+                    if t.done:
+                        o.status = "done-before"
+                        progressed = True
+                        self.on_event(Event("finished", t, o))
+                        continue
+                    if len(running) >= self.workers:
+                        continue
+                    o.status = "running"
+                    o.started_at = now_iso()
+                    o.t0 = time.monotonic() - self.t_start
+                    self.on_event(Event("started", t, o))
+                    running[pool.submit(t.run)] = t
+                if not running:
+                    pending = [o for o in self.outcomes.values() if o.status == "pending"]
+                    if pending and progressed and not stop:
+                        continue  # newly unblocked tasks (done-before chains)
+                    for o in pending:
+                        o.status = "cancelled"
+                        o.error = "not started: the run stopped after a critical failure"
+                    break
+                finished, _ = wait(list(running), return_when=FIRST_COMPLETED)
+                for fut in finished:
+                    t = running.pop(fut)
+                    o = self.outcomes[t.id]
+                    o.finished_at = now_iso()
+                    o.t1 = time.monotonic() - self.t_start
+                    o.seconds = o.t1 - o.t0
+                    exc = fut.exception()
+                    if exc is None:
+                        o.status = "ok"
+                        o.value = fut.result()
+                    else:
+                        o.status = "failed"
+                        o.error = str(exc) if isinstance(exc, DrplanError) else (
+                            f"{type(exc).__name__}: {exc}\n"
+                            + "".join(traceback.format_exception(exc)[-3:]))
+                        if t.critical:
+                            stop = True
+                    self.on_event(Event("finished", t, o))
+        return self.outcomes
+
+    @property
+    def ok(self) -> bool:
+        return all(o.status in ("ok", "done-before") for o in self.outcomes.values())

@@ -1,0 +1,126 @@
+"""The manifest of a backup run: what was stored, where, with which fingerprints.
+
+It is written into the repository itself, next to the data, as the run's last snapshot:
+whoever holds the repository URL and its password can list runs and recover, with no
+local database. A run without a complete manifest is not a complete run.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from datetime import UTC, datetime
+
+from pydantic import BaseModel, Field
+
+from drplan.errors import OperationError
+from drplan.repository.restic import Repository
+
+FORMAT = 1
+
+
+class SourceRecord(BaseModel):
+    service: str
+    source: str
+    engine: str
+    method: str
+    consistency: str
+    volume: str | None = None
+    snapshot: str
+    path: str
+    bytes: int
+    seconds: float
+    started_at: str
+    finished_at: str
+    fingerprint: dict
+    stats: dict = Field(default_factory=dict)
+
+
+class Manifest(BaseModel):
+    format: int = FORMAT
+    plan: str
+    stack: str
+    run_id: str
+    host: str
+    drplan_version: str
+    started_at: str
+    finished_at: str | None = None
+    rpo_point: str
+    complete: bool = False
+    errors: list[str] = Field(default_factory=list)
+    sources: list[SourceRecord] = Field(default_factory=list)
+    images: dict[str, str] = Field(default_factory=dict)
+    images_snapshot: str | None = None
+    images_bytes: int = 0
+    config_snapshot: str | None = None
+    plan_file: str = "drplan.yml"
+    compose_files: list[str] = Field(default_factory=list)
+    downtime_s: dict[str, float] = Field(default_factory=dict)
+    timings: dict[str, float] = Field(default_factory=dict)
+
+    @property
+    def total_bytes(self) -> int:
+        return sum(s.bytes for s in self.sources) + self.images_bytes
+
+    def source(self, service: str, source: str) -> SourceRecord | None:
+        return next((s for s in self.sources if s.service == service and s.source == source),
+                    None)
+
+
+def new_run_id(now: datetime | None = None) -> str:
+    now = now or datetime.now(UTC)
+    return now.strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(2)
+
+
+def utc_now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def parse_time(value: str) -> datetime:
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def manifest_tags(plan: str, run_id: str, complete: bool) -> list[str]:
+    return ["drplan", f"plan:{plan}", f"run:{run_id}", "kind:manifest",
+            f"complete:{'yes' if complete else 'no'}"]
+
+
+def write(repo: Repository, manifest: Manifest, host: str) -> str:
+    data = manifest.model_dump_json(indent=2).encode()
+    summary = repo.backup_stream(
+        [data], filename="manifest.json",
+        tags=manifest_tags(manifest.plan, manifest.run_id, manifest.complete), host=host,
+        what=f"manifest of run {manifest.run_id}")
+    return summary["snapshot_id"]
+
+
+def list_runs(repo: Repository, plan: str | None = None) -> list[tuple[dict, Manifest]]:
+    """Every run's (snapshot, manifest), oldest first."""
+    tags = ["drplan", "kind:manifest"] + ([f"plan:{plan}"] if plan else [])
+    runs = []
+    for snap in repo.snapshots(tags):
+        data = repo.read_file(snap["id"], "/manifest.json", what="reading a run manifest")
+        try:
+            runs.append((snap, Manifest.model_validate(json.loads(data))))
+        except ValueError as exc:
+            raise OperationError(f"manifest in snapshot {snap['short_id']} is unreadable: {exc}",
+                                 where=repo.where) from exc
+    runs.sort(key=lambda r: r[1].started_at)
+    return runs
+
+
+def find_run(repo: Repository, plan: str | None, run: str = "latest") -> Manifest:
+    """A complete run by id (or unique id prefix), or the newest complete one."""
+    runs = [m for _, m in list_runs(repo, plan) if m.complete]
+    if not runs:
+        raise OperationError(f"{repo.where} holds no complete run"
+                             + (f" of plan {plan}" if plan else ""))
+    if run == "latest":
+        return runs[-1]
+    found = [m for m in runs if m.run_id == run or m.run_id.startswith(run)]
+    if len(found) != 1:
+        known = ", ".join(m.run_id for m in runs[-5:])
+        raise OperationError(
+            f"no complete run {run!r} in {repo.where}"
+            + (" (ambiguous prefix)" if found else "") + f"; newest runs: {known}")
+    return found[0]

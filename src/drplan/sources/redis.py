@@ -1,0 +1,215 @@
+"""Redis: a fresh RDB (BGSAVE, waited for) read from the server's own container and
+stored in restic. An RDB is a point-in-time image of the whole dataset. On recovery the
+file is put back into the fresh volume before Redis starts, and Redis loads it.
+The fingerprint is the key count (read from the RDB's own header) and the file's hash.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import posixpath
+import time
+
+from drplan.errors import OperationError
+from drplan.sources import volume as vol
+from drplan.sources.base import BackupResult, SourceContext, compare_dicts
+
+
+class Redis:
+    consistency = "point-in-time RDB snapshot (BGSAVE)"
+
+    def _cli(self, ctx: SourceContext, container, *args: str) -> str:
+        return ctx.engine.exec_run(
+            container,
+            ["redis-cli", "--no-auth-warning", *args],
+            what=f"{ctx.what}: redis-cli {args[0]}",
+        ).stdout.decode()
+
+    def _info(self, ctx: SourceContext, container) -> dict[str, str]:
+        out = self._cli(ctx, container, "INFO", "persistence")
+        return dict(line.split(":", 1) for line in out.splitlines() if ":" in line)
+
+    def _bgsave(self, ctx: SourceContext, container) -> None:
+        before = self._info(ctx, container)
+        saves = int(before.get("rdb_saves", "0").strip() or 0)
+        last = int(self._cli(ctx, container, "LASTSAVE").strip() or 0)
+        while True:
+            out = self._cli(ctx, container, "BGSAVE").strip()
+            if "already in progress" not in out:
+                break
+            time.sleep(0.2)
+        while True:
+            info = self._info(ctx, container)
+            done = info.get("rdb_bgsave_in_progress", "1").strip() == "0"
+            if done and (
+                ("rdb_saves" in info and int(info["rdb_saves"].strip()) > saves)
+                or int(self._cli(ctx, container, "LASTSAVE").strip() or 0) > last
+            ):
+                if info.get("rdb_last_bgsave_status", "ok").strip() != "ok":
+                    raise OperationError(
+                        "BGSAVE failed (rdb_last_bgsave_status is err)", where=ctx.what
+                    )
+                return
+            if time.monotonic() > ctx.deadline:
+                raise OperationError("BGSAVE did not finish in time", where=ctx.what)
+            time.sleep(0.1)
+
+    def _rdb_path(self, ctx: SourceContext, container) -> str:
+        d = self._cli(ctx, container, "CONFIG", "GET", "dir").splitlines()
+        f = self._cli(ctx, container, "CONFIG", "GET", "dbfilename").splitlines()
+        return posixpath.join(d[1], f[1])
+
+    def backup(self, ctx: SourceContext) -> BackupResult:
+        container = ctx.container()
+        self._bgsave(ctx, container)
+        path = self._rdb_path(ctx, container)
+        base = ctx.spec.path or posixpath.dirname(path)
+        rel = posixpath.relpath(path, base)
+        owner = (
+            ctx.engine.exec_run(
+                container, ["stat", "-c", "%u:%g", path], what=ctx.what, check=False
+            )
+            .stdout.decode()
+            .strip()
+        )
+        digest = hashlib.sha256()
+        head = bytearray()
+
+        def watched():
+            for chunk in ctx.engine.exec_out(
+                container, ["cat", path], what=f"{ctx.what}: cat {path}"
+            ):
+                digest.update(chunk)
+                if len(head) < 1 << 16:
+                    head.extend(chunk[: (1 << 16) - len(head)])
+                yield chunk
+
+        filename = f"{ctx.service}.{ctx.name}.rdb"
+        summary = ctx.repo.backup_stream(
+            ctx.counted(watched()),
+            filename=filename,
+            tags=ctx.tags("rdb"),
+            host=ctx.host,
+            what=ctx.what,
+        )
+        return BackupResult(
+            snapshot=summary["snapshot_id"],
+            bytes=int(summary.get("total_bytes_processed", 0)),
+            fingerprint={
+                "keys": rdb_keys(bytes(head)),
+                "sha256": digest.hexdigest(),
+                "file": rel,
+                "owner": owner if ":" in owner else "",
+            },
+            path=f"/{filename}",
+            consistency=self.consistency,
+        )
+
+    def fingerprint(self, ctx: SourceContext) -> dict:
+        container = ctx.container()
+        out = self._cli(ctx, container, "INFO", "keyspace")
+        keys = 0
+        for line in out.splitlines():
+            if line.startswith("db0:"):
+                keys = int(line.split("keys=")[1].split(",")[0])
+        return {"keys": keys}
+
+    def compare(self, expected: dict, actual: dict) -> list[str]:
+        keys = ["keys"] + (["sha256"] if "sha256" in actual else [])
+        return compare_dicts({k: expected.get(k) for k in keys}, {k: actual.get(k) for k in keys})
+
+    def stored_fingerprint(self, repo, record) -> dict:
+        digest = hashlib.sha256()
+        head = bytearray()
+        for chunk in repo.dump(record.snapshot, record.path, what="check"):
+            digest.update(chunk)
+            if len(head) < 1 << 16:
+                head.extend(chunk[: (1 << 16) - len(head)])
+        return {"keys": rdb_keys(bytes(head)), "sha256": digest.hexdigest()}
+
+    def is_empty(self, ctx: SourceContext) -> bool:
+        return vol.is_empty(ctx.engine, ctx.volume or "", self._labels(ctx))
+
+    def _labels(self, ctx: SourceContext) -> dict[str, str]:
+        return {"org.drplan.plan": ctx.plan_name, "org.drplan.run": ctx.run_id or "none"}
+
+    def restore(self, ctx: SourceContext, snapshot: str, path: str, fingerprint: dict) -> None:
+        volume = ctx.volume
+        if not volume:
+            raise OperationError("a Redis source needs `volume` to be restored", where=ctx.what)
+        ctx.engine.create_volume(volume)
+        target = posixpath.join(vol.MOUNT, fingerprint.get("file") or "dump.rdb")
+        with vol.holding(ctx.engine, volume, labels=self._labels(ctx), read_only=False) as (c, _):
+            ctx.engine.exec_in(
+                c,
+                [
+                    "sh",
+                    "-c",
+                    'mkdir -p "$(dirname "$1")" && cat > "$1.drplan" && mv "$1.drplan" "$1"',
+                    "sh",
+                    target,
+                ],
+                ctx.counted(ctx.repo.dump(snapshot, path, what=ctx.what)),
+                what=ctx.what,
+            )
+            if fingerprint.get("owner"):
+                ctx.engine.exec_run(c, ["chown", fingerprint["owner"], target], what=ctx.what)
+
+
+def _length(data: bytes, pos: int) -> tuple[int, int, bool]:
+    """An RDB length: (value, new position, is_special_encoding)."""
+    b = data[pos]
+    kind = b >> 6
+    if kind == 0:
+        return b & 0x3F, pos + 1, False
+    if kind == 1:
+        return ((b & 0x3F) << 8) | data[pos + 1], pos + 2, False
+    if kind == 2:
+        if b == 0x80:
+            return int.from_bytes(data[pos + 1 : pos + 5], "big"), pos + 5, False
+        return int.from_bytes(data[pos + 1 : pos + 9], "big"), pos + 9, False
+    return b & 0x3F, pos + 1, True
+
+
+def _skip_string(data: bytes, pos: int) -> int:
+    n, pos, special = _length(data, pos)
+    if not special:
+        return pos + n
+    if n in (0, 1, 2):  # integers of 1, 2, 4 bytes
+        return pos + (1, 2, 4)[n]
+    if n == 3:  # LZF: compressed length, then uncompressed length
+        clen, pos, _ = _length(data, pos)
+        _, pos, _ = _length(data, pos)
+        return pos + clen
+    raise ValueError(f"unknown RDB string encoding {n}")
+
+
+def rdb_keys(head: bytes) -> int | None:
+    """Keys of database 0, read from the RDB's RESIZEDB record (None if not found)."""
+    if not head.startswith(b"REDIS"):
+        return None
+    pos = 9
+    try:
+        while pos < len(head):
+            op = head[pos]
+            pos += 1
+            if op == 0xFA:  # AUX key value
+                pos = _skip_string(head, pos)
+                pos = _skip_string(head, pos)
+            elif op == 0xFE:  # SELECTDB
+                db, pos, _ = _length(head, pos)
+                if db != 0:
+                    return 0
+            elif op == 0xFB:  # RESIZEDB
+                keys, pos, _ = _length(head, pos)
+                return keys
+            elif op == 0xFF:  # EOF: an empty dataset
+                return 0
+            else:
+                return None
+    except (IndexError, ValueError):
+        return None
+    return None
+
+
+SOURCE = Redis()

@@ -1,0 +1,72 @@
+"""Helper containers that hold a volume (and, when needed, the repository) for a moment.
+
+Volumes are read and written on the engine that holds them, through the Engine API, so it
+works on a remote engine and never assumes the volume's directory is on this disk. When
+restic must run next to the data (file-level backup and restore), the repository reaches
+the helper as the engine would see it: a local path is bind-mounted at the same path (the
+engine must see that path: same host or a shared mount), network repositories by URL.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+from drplan.errors import InputError
+from drplan.platform import helper as helper_image
+from drplan.platform.docker import Engine
+from drplan.repository.restic import Repository
+
+MOUNT = "/volume"
+PASSWORD_FILE = "/run/drplan/password"
+CACHE_VOLUME = "drplan-restic-cache"
+
+
+@contextlib.contextmanager
+def holding(
+    engine: Engine,
+    volume: str,
+    *,
+    labels: dict[str, str],
+    read_only: bool = True,
+    repo: Repository | None = None,
+) -> Iterator[tuple[object, dict[str, str]]]:
+    """A running helper with `volume` at /volume; yields (container, restic env)."""
+    image = helper_image.ensure(engine)
+    mounts = [Engine.volume_mount(volume, MOUNT, read_only=read_only)]
+    files: dict[str, bytes] = {}
+    env: dict[str, str] = {}
+    if repo is not None:
+        if repo.type == "local":
+            if not engine.url.startswith("unix://"):
+                raise InputError(
+                    f"{repo.where} is a local path, which the engine at {engine.url} cannot "
+                    "see: use an sftp, rest or s3 repository with remote engines",
+                    where=engine.where,
+                )
+            mounts.append(Engine.bind_mount(repo.url, repo.url))
+        mounts.append(Engine.volume_mount(CACHE_VOLUME, "/cache"))
+        files[PASSWORD_FILE] = repo.password.encode()
+        env = {
+            "RESTIC_REPOSITORY": repo.url,
+            "RESTIC_PASSWORD_FILE": PASSWORD_FILE,
+            "RESTIC_CACHE_DIR": "/cache",
+            **repo.env,
+        }
+    container = engine.start_helper(image, mounts=mounts, labels=labels, files=files)
+    try:
+        yield container, env
+    finally:
+        with contextlib.suppress(Exception):
+            container.remove(force=True)
+
+
+def is_empty(engine: Engine, volume: str, labels: dict[str, str]) -> bool:
+    """True when the volume does not exist or holds no file at all."""
+    if not engine.volume_exists(volume):
+        return True
+    with holding(engine, volume, labels=labels) as (c, _):
+        res = engine.exec_run(
+            c, ["find", MOUNT, "-mindepth", "1", "-print", "-quit"], what=f"volume {volume}"
+        )
+    return not res.stdout.strip()
