@@ -283,6 +283,7 @@ def risks(
 
 
 from drplan import cli_ops  # noqa: E402, F401  (registers the data-path commands)
+from drplan import cli_recover  # noqa: E402, F401  (registers the recovery commands)
 
 
 def main() -> None:

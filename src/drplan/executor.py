@@ -45,8 +45,11 @@ class Outcome:
 
     def to_dict(self) -> dict:
         return {
-            "id": self.id, "status": self.status, "started_at": self.started_at,
-            "finished_at": self.finished_at, "seconds": round(self.seconds, 3),
+            "id": self.id,
+            "status": self.status,
+            "started_at": self.started_at,
+            "finished_at": self.finished_at,
+            "seconds": round(self.seconds, 3),
             "error": self.error,
         }
 
@@ -92,8 +95,10 @@ class Executor:
                         o.status = "skipped"
                         progressed = True
                         o.error = "a step it needs did not succeed: " + ", ".join(
-                            sorted(d.id for d in deps if d.status in ("failed", "skipped",
-                                                                      "cancelled")))
+                            sorted(
+                                d.id for d in deps if d.status in ("failed", "skipped", "cancelled")
+                            )
+                        )
                         self.on_event(Event("finished", t, o))
                         continue
                     if stop or not all(d.status in ("ok", "done-before") for d in deps):
@@ -131,9 +136,14 @@ class Executor:
                         o.value = fut.result()
                     else:
                         o.status = "failed"
-                        o.error = str(exc) if isinstance(exc, DrplanError) else (
-                            f"{type(exc).__name__}: {exc}\n"
-                            + "".join(traceback.format_exception(exc)[-3:]))
+                        o.error = (
+                            str(exc)
+                            if isinstance(exc, DrplanError)
+                            else (
+                                f"{type(exc).__name__}: {exc}\n"
+                                + "".join(traceback.format_exception(exc)[-3:])
+                            )
+                        )
                         if t.critical:
                             stop = True
                     self.on_event(Event("finished", t, o))

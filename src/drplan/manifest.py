@@ -63,8 +63,7 @@ class Manifest(BaseModel):
         return sum(s.bytes for s in self.sources) + self.images_bytes
 
     def source(self, service: str, source: str) -> SourceRecord | None:
-        return next((s for s in self.sources if s.service == service and s.source == source),
-                    None)
+        return next((s for s in self.sources if s.service == service and s.source == source), None)
 
 
 def new_run_id(now: datetime | None = None) -> str:
@@ -81,16 +80,24 @@ def parse_time(value: str) -> datetime:
 
 
 def manifest_tags(plan: str, run_id: str, complete: bool) -> list[str]:
-    return ["drplan", f"plan:{plan}", f"run:{run_id}", "kind:manifest",
-            f"complete:{'yes' if complete else 'no'}"]
+    return [
+        "drplan",
+        f"plan:{plan}",
+        f"run:{run_id}",
+        "kind:manifest",
+        f"complete:{'yes' if complete else 'no'}",
+    ]
 
 
 def write(repo: Repository, manifest: Manifest, host: str) -> str:
     data = manifest.model_dump_json(indent=2).encode()
     summary = repo.backup_stream(
-        [data], filename="manifest.json",
-        tags=manifest_tags(manifest.plan, manifest.run_id, manifest.complete), host=host,
-        what=f"manifest of run {manifest.run_id}")
+        [data],
+        filename="manifest.json",
+        tags=manifest_tags(manifest.plan, manifest.run_id, manifest.complete),
+        host=host,
+        what=f"manifest of run {manifest.run_id}",
+    )
     return summary["snapshot_id"]
 
 
@@ -103,8 +110,9 @@ def list_runs(repo: Repository, plan: str | None = None) -> list[tuple[dict, Man
         try:
             runs.append((snap, Manifest.model_validate(json.loads(data))))
         except ValueError as exc:
-            raise OperationError(f"manifest in snapshot {snap['short_id']} is unreadable: {exc}",
-                                 where=repo.where) from exc
+            raise OperationError(
+                f"manifest in snapshot {snap['short_id']} is unreadable: {exc}", where=repo.where
+            ) from exc
     runs.sort(key=lambda r: r[1].started_at)
     return runs
 
@@ -113,8 +121,9 @@ def find_run(repo: Repository, plan: str | None, run: str = "latest") -> Manifes
     """A complete run by id (or unique id prefix), or the newest complete one."""
     runs = [m for _, m in list_runs(repo, plan) if m.complete]
     if not runs:
-        raise OperationError(f"{repo.where} holds no complete run"
-                             + (f" of plan {plan}" if plan else ""))
+        raise OperationError(
+            f"{repo.where} holds no complete run" + (f" of plan {plan}" if plan else "")
+        )
     if run == "latest":
         return runs[-1]
     found = [m for m in runs if m.run_id == run or m.run_id.startswith(run)]
@@ -122,5 +131,7 @@ def find_run(repo: Repository, plan: str | None, run: str = "latest") -> Manifes
         known = ", ".join(m.run_id for m in runs[-5:])
         raise OperationError(
             f"no complete run {run!r} in {repo.where}"
-            + (" (ambiguous prefix)" if found else "") + f"; newest runs: {known}")
+            + (" (ambiguous prefix)" if found else "")
+            + f"; newest runs: {known}"
+        )
     return found[0]

@@ -44,7 +44,8 @@ class PlanContext:
         if name not in self.plan.sites:
             raise InputError(
                 f"unknown site {name!r} (the plan has: {', '.join(self.plan.sites)})",
-                where=str(self.path))
+                where=str(self.path),
+            )
         return name, self.plan.sites[name]
 
     def engine(self, name: str | None = None, role: str = "primary") -> Engine:
@@ -62,8 +63,11 @@ class PlanContext:
 
     def copies(self) -> list[Repository]:
         primary = self.plan.primary_repository()
-        return [self.repository(n) for n, r in self.plan.repositories.items()
-                if n != primary and r.role == "copy"]
+        return [
+            self.repository(n)
+            for n, r in self.plan.repositories.items()
+            if n != primary and r.role == "copy"
+        ]
 
     def graph(self) -> DependencyGraph:
         return DependencyGraph.from_plan(self.plan)
@@ -82,8 +86,11 @@ class PlanContext:
 
     def writers_of(self, volume: str) -> list[str]:
         """Services mounting `volume`, dependents first (the order to quiesce them)."""
-        users = [n for n, s in self.compose.services.items()
-                 if any(mt.type == "volume" and mt.source == volume for mt in s.mounts)]
+        users = [
+            n
+            for n, s in self.compose.services.items()
+            if any(mt.type == "volume" and mt.source == volume for mt in s.mounts)
+        ]
         height = self.graph().height()
         return sorted(users, key=lambda n: -height.get(n, 0))
 
@@ -94,10 +101,15 @@ class PlanContext:
 def open_repository(name: str, spec: m.Repository, base: Path) -> Repository:
     where = f"repositories.{name}"
     return Repository(
-        name=name, url=spec.url if spec.type != "local" else str((base / spec.url).resolve())
-        if not spec.url.startswith("/") else spec.url,
+        name=name,
+        url=spec.url
+        if spec.type != "local"
+        else str((base / spec.url).resolve())
+        if not spec.url.startswith("/")
+        else spec.url,
         password=resolve(spec.password, base=base, what=f"{where}.password"),
-        type=spec.type or "local", append_only=spec.append_only,
+        type=spec.type or "local",
+        append_only=spec.append_only,
         env={k: resolve(v, base=base, what=f"{where}.env.{k}") for k, v in spec.env.items()},
     )
 
@@ -107,6 +119,8 @@ def load_plan(path: str | Path) -> PlanContext:
     result = validate_file(path)
     if not result.ok or result.compose is None:
         lines = [p.format() for p in result.errors][:20]
-        raise InputError("the plan is not valid:\n" + "\n".join(lines) if lines
-                         else "the plan is not valid", where=str(path))
+        raise InputError(
+            "the plan is not valid:\n" + "\n".join(lines) if lines else "the plan is not valid",
+            where=str(path),
+        )
     return PlanContext(Path(path).resolve(), result.plan, result.compose)

@@ -1,0 +1,1 @@
+"""Reports rendered from what actions did (jinja2 templates, Markdown and JSON)."""
