@@ -57,8 +57,11 @@ def run_backup(
     if unknown:
         from drplan.errors import InputError
 
-        raise InputError(f"unknown service(s) {', '.join(unknown)} (the plan has: "
-                         f"{', '.join(pc.plan.services)})", where=str(pc.path))
+        raise InputError(
+            f"unknown service(s) {', '.join(unknown)} (the plan has: "
+            f"{', '.join(pc.plan.services)})",
+            where=str(pc.path),
+        )
     site_name, site = pc.site(opts.site)
     engine = pc.engine(site_name)
     repo = pc.repository()
@@ -68,17 +71,32 @@ def run_backup(
         previous = _previous(repo, pc.name)
         run_id = mf.new_run_id()
         manifest = mf.Manifest(
-            plan=pc.name, stack=stack, run_id=run_id, host=pc.host,
-            drplan_version=__version__, started_at=mf.utc_now(), rpo_point=mf.utc_now(),
-            plan_file=pc.path.name, compose_files=list(pc.plan.stack.compose))
+            plan=pc.name,
+            stack=stack,
+            run_id=run_id,
+            host=pc.host,
+            drplan_version=__version__,
+            started_at=mf.utc_now(),
+            rpo_point=mf.utc_now(),
+            plan_file=pc.path.name,
+            compose_files=list(pc.plan.stack.compose),
+        )
         tasks: list[Task] = []
         for svc_name in services:
             svc = pc.plan.services[svc_name]
             for src_name, spec in svc.data.items():
                 ctx = SourceContext(
-                    engine=engine, repo=repo, stack=stack, plan_name=pc.name, service=svc_name,
-                    name=src_name, spec=spec, run_id=run_id, host=pc.host,
-                    plan_dir=pc.dir, deadline=time.monotonic() + 6 * 3600,
+                    engine=engine,
+                    repo=repo,
+                    stack=stack,
+                    plan_name=pc.name,
+                    service=svc_name,
+                    name=src_name,
+                    spec=spec,
+                    run_id=run_id,
+                    host=pc.host,
+                    plan_dir=pc.dir,
+                    deadline=time.monotonic() + 6 * 3600,
                     volume=pc.volume_name(stack, spec.volume) if spec.volume else None,
                     mount_target=pc.mount_target(svc_name, spec.volume),
                     quiesce=pc.writers_of(spec.volume) if spec.volume else [svc_name],
@@ -87,10 +105,10 @@ def run_backup(
                 ctx.progress = (lambda t: lambda n: on_bytes(t, n))(tid)
                 prev = previous.source(svc_name, src_name) if previous else None
                 ctx.parent = prev.snapshot if prev and prev.engine == spec.engine else None
-                tasks.append(Task(tid, _source_task(ctx, spec), service=svc_name,
-                                  kind="backup"))
-        tasks.append(Task("images", lambda: _images(pc, engine, repo, run_id, previous),
-                          kind="images"))
+                tasks.append(Task(tid, _source_task(ctx, spec), service=svc_name, kind="backup"))
+        tasks.append(
+            Task("images", lambda: _images(pc, engine, repo, run_id, previous), kind="images")
+        )
         tasks.append(Task("config", lambda: _config(pc, repo, run_id), kind="config"))
         ex = Executor(tasks, workers=opts.workers, on_event=on_event)
         outcomes = ex.execute()
@@ -125,10 +143,21 @@ def _source_task(ctx: SourceContext, spec) -> Callable[[], mf.SourceRecord]:
         if res.downtime_s:
             stats["_downtime"] = res.downtime_s
         return mf.SourceRecord(
-            service=ctx.service, source=ctx.name, engine=spec.engine, method=spec.method,
-            consistency=res.consistency, volume=ctx.volume, snapshot=res.snapshot,
-            path=res.path, bytes=res.bytes, seconds=0.0, started_at="", finished_at="",
-            fingerprint=res.fingerprint, stats=stats)
+            service=ctx.service,
+            source=ctx.name,
+            engine=spec.engine,
+            method=spec.method,
+            consistency=res.consistency,
+            volume=ctx.volume,
+            snapshot=res.snapshot,
+            path=res.path,
+            bytes=res.bytes,
+            seconds=0.0,
+            started_at="",
+            finished_at="",
+            fingerprint=res.fingerprint,
+            stats=stats,
+        )
 
     return run
 
@@ -138,8 +167,9 @@ def _previous(repo: Repository, plan: str) -> mf.Manifest | None:
     return runs[-1] if runs else None
 
 
-def _images(pc: PlanContext, engine: Engine, repo: Repository, run_id: str,
-            previous: mf.Manifest | None) -> tuple[dict[str, str], str | None, int]:
+def _images(
+    pc: PlanContext, engine: Engine, repo: Repository, run_id: str, previous: mf.Manifest | None
+) -> tuple[dict[str, str], str | None, int]:
     """Save the stack's images once: unchanged images reuse the previous run's snapshot."""
     names = pc.images()
     ids = {}
@@ -153,9 +183,12 @@ def _images(pc: PlanContext, engine: Engine, repo: Repository, run_id: str,
     if not names:
         return ids, None, 0
     summary = repo.backup_stream(
-        engine.save_images(names), filename="images.tar",
-        tags=["drplan", f"plan:{pc.name}", f"run:{run_id}", "kind:images"], host=pc.host,
-        what="saving the stack's images")
+        engine.save_images(names),
+        filename="images.tar",
+        tags=["drplan", f"plan:{pc.name}", f"run:{run_id}", "kind:images"],
+        host=pc.host,
+        what="saving the stack's images",
+    )
     return ids, summary["snapshot_id"], int(summary.get("total_bytes_processed", 0))
 
 
@@ -167,7 +200,10 @@ def _config(pc: PlanContext, repo: Repository, run_id: str) -> str:
         for rel in pc.plan.stack.compose:
             tar.add(pc.dir / rel, arcname=rel)
     summary = repo.backup_stream(
-        [buf.getvalue()], filename="config.tar",
-        tags=["drplan", f"plan:{pc.name}", f"run:{run_id}", "kind:config"], host=pc.host,
-        what="saving the plan and compose files")
+        [buf.getvalue()],
+        filename="config.tar",
+        tags=["drplan", f"plan:{pc.name}", f"run:{run_id}", "kind:config"],
+        host=pc.host,
+        what="saving the plan and compose files",
+    )
     return summary["snapshot_id"]

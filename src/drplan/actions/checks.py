@@ -43,7 +43,8 @@ fi
 
 TCP_SCRIPT = r"""
 if command -v python3 >/dev/null 2>&1; then
-  python3 -c "import socket,sys; socket.create_connection((sys.argv[1], int(sys.argv[2])), float(sys.argv[3]))" "$1" "$2" "$3"
+  python3 -c "import socket, sys
+socket.create_connection((sys.argv[1], int(sys.argv[2])), float(sys.argv[3]))" "$1" "$2" "$3"
 elif command -v nc >/dev/null 2>&1; then nc -z -w "$3" "$1" "$2"
 else (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null
 fi
@@ -60,7 +61,8 @@ def describe(check) -> str:
     if isinstance(check, m.SqlCheck):
         return f"sql {check.query[:40]}"
     if isinstance(check, m.CommandCheck):
-        return f"command {check.command if isinstance(check.command, str) else shlex.join(check.command)}"
+        cmd = check.command
+        return f"command {cmd if isinstance(cmd, str) else shlex.join(cmd)}"
     return check.type
 
 

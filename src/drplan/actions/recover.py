@@ -207,21 +207,20 @@ class _Runner:
 
     def check_target(self) -> None:
         """Refuse to overwrite anything unless --force (checked before any write)."""
-        if self.engine.swarm_state() == "active" and self.engine.services(self.stack):
-            if not self.opts.force:
+        running = self.engine.swarm_state() == "active" and self.engine.services(self.stack)
+        if running and not self.opts.force:
+            raise InputError(
+                f"stack {self.stack} already runs on site {self.engine.site}: remove it, "
+                "choose another --prefix, or pass --force to replace its data",
+                where=self.engine.where,
+            )
+        for volume, (svc, src) in self.volumes().items():
+            if not self.opts.force and not vol.is_empty(self.engine, volume, self.labels):
                 raise InputError(
-                    f"stack {self.stack} already runs on site {self.engine.site}: remove it, "
-                    "choose another --prefix, or pass --force to replace its data",
+                    f"volume {volume} (service {svc}, source {src}) is not empty on site "
+                    f"{self.engine.site}; nothing was changed. Pass --force to overwrite it",
                     where=self.engine.where,
                 )
-        for volume, (svc, src) in self.volumes().items():
-            if not vol.is_empty(self.engine, volume, self.labels):
-                if not self.opts.force:
-                    raise InputError(
-                        f"volume {volume} (service {svc}, source {src}) is not empty on site "
-                        f"{self.engine.site}; nothing was changed. Pass --force to overwrite it",
-                        where=self.engine.where,
-                    )
 
     # -- steps --------------------------------------------------------------------------
 

@@ -28,8 +28,9 @@ def copy_runs(pc: PlanContext) -> list[dict]:
     primary = pc.repository()
     copies = pc.copies()
     if not copies:
-        raise InputError("the plan has no off-site copy repository (role: copy)",
-                         where=str(pc.path))
+        raise InputError(
+            "the plan has no off-site copy repository (role: copy)", where=str(pc.path)
+        )
     primary.open()
     complete = [m for _, m in mf.list_runs(primary, pc.name) if m.complete]
     by_run = _run_snapshots(primary, pc.name)
@@ -53,21 +54,22 @@ def copy_runs(pc: PlanContext) -> list[dict]:
             primary.copy_to(target, data, what=what)
             primary.copy_to(target, manifests, what=what)
             copied.append(m.run_id)
-        results.append({"repository": target.name, "url": target.url, "copied": copied,
-                        "already": already})
+        results.append(
+            {"repository": target.name, "url": target.url, "copied": copied, "already": already}
+        )
     return results
 
 
-def retained(runs: list[mf.Manifest], keep_last: int, keep_daily: int, keep_weekly: int,
-             keep_monthly: int) -> set[str]:
+def retained(
+    runs: list[mf.Manifest], keep_last: int, keep_daily: int, keep_weekly: int, keep_monthly: int
+) -> set[str]:
     """Run ids kept by the policy; the newest complete run is always kept."""
     complete = sorted((m for m in runs if m.complete), key=lambda m: m.started_at, reverse=True)
     keep: set[str] = set()
     if complete:
         keep.add(complete[0].run_id)
     keep.update(m.run_id for m in complete[:keep_last])
-    for count, key in ((keep_daily, "%Y-%m-%d"), (keep_weekly, "%G-W%V"),
-                       (keep_monthly, "%Y-%m")):
+    for count, key in ((keep_daily, "%Y-%m-%d"), (keep_weekly, "%G-W%V"), (keep_monthly, "%Y-%m")):
         seen: list[str] = []
         for m in complete:
             bucket = mf.parse_time(m.started_at).strftime(key)
@@ -103,9 +105,14 @@ def prune(pc: PlanContext, *, dry_run: bool = False, now: datetime | None = None
         if not dry_run and ids:
             repo.forget(ids, what=f"prune of {pc.name}")
             repo.prune(what=f"prune of {pc.name}")
-    return {"keep": sorted(keep), "forget": forget_runs, "orphan_runs": orphan_runs,
-            "orphan_snapshots": sum(len(by_run[r]) for r in orphan_runs),
-            "forgotten_snapshots": 0 if dry_run else len(ids), "dry_run": dry_run}
+    return {
+        "keep": sorted(keep),
+        "forget": forget_runs,
+        "orphan_runs": orphan_runs,
+        "orphan_snapshots": sum(len(by_run[r]) for r in orphan_runs),
+        "forgotten_snapshots": 0 if dry_run else len(ids),
+        "dry_run": dry_run,
+    }
 
 
 def check(pc: PlanContext, *, read_data_subset: str | None = None, samples: int = 0) -> dict:
@@ -131,7 +138,12 @@ def check(pc: PlanContext, *, read_data_subset: str | None = None, samples: int 
             diffs = impl.compare(rec.fingerprint, stored)
         except OperationError as exc:
             diffs = [str(exc)]
-        results.append({"service": rec.service, "source": rec.source, "ok": not diffs,
-                        "differences": diffs})
-    return {"repository": "ok", "run_id": latest.run_id, "samples": results,
-            "ok": all(r["ok"] for r in results)}
+        results.append(
+            {"service": rec.service, "source": rec.source, "ok": not diffs, "differences": diffs}
+        )
+    return {
+        "repository": "ok",
+        "run_id": latest.run_id,
+        "samples": results,
+        "ok": all(r["ok"] for r in results),
+    }

@@ -29,7 +29,7 @@ def actual_schedule(rec: Recovery) -> Schedule:
     ran = {sid: o for sid, o in rec.outcomes.items() if o.status in ("ok", "failed")}
     start = {sid: o.t0 for sid, o in ran.items()}
     finish = {sid: o.t1 for sid, o in ran.items()}
-    for sid, o in rec.outcomes.items():  # done before this attempt, or never run
+    for sid in rec.outcomes:  # done before this attempt, or never run
         start.setdefault(sid, 0.0)
         finish.setdefault(sid, 0.0)
     path: list[str] = []
