@@ -68,7 +68,8 @@ def run_backup(
     stack = pc.stack_name(site)
     with repo.exclusive(f"backup of {pc.name}"):
         prepare_repository(pc, engine, repo)
-        previous = _previous(repo, pc.name)
+        complete = [m for _, m in mf.list_runs(repo, pc.name) if m.complete]
+        previous = complete[-1] if complete else None
         run_id = mf.new_run_id()
         manifest = mf.Manifest(
             plan=pc.name,
@@ -103,7 +104,10 @@ def run_backup(
                 )
                 tid = f"backup:{svc_name}/{src_name}"
                 ctx.progress = (lambda t: lambda n: on_bytes(t, n))(tid)
-                prev = previous.source(svc_name, src_name) if previous else None
+                # the newest complete run holding this source (a run of some services
+                # only, `--service`, must not make the others read everything again)
+                prev = next((r for m in reversed(complete)
+                             if (r := m.source(svc_name, src_name))), None)
                 ctx.parent = prev.snapshot if prev and prev.engine == spec.engine else None
                 tasks.append(Task(tid, _source_task(ctx, spec), service=svc_name, kind="backup"))
         tasks.append(
@@ -160,11 +164,6 @@ def _source_task(ctx: SourceContext, spec) -> Callable[[], mf.SourceRecord]:
         )
 
     return run
-
-
-def _previous(repo: Repository, plan: str) -> mf.Manifest | None:
-    runs = [m for _, m in mf.list_runs(repo, plan) if m.complete]
-    return runs[-1] if runs else None
 
 
 def _images(

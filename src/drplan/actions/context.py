@@ -111,6 +111,7 @@ def open_repository(name: str, spec: m.Repository, base: Path) -> Repository:
         type=spec.type or "local",
         append_only=spec.append_only,
         env={k: resolve(v, base=base, what=f"{where}.env.{k}") for k, v in spec.env.items()},
+        options=dict(spec.options),
     )
 
 

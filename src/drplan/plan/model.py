@@ -193,6 +193,12 @@ class Repository(Strict):
         description="Extra environment for restic (e.g. `AWS_ACCESS_KEY_ID`), each a secret "
         "reference.",
     )
+    options: dict[str, str] = Field(
+        default_factory=dict,
+        description="restic extended options, passed as `-o key=value` to every restic "
+        "command on this repository, e.g. `sftp.command: ssh -F /etc/drplan/ssh_config "
+        "backup-host -s sftp` or `s3.storage-class: STANDARD_IA`.",
+    )
     description: str = Field("", description="Free text: where it is, who can reach it.")
 
     @model_validator(mode="after")

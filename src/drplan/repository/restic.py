@@ -34,6 +34,8 @@ class Repository:
     type: str = "local"
     append_only: bool = False
     env: dict[str, str] = field(default_factory=dict, repr=False)
+    # restic extended options (`-o key=value`), given to every restic command
+    options: dict[str, str] = field(default_factory=dict)
 
     @property
     def where(self) -> str:
@@ -41,6 +43,10 @@ class Repository:
 
     def environ(self) -> dict[str, str]:
         return {"RESTIC_REPOSITORY": self.url, "RESTIC_PASSWORD": self.password, **self.env}
+
+    def option_args(self) -> list[str]:
+        """`-o key=value` for each extended option (also for restic in helper containers)."""
+        return [arg for k, v in sorted(self.options.items()) for arg in ("-o", f"{k}={v}")]
 
     # -- running restic --------------------------------------------------------------
 
@@ -54,7 +60,7 @@ class Repository:
         check: bool = True,
     ) -> subprocess.CompletedProcess:
         proc = process.run(
-            ["restic", *args],
+            ["restic", *self.option_args(), *args],
             env=self.environ(),
             input=input,
             timeout=timeout,
@@ -133,6 +139,7 @@ class Repository:
         """
         argv = [
             "restic",
+            *self.option_args(),
             "backup",
             "--stdin",
             "--stdin-filename",
@@ -171,7 +178,7 @@ class Repository:
     ) -> dict:
         argv = ["backup", "--host", host, "--json", *_tag_args(tags), *paths]
         proc = subprocess.run(
-            ["restic", *argv],
+            ["restic", *self.option_args(), *argv],
             env={**os.environ, **self.environ()},
             capture_output=True,
             cwd=cwd,
@@ -184,7 +191,7 @@ class Repository:
     def dump(self, snapshot: str, path: str, *, what: str) -> Iterator[bytes]:
         """Stream one file of a snapshot; the exit status is checked when it ends."""
         proc = process.start(
-            ["restic", "dump", "--no-lock", snapshot, path],
+            ["restic", *self.option_args(), "dump", "--no-lock", snapshot, path],
             env=self.environ(),
             stdin=subprocess.DEVNULL,
         )
@@ -255,8 +262,12 @@ class Repository:
             **self.env,
             **target.env,
         }
+        # -o applies to both ends of a copy; the target's options win on a clash
+        options = {**self.options, **target.options}
+        opts = [arg for k, v in sorted(options.items()) for arg in ("-o", f"{k}={v}")]
         proc = process.run(
-            ["restic", "copy", *snapshot_ids], env=env, what=what, check=False, timeout=24 * 3600
+            ["restic", *opts, "copy", *snapshot_ids], env=env, what=what, check=False,
+            timeout=24 * 3600,
         )
         if proc.returncode != 0:
             target._raise(["copy"], proc.stderr, what)

@@ -47,6 +47,7 @@ class Files:
             )
         argv = [
             "restic",
+            *ctx.repo.option_args(),
             "backup",
             vol.MOUNT,
             "--json",
@@ -57,6 +58,11 @@ class Files:
         ]
         if ctx.parent:
             argv += ["--parent", ctx.parent]
+        else:
+            # No parent of *this* source: without --force restic would pick the latest
+            # snapshot with the same host and path (/volume), i.e. another source's, and
+            # trust its metadata for files that merely look alike.
+            argv += ["--force"]
         for pattern in ctx.spec.exclude:
             argv += ["--exclude", pattern]
         summary: dict = {}
