@@ -13,6 +13,9 @@ repo_app = typer.Typer(help="restic repositories of a plan.", no_args_is_help=Tr
 app.add_typer(repo_app, name="repo")
 PLAN = typer.Argument(..., help="Plan file (YAML).")
 JSON = typer.Option(False, "--json", help="Machine-readable output.")
+REPOSITORY = typer.Option(
+    None, "--repository", "-r", help="Repository of the plan (default: the primary)."
+)
 
 
 @repo_app.command("init")
@@ -37,11 +40,11 @@ def backup(
 
 
 @app.command()
-def runs(plan: str = PLAN, as_json: bool = JSON) -> None:
+def runs(plan: str = PLAN, as_json: bool = JSON, repository: str | None = REPOSITORY) -> None:
     """List the runs in the repository with their age against the RPO."""
     from drplan.commands.ops import run_runs
 
-    raise typer.Exit(run_runs(plan, as_json, _out))
+    raise typer.Exit(run_runs(plan, as_json, _out, repository))
 
 
 @app.command()
@@ -57,11 +60,12 @@ def prune(
     plan: str = PLAN,
     dry_run: bool = typer.Option(False, "--dry-run", help="Say what would be removed."),
     as_json: bool = JSON,
+    repository: str | None = REPOSITORY,
 ) -> None:
     """Apply the retention policy; the newest complete run is always kept."""
     from drplan.commands.ops import run_prune
 
-    raise typer.Exit(run_prune(plan, dry_run, as_json, _out))
+    raise typer.Exit(run_prune(plan, dry_run, as_json, _out, repository))
 
 
 @app.command()
@@ -71,8 +75,9 @@ def check(
         None, "--read-data-subset", help="Also read this share of the data, e.g. 10%."),
     samples: int = typer.Option(0, "--samples", help="Sources to re-verify (0 = all)."),
     as_json: bool = JSON,
+    repository: str | None = REPOSITORY,
 ) -> None:
     """Check the repository and re-verify the newest run's sources against its manifest."""
     from drplan.commands.ops import run_check
 
-    raise typer.Exit(run_check(plan, read_data_subset, samples, as_json, _out))
+    raise typer.Exit(run_check(plan, read_data_subset, samples, as_json, _out, repository))

@@ -25,6 +25,9 @@ from drplan.sources import engine_for
 from drplan.sources.base import SourceContext
 
 WORKERS = 4
+# dumps run in the database's own container: how long to wait for it to be running
+SERVER_WAIT_S = 120.0
+LIVE_ENGINES = ("postgresql", "mariadb", "mysql", "redis")
 
 
 @dataclass
@@ -142,6 +145,8 @@ def run_backup(
 def _source_task(ctx: SourceContext, spec) -> Callable[[], mf.SourceRecord]:
     def run() -> mf.SourceRecord:
         impl = engine_for(spec.engine, spec.method)
+        if spec.method == "dump" and spec.engine in LIVE_ENGINES:
+            _server_running(ctx)
         res = impl.backup(ctx)
         stats = dict(res.stats)
         if res.downtime_s:
@@ -164,6 +169,20 @@ def _source_task(ctx: SourceContext, spec) -> Callable[[], mf.SourceRecord]:
         )
 
     return run
+
+
+def _server_running(ctx: SourceContext) -> None:
+    """A dump needs its server running: fail fast and clearly when it is not there."""
+    replicas = ctx.engine.service_replicas(ctx.stack, ctx.service)
+    svc = f"{ctx.stack}_{ctx.service}"
+    if replicas is None and ctx.engine.service(ctx.stack, ctx.service) is None:
+        raise OperationError(f"service {svc} does not exist on {ctx.engine.where} (is the "
+                             "stack deployed?)", where=ctx.what)
+    if replicas == 0:
+        raise OperationError(f"service {svc} is scaled to 0: no server to dump from (scale "
+                             "it up, or back it up with method: cold)", where=ctx.what)
+    ctx.engine.wait_running(ctx.stack, ctx.service,
+                            min(ctx.deadline, time.monotonic() + SERVER_WAIT_S))
 
 
 def _images(

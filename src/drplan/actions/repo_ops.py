@@ -81,8 +81,9 @@ def retained(
     return keep
 
 
-def prune(pc: PlanContext, *, dry_run: bool = False, now: datetime | None = None) -> dict:
-    repo = pc.repository()
+def prune(pc: PlanContext, *, dry_run: bool = False, now: datetime | None = None,
+          repository: str | None = None) -> dict:
+    repo = pc.repository(repository)
     repo.refuse_if_append_only("prune")
     ret = pc.plan.backup.retention
     with repo.exclusive(f"prune of {pc.name}"):
@@ -115,14 +116,15 @@ def prune(pc: PlanContext, *, dry_run: bool = False, now: datetime | None = None
     }
 
 
-def check(pc: PlanContext, *, read_data_subset: str | None = None, samples: int = 0) -> dict:
+def check(pc: PlanContext, *, read_data_subset: str | None = None, samples: int = 0,
+          repository: str | None = None) -> dict:
     """restic check, then re-verify stored sources of the newest run against its manifest.
 
     Each sampled source is read back from the repository and fingerprinted the same way
     as at backup time (dumps re-parsed, files listed, RDB and SQLite files hashed).
     `samples` = 0 checks every source.
     """
-    repo = pc.repository()
+    repo = pc.repository(repository)
     with repo.exclusive(f"check of {pc.name}"):
         prepare_repository(pc, pc.engine(), repo)
         repo.check(read_data_subset=read_data_subset)
@@ -143,6 +145,8 @@ def check(pc: PlanContext, *, read_data_subset: str | None = None, samples: int 
         )
     return {
         "repository": "ok",
+        "name": repo.name,
+        "url": repo.url,
         "run_id": latest.run_id,
         "samples": results,
         "ok": all(r["ok"] for r in results),

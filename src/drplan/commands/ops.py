@@ -87,9 +87,9 @@ def run_backup(plan: str, services: list[str] | None, site: str | None, as_json:
     return 0
 
 
-def run_runs(plan: str, as_json: bool, out) -> int:
+def run_runs(plan: str, as_json: bool, out, repository: str | None = None) -> int:
     pc = load_plan(plan)
-    repo = pc.repository()
+    repo = pc.repository(repository)
     repo.open()
     now = datetime.now(UTC)
     rows = []
@@ -137,9 +137,10 @@ def run_copy(plan: str, as_json: bool, out) -> int:
     return 0
 
 
-def run_prune(plan: str, dry_run: bool, as_json: bool, out) -> int:
+def run_prune(plan: str, dry_run: bool, as_json: bool, out,
+              repository: str | None = None) -> int:
     pc = load_plan(plan)
-    res = repo_ops.prune(pc, dry_run=dry_run)
+    res = repo_ops.prune(pc, dry_run=dry_run, repository=repository)
     if as_json:
         out(json.dumps(res, indent=2))
     else:
@@ -151,13 +152,14 @@ def run_prune(plan: str, dry_run: bool, as_json: bool, out) -> int:
     return 0
 
 
-def run_check(plan: str, subset: str | None, samples: int, as_json: bool, out) -> int:
+def run_check(plan: str, subset: str | None, samples: int, as_json: bool, out,
+              repository: str | None = None) -> int:
     pc = load_plan(plan)
-    res = repo_ops.check(pc, read_data_subset=subset, samples=samples)
+    res = repo_ops.check(pc, read_data_subset=subset, samples=samples, repository=repository)
     if as_json:
         out(json.dumps(res, indent=2))
     else:
-        out(f"repository: {res['repository']}")
+        out(f"repository {res['name']}: {res['repository']}")
         for s in res["samples"]:
             out(f"  {s['service']}/{s['source']}: {'ok' if s['ok'] else 'DIFFERS'}"
                 + ("" if s["ok"] else ": " + "; ".join(s["differences"][:5])))

@@ -1,0 +1,149 @@
+"""Off-site repository servers for tests, on this host's loopback only.
+
+    with servers.rest_server(tmp / "rest", append_only=True) as rest:   # rclone serve restic
+        url = rest.url                                                  # rest:http://127.0.0.1:P/
+    with servers.sftp_server(tmp / "sftp") as sftp:                     # a real OpenSSH sshd
+        url = sftp.repo_url("/abs/path/repo")                           # sftp:drplan-offsite:/...
+        options = sftp.restic_options                                   # {"sftp.command": ...}
+
+Each server is started with its own files under the given directory (config, host key,
+client key, authorized_keys, known_hosts) and stopped (by its own pid) when the block ends.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+LOOPBACK = "127.0.0.1"
+SSH_ALIAS = "drplan-offsite"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind((LOOPBACK, 0))
+        return s.getsockname()[1]
+
+
+def wait_listening(port: int, proc: subprocess.Popen, log: Path, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited {proc.returncode}: {log.read_text()[-2000:]}")
+        with contextlib.suppress(OSError), socket.create_connection((LOOPBACK, port), 0.5):
+            return
+        time.sleep(0.1)
+    raise TimeoutError(f"nothing listens on {LOOPBACK}:{port}: {log.read_text()[-2000:]}")
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@dataclass
+class RestServer:
+    root: Path
+    port: int
+    append_only: bool
+    proc: subprocess.Popen
+
+    @property
+    def url(self) -> str:
+        return f"rest:http://{LOOPBACK}:{self.port}/"
+
+
+@contextlib.contextmanager
+def rest_server(root: Path, *, append_only: bool = True) -> Iterator[RestServer]:
+    """`rclone serve restic` on a local directory (the role of rest-server --append-only)."""
+    root = Path(root)
+    data = root / "data"
+    data.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    log = root / "rclone.log"
+    argv = ["rclone", "serve", "restic", str(data), "--addr", f"{LOOPBACK}:{port}",
+            "--config", "/dev/null"]
+    if append_only:
+        argv.append("--append-only")
+    with open(log, "wb") as fh:
+        proc = subprocess.Popen(argv, stdout=fh, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL)
+    try:
+        wait_listening(port, proc, log)
+        yield RestServer(root=data, port=port, append_only=append_only, proc=proc)
+    finally:
+        _stop(proc)
+
+
+@dataclass
+class SftpServer:
+    root: Path
+    port: int
+    ssh_config: Path
+    proc: subprocess.Popen
+
+    def repo_url(self, path: str | Path) -> str:
+        return f"sftp:{SSH_ALIAS}:{Path(path).resolve()}"
+
+    @property
+    def restic_options(self) -> dict[str, str]:
+        return {"sftp.command": f"ssh -F {self.ssh_config} {SSH_ALIAS} -s sftp"}
+
+
+@contextlib.contextmanager
+def sftp_server(root: Path) -> Iterator[SftpServer]:
+    """A real OpenSSH server on 127.0.0.1 with its own config, host key and client key.
+
+    The client side is one ssh_config file (key, known host, port, batch mode) that restic
+    reaches through `-o sftp.command="ssh -F CONFIG drplan-offsite -s sftp"`.
+    """
+    sshd = shutil.which("sshd") or "/usr/sbin/sshd"
+    root = Path(root).resolve()
+    root.mkdir(parents=True, exist_ok=True)
+    host_key, client_key = root / "host_ed25519", root / "client_ed25519"
+    for key in (host_key, client_key):
+        if not key.exists():
+            subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)],
+                           check=True, capture_output=True)
+    (root / "authorized_keys").write_text((root / "client_ed25519.pub").read_text())
+    pub = (root / "host_ed25519.pub").read_text().split()
+    (root / "known_hosts").write_text(f"{SSH_ALIAS} {pub[0]} {pub[1]}\n")
+    port = free_port()
+    config = root / "sshd_config"
+    config.write_text(
+        f"Port {port}\nListenAddress {LOOPBACK}\nHostKey {host_key}\nPidFile {root}/sshd.pid\n"
+        f"AuthorizedKeysFile {root}/authorized_keys\nPasswordAuthentication no\n"
+        "KbdInteractiveAuthentication no\nPermitRootLogin prohibit-password\n"
+        "StrictModes no\nUsePAM no\nSubsystem sftp internal-sftp\n"
+    )
+    client = root / "ssh_config"
+    client.write_text(
+        f"Host {SSH_ALIAS}\n  HostName {LOOPBACK}\n  Port {port}\n"
+        f"  User {os.environ.get('USER', 'root')}\n"
+        f"  IdentityFile {client_key}\n  IdentitiesOnly yes\n  HostKeyAlias {SSH_ALIAS}\n"
+        f"  UserKnownHostsFile {root}/known_hosts\n  StrictHostKeyChecking yes\n"
+        "  BatchMode yes\n  ConnectTimeout 10\n"
+    )
+    client_key.chmod(0o600)
+    os.makedirs("/run/sshd", exist_ok=True)  # sshd's privilege separation directory
+    log = root / "sshd.log"
+    with open(log, "wb") as fh:
+        proc = subprocess.Popen([sshd, "-D", "-e", "-f", str(config)], stdout=fh,
+                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    try:
+        wait_listening(port, proc, log)
+        yield SftpServer(root=root, port=port, ssh_config=client, proc=proc)
+    finally:
+        _stop(proc)
