@@ -86,12 +86,12 @@ def remove(url: str, name: str, timeout: float = 120) -> None:
         svc.remove()
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if not client.containers.list(all=True, filters={"label": label}):
+        if not client.api.containers(all=True, filters={"label": label}):
             break
         time.sleep(0.3)
-    for c in client.containers.list(all=True, filters={"label": label}):
+    for c in client.api.containers(all=True, filters={"label": label}):
         with contextlib.suppress(docker.errors.NotFound):
-            c.remove(force=True)
+            client.api.remove_container(c["Id"], force=True)
     while time.monotonic() < deadline:
         try:
             for net in client.networks.list(filters={"label": label}):
@@ -102,3 +102,21 @@ def remove(url: str, name: str, timeout: float = 120) -> None:
         except docker.errors.APIError:
             time.sleep(0.5)  # a network or volume still in use by a task being torn down
     raise TimeoutError(f"stack {name} not removed after {timeout}s")
+
+
+def remove_recovered(url: str, name: str, plan: str | None = None) -> None:
+    """Remove a stack drplan recovered, with its volumes, helpers and recovery journal."""
+    remove(url, name)
+    client = docker.DockerClient(base_url=url)
+    label = f"org.drplan.plan={plan or name}"
+    for c in client.api.containers(all=True, filters={"label": label}):
+        with contextlib.suppress(docker.errors.NotFound):
+            client.api.remove_container(c["Id"], force=True)
+    try:
+        client.volumes.get("drplan-journal")
+    except docker.errors.NotFound:
+        return
+    client.containers.run(
+        "drplan-tb/app:latest", ["rm", "-f", f"/journal/{name}.jsonl"], remove=True,
+        network_mode="none", volumes={"drplan-journal": {"bind": "/journal"}},
+    )
