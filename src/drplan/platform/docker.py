@@ -113,7 +113,12 @@ class Engine:
         filters = {"label": f"{SERVICE_LABEL}={stack}_{name}"}
         if running:
             filters["status"] = "running"
-        return self.client.containers.list(all=not running, filters=filters)
+        for _ in range(5):
+            try:
+                return self.client.containers.list(all=not running, filters=filters)
+            except docker.errors.NotFound:
+                continue  # a task container went away while being listed
+        return []
 
     def wait_running(self, stack: str, name: str, deadline: float, *, healthy: bool = True):
         """The service's running (and healthy, when it has a healthcheck) container."""
@@ -294,10 +299,10 @@ class Engine:
     def remove_helpers(self, labels: dict[str, str]) -> int:
         """Remove helper containers with these labels (also those a killed run left)."""
         filters = {"label": [f"{HELPER_LABEL}=1", *(f"{k}={v}" for k, v in labels.items())]}
-        found = self.client.containers.list(all=True, filters=filters)
+        found = self.api.containers(all=True, filters=filters)
         for c in found:
             with contextlib.suppress(docker.errors.NotFound):
-                c.remove(force=True)
+                self.api.remove_container(c["Id"], force=True)
         return len(found)
 
     @staticmethod
