@@ -80,6 +80,7 @@ def adapt(
     repo_url: str | None = None,
     copies: dict[str, dict] | None = None,
     edit: Callable[[dict], None] | None = None,
+    edit_compose: Callable[[dict], None] | None = None,
     docker_hosts: list[str] | None = None,
 ) -> TestPlan:
     """Write an adapted plan and compose file into `dest`."""
@@ -98,6 +99,8 @@ def adapt(
             used.add(port)
             p["published"] = port
             ports.setdefault(svc_name, {})[int(p["target"])] = port
+    if edit_compose is not None:
+        edit_compose(compose)
     (dest / "compose.yml").write_text(yaml.safe_dump(compose, sort_keys=False))
     plan["stack"]["name"] = name
     plan["stack"]["compose"] = "compose.yml"

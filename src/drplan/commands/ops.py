@@ -50,7 +50,7 @@ def backup_json(m: mf.Manifest) -> dict:
         "started_at": m.started_at, "finished_at": m.finished_at, "rpo_point": m.rpo_point,
         "sources": [
             {"service": s.service, "source": s.source, "engine": s.engine, "method": s.method,
-             "snapshot": s.snapshot, "bytes": s.bytes, "seconds": s.seconds,
+             "snapshot": s.snapshot, "path": s.path, "bytes": s.bytes, "seconds": s.seconds,
              "fingerprint": s.fingerprint, "consistency": s.consistency, "stats": s.stats}
             for s in m.sources
         ],
