@@ -67,3 +67,18 @@ def recover(
             out=_out,
         )
     )
+
+
+@app.command()
+def demo(
+    docker_host: str | None = typer.Option(
+        None, "--docker-host", help="Engine to run on (default: $DOCKER_HOST or the local one)."),
+    workdir: str | None = typer.Option(
+        None, "--workdir", help="Where the demo's plan and repository go "
+        "(default /var/lib/drplan/demo)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+) -> None:
+    """Protect, destroy, recover and verify a demo stack on one Docker engine."""
+    from drplan.commands.demo import run_demo
+
+    raise typer.Exit(run_demo(workdir, docker_host, as_json, _out))

@@ -13,6 +13,7 @@ from __future__ import annotations
 import html
 import json
 import os
+import signal
 import sqlite3
 import sys
 import time
@@ -183,6 +184,8 @@ class Handler(BaseHTTPRequestHandler):
 
 
 if __name__ == "__main__":
+    # PID 1 in its container: exit on SIGTERM instead of waiting for Docker's SIGKILL
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     wait_for_schema()
     if files_dir():
         os.makedirs(files_dir(), exist_ok=True)
