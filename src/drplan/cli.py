@@ -282,8 +282,10 @@ def risks(
     raise typer.Exit(run_risks(plan, svg=svg, as_json=as_json, out=_out, err=_err))
 
 
-from drplan import cli_ops  # noqa: E402, F401  (registers the data-path commands)
-from drplan import cli_recover  # noqa: E402, F401  (registers the recovery commands)
+from drplan import (
+    cli_ops,  # noqa: F401  (registers the data-path commands)
+    cli_recover,  # noqa: F401  (registers the recovery commands)
+)
 
 
 def main() -> None:

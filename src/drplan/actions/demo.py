@@ -78,26 +78,7 @@ def _summary(engine: Engine, stack: str, service: str) -> dict:
 
 def destroy(engine: Engine, stack: str) -> None:
     """The disaster: the stack's services and every one of its volumes are gone."""
-    for svc in engine.services(stack):
-        svc.remove()
-    deadline = time.monotonic() + 120
-    for name in ("db", "redis", "web", "exam"):
-        engine.wait_stopped(stack, name, deadline)
-    for v in engine.client.volumes.list(filters={"label": f"com.docker.stack.namespace={stack}"}):
-        while True:
-            try:
-                v.remove(force=True)
-                break
-            except Exception:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.3)
-    for net in engine.client.networks.list(filters={"label":
-                                                    f"com.docker.stack.namespace={stack}"}):
-        try:
-            net.remove()
-        except Exception:
-            pass
+    engine.remove_stack(stack, volumes=True)
 
 
 def run_demo(workdir: Path, docker_host: str, say: Callable[[str], None],

@@ -313,7 +313,11 @@ class _Runner:
                     if deploy.get("mode") != "global":
                         deploy["replicas"] = 0
                     override = self.site.services.get(name)
-                    if override and override.ports:
+                    if self.opts.prefix and self.opts.prefix != self.site.stack_prefix:
+                        # a copy beside production (test, training, drill) must not take
+                        # production's published ports
+                        spec.pop("ports", None)
+                    elif override and override.ports:
                         spec["ports"] = _override_ports(spec.get("ports", []), override.ports)
                     spec.pop("depends_on", None)
                 out = src.parent / f".drplan-deploy-{self.stack}-{Path(rel).name}"

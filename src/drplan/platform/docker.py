@@ -355,6 +355,33 @@ class Engine:
         self.api.import_image_from_data(data, repository=repository, tag=tag, changes=changes)
 
 
+    def remove_stack(self, stack: str, *, volumes: bool = True, timeout: float = 180) -> None:
+        """Remove a stack's services, then its networks and (by default) its volumes,
+        waiting for its containers to be gone. Nothing else is touched."""
+        label = f"{STACK_LABEL}={stack}"
+        for svc in self.services(stack):
+            with contextlib.suppress(docker.errors.NotFound):
+                svc.remove()
+        deadline = time.monotonic() + timeout
+        while self.api.containers(all=True, filters={"label": label}):
+            if time.monotonic() > deadline:
+                raise OperationError(f"stack {stack} did not stop in time", where=self.where)
+            time.sleep(0.3)
+        while True:
+            try:
+                for net in self.api.networks(filters={"label": label}):
+                    self.api.remove_network(net["Id"])
+                if volumes:
+                    for v in self.api.volumes(filters={"label": label}).get("Volumes") or []:
+                        self.api.remove_volume(v["Name"], force=True)
+                return
+            except docker.errors.NotFound:
+                continue
+            except docker.errors.APIError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.3)  # a network or volume still held by a task being torn down
+
 def _tar(files: dict[str, bytes]) -> bytes:
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w") as tar:
