@@ -282,10 +282,8 @@ def risks(
     raise typer.Exit(run_risks(plan, svg=svg, as_json=as_json, out=_out, err=_err))
 
 
-from drplan import (
-    cli_ops,  # noqa: F401  (registers the data-path commands)
-    cli_recover,  # noqa: F401  (registers the recovery commands)
-)
+# the data-path and recovery commands register themselves on `app`
+from drplan import cli_ops, cli_recover  # noqa: E402, F401
 
 
 def main() -> None:
