@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Regenerate docs/plan.schema.json and docs/plan-reference.md from the plan model.
+"""Regenerate docs/plan.schema.json, docs/plan-reference.md (from the plan model) and
+docs/cli-reference.md (from the CLI itself).
 
 Run after changing src/drplan/plan/model.py:  .venv/bin/python scripts/gen_docs.py
 (``--check`` exits 1 if the committed files are stale, for CI).
@@ -15,11 +16,29 @@ from drplan.commands.schema import plan_schema, schema_text
 from drplan.plan.docs import render_reference
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def cli_reference() -> str:
+    """The CLI reference, as `typer drplan.cli utils docs` writes it."""
+    import typer.main
+    from typer.cli import get_docs_for_click
+
+    from drplan.cli import app
+
+    command = typer.main.get_command(app)
+    with typer.Context(command) as ctx:
+        ctx.ensure_object(dict)
+        text = get_docs_for_click(obj=command, ctx=ctx, name="drplan",
+                                  title="drplan command-line reference")
+    return text.strip() + "\n"
+
+
 TARGETS = {
     ROOT / "docs" / "plan.schema.json": schema_text,
     ROOT / "docs" / "plan-reference.md": lambda: render_reference(
         json.loads(json.dumps(plan_schema()))
     ),
+    ROOT / "docs" / "cli-reference.md": cli_reference,
 }
 
 

@@ -1,4 +1,8 @@
-"""Command-line interface: one typer app, errors turned into one clear line and an exit code."""
+"""Command-line interface: one typer app, errors turned into one clear line and an exit code.
+
+Commands live in this module and in cli_ops, cli_recover (and friends), which all register
+on the app of cli_base; importing drplan.cli gives the complete app.
+"""
 
 from __future__ import annotations
 
@@ -7,50 +11,10 @@ import sys
 import typer
 from rich.console import Console
 
-from drplan import __version__
+from drplan.cli_base import _err, _out, app
 from drplan.errors import DrplanError
 
-app = typer.Typer(
-    name="drplan",
-    help="An executable disaster-recovery plan for Docker Swarm stacks.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-)
 err_console = Console(stderr=True)
-
-
-def _print_version(value: bool) -> None:
-    if value:
-        typer.echo(__version__)
-        raise typer.Exit(0)
-
-
-@app.callback()
-def _root(
-    version: bool = typer.Option(
-        False,
-        "--version",
-        help="Print the version and exit.",
-        is_eager=True,
-        callback=_print_version,
-    ),
-) -> None:
-    """An executable disaster-recovery plan for Docker Swarm stacks."""
-
-
-@app.command()
-def version() -> None:
-    """Print drplan's version."""
-    typer.echo(__version__)
-
-
-def _out(line: str) -> None:
-    typer.echo(line)
-
-
-def _err(line: str) -> None:
-    typer.echo(line, err=True)
 
 
 @app.command()

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import typer
 
-from drplan.cli import _out, app
+from drplan.cli_base import _out, app
 
 repo_app = typer.Typer(help="restic repositories of a plan.", no_args_is_help=True)
 app.add_typer(repo_app, name="repo")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from drplan.cli import _out, app
+from drplan.cli_base import _out, app
 
 
 @app.command()
