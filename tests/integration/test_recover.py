@@ -201,3 +201,24 @@ def test_recover_from_the_repository_alone_into_another_name(testbed, backed, tm
         assert verifier.differences(b.expected, got) == []
     finally:
         stacks.remove_recovered(testbed["recovery"], stack, b.name)
+
+
+def test_a_training_copy_beside_production_on_the_same_engine(testbed, backed, tmp_path):
+    """Production data into another name on production's own engine (Pegase's test
+    environment): production is untouched, the copy equals the backup."""
+    b = backed["campus"]
+    stack = f"train{b.name}"
+    client = sites.client(testbed["primary"])
+    stacks.wait_healthy(client, b.name, timeout=240)  # e.g. after the primary's restart
+    before = verifier.fingerprint(client, "campus", b.name)
+    report = ok_json("recover", str(b.plan), "--site", "primary", "--prefix", "train",
+                     "--report-dir", str(tmp_path))
+    try:
+        assert report["ok"] and report["verified"]
+        assert verifier.differences(b.expected, verifier.fingerprint(client, "campus", stack)) == []
+        assert verifier.differences(before, verifier.fingerprint(client, "campus", b.name)) == []
+        # the copy published no port of production's
+        for svc in stacks.services(client, stack):
+            assert not svc.attrs["Spec"].get("EndpointSpec", {}).get("Ports")
+    finally:
+        stacks.remove_recovered(testbed["primary"], stack, b.name)

@@ -1,0 +1,146 @@
+#!/usr/bin/env python3
+"""Recovery benchmark on >= 1 GB: measured RTO against the schedule's critical-path lower
+bound and against the same steps run one after another; file restore throughput against
+`cp -a` of the same data on this disk. All in one invocation, on the testbed.
+
+    .venv/bin/python bench/recovery.py --gb 1.0
+
+Steps:
+ 1. deploy `campus` on the primary, write --gb of data into *each* uploads volume
+    (web and exam), back it up with `drplan backup`;
+ 2. recover it on the recovery site with drplan's parallel executor (workers=4):
+    measured RTO, and the critical-path lower bound = the longest path through the DAG
+    using the durations each step actually took in this very recovery;
+ 3. recover it again with one worker (the same steps one after another): its RTO;
+ 4. `cp -a` of the web uploads volume's directory on this disk, against the duration of
+    the same volume's restore step in the sequential recovery (no competing step).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from drplan.actions import recover as rc  # noqa: E402
+from drplan.actions.context import load_plan  # noqa: E402
+from drplan.reports.recovery import actual_schedule  # noqa: E402
+from testbed import generator, plans, sites, stacks  # noqa: E402
+
+
+def longest_path(rec: rc.Recovery) -> float:
+    """Lower bound of the RTO with unlimited parallelism: the longest chain of measured
+    step durations through the DAG (up to the last critical step)."""
+    steps = rec.schedule.steps
+    dur = {sid: o.seconds for sid, o in rec.outcomes.items()}
+    memo: dict[str, float] = {}
+
+    def finish(sid: str) -> float:
+        if sid not in memo:
+            memo[sid] = dur[sid] + max((finish(a) for a in steps[sid].after), default=0.0)
+        return memo[sid]
+
+    critical = [s for s in steps if steps[s].critical]
+    return max(finish(s) for s in critical)
+
+
+def recover(tp, prefix: str, workers: int) -> rc.Recovery:
+    os.environ["DRPLAN_REPO_PASSWORD"] = plans.PASSWORD
+    pc = load_plan(tp.path)
+    rec = rc.recover(pc, pc.repository(), rc.RecoverOptions(site="recovery", prefix=prefix,
+                                                            workers=workers))
+    if not rec.ok:
+        raise SystemExit(f"recovery {prefix} failed: "
+                         + str({k: o.error for k, o in rec.outcomes.items() if o.error}))
+    return rec
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--gb", type=float, default=1.0, help="GB of uploads per volume")
+    ap.add_argument("--workdir", default="/var/lib/drplan-bench/recovery")
+    a = ap.parse_args()
+    urls = sites.up()
+    work = Path(a.workdir)
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    name = f"bench{os.getpid()}"
+    tp = plans.adapt("campus", work, name=name)
+    plans.deploy(urls["primary"], tp)
+    client = sites.client(urls["primary"])
+    size = generator.Size.gigabytes(a.gb)
+    print(f"writing {a.gb} GB into each uploads volume ...", flush=True)
+    generator.populate(client, "campus", name, size, seed=3)
+    plans.ok("repo", "init", str(tp.path))
+    t0 = time.monotonic()
+    backup = plans.ok_json("backup", str(tp.path))
+    print(f"backup: {time.monotonic() - t0:.1f}s", flush=True)
+    data_bytes = sum(s["bytes"] for s in backup["sources"])
+    results: dict = {"data_bytes": data_bytes}
+    try:
+        par = recover(tp, "bp", workers=4)
+        stacks.remove_recovered(urls["recovery"], f"bp{name}", name)
+        seq = recover(tp, "bs", workers=1)
+        stacks.remove_recovered(urls["recovery"], f"bs{name}", name)
+        bound = longest_path(par)
+        results.update(
+            parallel_rto_s=par.measured_rto_s, critical_path_bound_s=round(bound, 2),
+            sequential_rto_s=seq.measured_rto_s,
+            rto_over_bound=round(par.measured_rto_s / bound, 3),
+            rto_over_sequential=round(par.measured_rto_s / seq.measured_rto_s, 3),
+            parallel_steps={k: round(o.seconds, 2) for k, o in par.outcomes.items()},
+            sequential_steps={k: round(o.seconds, 2) for k, o in seq.outcomes.items()},
+            actual_critical_path=actual_schedule(par).critical_path,
+        )
+        # file restore throughput against cp -a of the same volume on this disk
+        rec_web = next(s for s in backup["sources"] if s["service"] == "web")
+        volume = client.volumes.get(f"{name}_files")
+        src = volume.attrs["Mountpoint"]
+        dst = work / "cp-a-copy"
+        t0 = time.monotonic()
+        subprocess.run(["cp", "-a", src, str(dst)], check=True)
+        subprocess.run(["sync"], check=True)
+        cp_s = time.monotonic() - t0
+        restore_s = seq.outcomes["restore:web/files"].seconds
+        results.update(
+            web_files_bytes=rec_web["bytes"], cp_a_s=round(cp_s, 2),
+            restore_web_files_s=round(restore_s, 2),
+            cp_a_mb_s=round(rec_web["bytes"] / cp_s / 1e6, 1),
+            restore_mb_s=round(rec_web["bytes"] / restore_s / 1e6, 1),
+            restore_over_cp=round(cp_s / restore_s, 3),
+        )
+    finally:
+        plans.remove(urls["primary"], tp)
+        shutil.rmtree(work / "cp-a-copy", ignore_errors=True)
+    results["machine"] = {"nproc": os.cpu_count(), "python": platform.python_version(),
+                          "cpu": _cpu()}
+    print(json.dumps(results, indent=2))
+    ok1 = results["rto_over_bound"] <= 1.25
+    ok2 = results["rto_over_sequential"] <= 0.6
+    ok3 = results["restore_over_cp"] >= 0.7
+    print(f"RTO / critical-path bound = {results['rto_over_bound']} (goal <= 1.25: "
+          f"{'met' if ok1 else 'MISSED'})")
+    print(f"RTO / sequential = {results['rto_over_sequential']} (goal <= 0.6: "
+          f"{'met' if ok2 else 'MISSED'})")
+    print(f"restore throughput / cp -a = {results['restore_over_cp']} (goal >= 0.7: "
+          f"{'met' if ok3 else 'MISSED'})")
+
+
+def _cpu() -> str:
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return "unknown"
+
+
+if __name__ == "__main__":
+    main()
