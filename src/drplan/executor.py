@@ -8,10 +8,11 @@ executor waits on task completion.
 
 from __future__ import annotations
 
+import queue
+import threading
 import time
 import traceback
 from collections.abc import Callable
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -29,6 +30,8 @@ class Task:
     kind: str = ""
     # a task done in an earlier, interrupted attempt (resume): not run again
     done: bool = False
+    # seconds before the step is given up on (None: no limit)
+    timeout_s: float | None = None
 
 
 @dataclass
@@ -82,71 +85,81 @@ class Executor:
         self.outcomes = {t.id: Outcome(t.id) for t in self.tasks}
         self.t_start = time.monotonic()
         stop = False
-        running: dict[Future, Task] = {}
-        with ThreadPoolExecutor(max_workers=self.workers) as pool:
-            while True:
-                progressed = False
-                for t in self.tasks:
-                    o = self.outcomes[t.id]
-                    if o.status != "pending":
-                        continue
-                    deps = [self.outcomes[d] for d in t.after]
-                    if any(d.status in ("failed", "skipped", "cancelled") for d in deps):
-                        o.status = "skipped"
-                        progressed = True
-                        o.error = "a step it needs did not succeed: " + ", ".join(
-                            sorted(
-                                d.id for d in deps if d.status in ("failed", "skipped", "cancelled")
-                            )
-                        )
-                        self.on_event(Event("finished", t, o))
-                        continue
-                    if stop or not all(d.status in ("ok", "done-before") for d in deps):
-                        continue
-                    if t.done:
-                        o.status = "done-before"
-                        progressed = True
-                        self.on_event(Event("finished", t, o))
-                        continue
-                    if len(running) >= self.workers:
-                        continue
-                    o.status = "running"
-                    o.started_at = now_iso()
-                    o.t0 = time.monotonic() - self.t_start
-                    self.on_event(Event("started", t, o))
-                    running[pool.submit(t.run)] = t
-                if not running:
-                    pending = [o for o in self.outcomes.values() if o.status == "pending"]
-                    if pending and progressed and not stop:
-                        continue  # newly unblocked tasks (done-before chains)
-                    for o in pending:
-                        o.status = "cancelled"
-                        o.error = "not started: the run stopped after a critical failure"
-                    break
-                finished, _ = wait(list(running), return_when=FIRST_COMPLETED)
-                for fut in finished:
-                    t = running.pop(fut)
-                    o = self.outcomes[t.id]
-                    o.finished_at = now_iso()
-                    o.t1 = time.monotonic() - self.t_start
-                    o.seconds = o.t1 - o.t0
-                    exc = fut.exception()
-                    if exc is None:
-                        o.status = "ok"
-                        o.value = fut.result()
-                    else:
-                        o.status = "failed"
-                        o.error = (
-                            str(exc)
-                            if isinstance(exc, DrplanError)
-                            else (
-                                f"{type(exc).__name__}: {exc}\n"
-                                + "".join(traceback.format_exception(exc)[-3:])
-                            )
-                        )
-                        if t.critical:
-                            stop = True
+        done_q: queue.Queue[tuple[str, object, BaseException | None]] = queue.Queue()
+        running: dict[str, float] = {}  # task id -> deadline (monotonic)
+
+        def work(t: Task) -> None:
+            try:
+                done_q.put((t.id, t.run(), None))
+            except BaseException as exc:  # reported as the step's failure
+                done_q.put((t.id, None, exc))
+
+        while True:
+            progressed = False
+            for t in self.tasks:
+                o = self.outcomes[t.id]
+                if o.status != "pending":
+                    continue
+                deps = [self.outcomes[d] for d in t.after]
+                bad = sorted(d.id for d in deps if d.status in ("failed", "skipped", "cancelled"))
+                if bad:
+                    o.status = "skipped"
+                    o.error = "a step it needs did not succeed: " + ", ".join(bad)
+                    progressed = True
                     self.on_event(Event("finished", t, o))
+                    continue
+                if stop or not all(d.status in ("ok", "done-before") for d in deps):
+                    continue
+                if t.done:
+                    o.status = "done-before"
+                    progressed = True
+                    self.on_event(Event("finished", t, o))
+                    continue
+                if len(running) >= self.workers:
+                    continue
+                o.status = "running"
+                o.started_at = now_iso()
+                o.t0 = time.monotonic() - self.t_start
+                self.on_event(Event("started", t, o))
+                running[t.id] = time.monotonic() + (t.timeout_s or 1e9)
+                # daemon: a step abandoned at its timeout never keeps the process alive
+                threading.Thread(target=work, args=(t,), daemon=True, name=t.id).start()
+            if not running:
+                pending = [o for o in self.outcomes.values() if o.status == "pending"]
+                if pending and progressed and not stop:
+                    continue  # newly unblocked tasks (done-before chains)
+                for o in pending:
+                    o.status = "cancelled"
+                    o.error = "not started: the run stopped after a critical failure"
+                break
+            wait_s = max(0.0, min(running.values()) - time.monotonic())
+            try:
+                tid, value, exc = done_q.get(timeout=wait_s)
+            except queue.Empty:
+                tid = min(running, key=running.__getitem__)
+                limit = by_id[tid].timeout_s or 0
+                value, exc = None, TimeoutError(f"step {tid} did not finish within {limit:.0f}s")
+            t = by_id[tid]
+            if tid not in running:
+                continue  # a late result of a step already given up on
+            del running[tid]
+            o = self.outcomes[tid]
+            o.finished_at = now_iso()
+            o.t1 = time.monotonic() - self.t_start
+            o.seconds = o.t1 - o.t0
+            if exc is None:
+                o.status = "ok"
+                o.value = value
+            else:
+                o.status = "failed"
+                o.error = (
+                    str(exc) if isinstance(exc, DrplanError | TimeoutError)
+                    else f"{type(exc).__name__}: {exc}\n"
+                    + "".join(traceback.format_exception(exc)[-3:])
+                )
+                if t.critical:
+                    stop = True
+            self.on_event(Event("finished", t, o))
         return self.outcomes
 
     @property

@@ -57,6 +57,9 @@ class RecoverOptions:
     prefix: str | None = None
     incident_at: datetime | None = None
     workers: int = 4
+    # a drill's copy: external networks and volumes of the compose become the copy's own,
+    # so nothing is shared with production (published ports are dropped for any prefix)
+    isolate: bool = False
 
 
 @dataclass
@@ -104,6 +107,10 @@ def recover(
         for k, v in run.timings.items()
         if k.startswith("backup:")
     }
+    # steps timed by past drills are better still
+    from drplan.actions.drill import step_history
+
+    history.update(step_history(repo, pc.name))
     schedule = build_schedule(pc.plan, profile=opts.profile, estimator=Estimator(history=history))
     prefix = site.stack_prefix if opts.prefix is None else opts.prefix
     stack = f"{prefix}{pc.name}"
@@ -144,6 +151,7 @@ def recover(
                 critical=s.critical,
                 service=s.service,
                 kind=s.kind.value,
+                timeout_s=s.timeout_s,
                 done=s.id in done and s.kind not in ALWAYS_RERUN,
             )
             for s in schedule.steps.values()
@@ -298,28 +306,17 @@ class _Runner:
     def deploy_at_zero(self) -> None:
         """Define the stack (networks, secrets, configs, services) with nothing running."""
         files = []
+        copy = bool(self.opts.prefix) and self.opts.prefix != self.site.stack_prefix
         try:
             for rel in self.pc.plan.stack.compose:
                 src = self.pc.dir / rel
-                data = yaml.safe_load(src.read_text()) or {}
-                services = data.get("services") or {}
-                for name in list(services):
-                    if name not in self.services:
-                        del services[name]
-                        continue
-                    spec = services[name] or {}
-                    deploy = spec.setdefault("deploy", {}) or {}
-                    spec["deploy"] = deploy
-                    if deploy.get("mode") != "global":
-                        deploy["replicas"] = 0
-                    override = self.site.services.get(name)
-                    if self.opts.prefix and self.opts.prefix != self.site.stack_prefix:
-                        # a copy beside production (test, training, drill) must not take
-                        # production's published ports
-                        spec.pop("ports", None)
-                    elif override and override.ports:
-                        spec["ports"] = _override_ports(spec.get("ports", []), override.ports)
-                    spec.pop("depends_on", None)
+                data = zero_compose(
+                    yaml.safe_load(src.read_text()) or {},
+                    self.services,
+                    self.site,
+                    drop_ports=copy,
+                    isolate=self.opts.isolate,
+                )
                 out = src.parent / f".drplan-deploy-{self.stack}-{Path(rel).name}"
                 out.write_text(yaml.safe_dump(data, sort_keys=False))
                 files.append(str(out))
@@ -402,6 +399,40 @@ class _Runner:
         for chunk in chunks:
             self.on_bytes(task_id, len(chunk))
             yield chunk
+
+
+def zero_compose(
+    data: dict, services: list[str], site, *, drop_ports: bool, isolate: bool = False
+) -> dict:
+    """A compose document defining `services` at zero replicas (the others removed).
+
+    `drop_ports`: a copy beside production (test, training, drill) must not take
+    production's published ports. `isolate`: external networks and volumes become the
+    copy's own, so it shares nothing with production.
+    """
+    services_doc = data.get("services") or {}
+    for name in list(services_doc):
+        if name not in services:
+            del services_doc[name]
+            continue
+        spec = services_doc[name] or {}
+        services_doc[name] = spec
+        deploy = spec.setdefault("deploy", {}) or {}
+        spec["deploy"] = deploy
+        if deploy.get("mode") != "global":
+            deploy["replicas"] = 0
+        override = site.services.get(name)
+        if drop_ports or isolate:
+            spec.pop("ports", None)
+        elif override and override.ports:
+            spec["ports"] = _override_ports(spec.get("ports", []), override.ports)
+        spec.pop("depends_on", None)
+    if isolate:
+        for key in ("networks", "volumes"):
+            for name, spec in list((data.get(key) or {}).items()):
+                if isinstance(spec, dict) and spec.get("external"):
+                    data[key][name] = {"driver": "overlay"} if key == "networks" else {}
+    return data
 
 
 def _override_ports(ports: list, mapping: dict[int, int]) -> list:
