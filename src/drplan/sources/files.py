@@ -31,9 +31,6 @@ def tree_fingerprint(entries: list[tuple[str, int]]) -> dict:
 class Files:
     consistency = "file-level, crash-consistent per file (live)"
 
-    def _labels(self, ctx: SourceContext) -> dict[str, str]:
-        return {"org.drplan.plan": ctx.plan_name, "org.drplan.run": ctx.run_id or "none"}
-
     def _volume(self, ctx: SourceContext) -> str:
         if not ctx.volume:
             raise OperationError("this data source names no volume", where=ctx.what)
@@ -67,7 +64,7 @@ class Files:
             argv += ["--exclude", pattern]
         summary: dict = {}
         done = 0
-        with vol.holding(ctx.engine, volume, labels=self._labels(ctx), repo=ctx.repo) as (c, env):
+        with vol.holding(ctx.engine, volume, labels=vol.labels_of(ctx), repo=ctx.repo) as (c, env):
             rest = b""
             for chunk in ctx.engine.exec_out(c, argv, what=f"{ctx.what}: restic backup", env=env):
                 data = rest + chunk
@@ -119,7 +116,7 @@ class Files:
 
     def fingerprint(self, ctx: SourceContext) -> dict:
         volume = self._volume(ctx)
-        with vol.holding(ctx.engine, volume, labels=self._labels(ctx)) as (c, _):
+        with vol.holding(ctx.engine, volume, labels=vol.labels_of(ctx)) as (c, _):
             out = ctx.engine.exec_run(
                 c,
                 ["find", vol.MOUNT, "-type", "f", "-printf", "%P\\t%s\\n"],
@@ -135,13 +132,13 @@ class Files:
         return compare_dicts(expected, actual)
 
     def is_empty(self, ctx: SourceContext) -> bool:
-        return vol.is_empty(ctx.engine, self._volume(ctx), self._labels(ctx))
+        return vol.is_empty(ctx.engine, self._volume(ctx), vol.labels_of(ctx))
 
     def restore(self, ctx: SourceContext, snapshot: str, path: str, fingerprint: dict) -> None:
         volume = self._volume(ctx)
         ctx.engine.create_volume(volume)
         with vol.holding(
-            ctx.engine, volume, labels=self._labels(ctx), read_only=False, repo=ctx.repo
+            ctx.engine, volume, labels=vol.labels_of(ctx), read_only=False, repo=ctx.repo
         ) as (c, env):
             ctx.engine.exec_run(
                 c,

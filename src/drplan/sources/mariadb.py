@@ -9,13 +9,10 @@ from __future__ import annotations
 import re
 
 from drplan.sources.base import (
-    BackupResult,
     SourceContext,
     TableHasher,
-    compare_dicts,
-    drain,
-    tee_lines,
 )
+from drplan.sources.dump import SqlDump
 
 SYSTEM = ("mysql", "information_schema", "performance_schema", "sys")
 USE_RE = re.compile(rb"^USE `((?:[^`]|``)+)`;")
@@ -23,7 +20,7 @@ INSERT_RE = re.compile(rb"^INSERT INTO `((?:[^`]|``)+)` VALUES ?")
 STRING_RE = re.compile(rb"'(?:[^'\\]|\\.)*'")
 
 
-class MariaDB:
+class MariaDB(SqlDump):
     consistency = "transactional: mariadb-dump --single-transaction (InnoDB snapshot)"
 
     def _auth(self, ctx: SourceContext) -> tuple[list[str], dict[str, str]]:
@@ -63,8 +60,10 @@ class MariaDB:
             f"WHERE schema_name NOT IN ({names}) ORDER BY 1",
         )
 
-    def _hashed(self, ctx: SourceContext, container):
-        dbs = self.databases(ctx, container)
+    def dump_stream(self, ctx: SourceContext, container, dbs: list[str]):
+        if not dbs:
+            yield b"-- drplan: no database\n"
+            return
         auth, env = self._auth(ctx)
         tool = self._tool(ctx, container, ["mariadb-dump", "mysqldump"])
         argv = [
@@ -80,44 +79,10 @@ class MariaDB:
             "--databases",
             *dbs,
         ]
-        parser = _DumpParser()
-        if not dbs:
-            return dbs, parser, iter([b"-- drplan: no database\n"])
-        stream = ctx.engine.exec_out(container, argv, what=f"{ctx.what}: {tool}", env=env)
-        return dbs, parser, tee_lines(stream, parser.line)
+        yield from ctx.engine.exec_out(container, argv, what=f"{ctx.what}: {tool}", env=env)
 
-    def backup(self, ctx: SourceContext) -> BackupResult:
-        container = ctx.container()
-        dbs, parser, stream = self._hashed(ctx, container)
-        filename = f"{ctx.service}.{ctx.name}.sql"
-        summary = ctx.repo.backup_stream(
-            ctx.counted(stream),
-            filename=filename,
-            tags=ctx.tags("dump"),
-            host=ctx.host,
-            what=ctx.what,
-        )
-        return BackupResult(
-            snapshot=summary["snapshot_id"],
-            bytes=int(summary.get("total_bytes_processed", 0)),
-            fingerprint={"databases": dbs, "tables": parser.tables.result()},
-            path=f"/{filename}",
-            consistency=self.consistency,
-        )
-
-    def fingerprint(self, ctx: SourceContext) -> dict:
-        container = ctx.container()
-        dbs, parser, stream = self._hashed(ctx, container)
-        drain(stream)
-        return {"databases": dbs, "tables": parser.tables.result()}
-
-    def compare(self, expected: dict, actual: dict) -> list[str]:
-        return compare_dicts(expected, actual)
-
-    def stored_fingerprint(self, repo, record) -> dict:
-        parser = _DumpParser()
-        drain(tee_lines(repo.dump(record.snapshot, record.path, what="check"), parser.line))
-        return {"databases": parser.dbs, "tables": parser.tables.result()}
+    def parser(self) -> DumpParser:
+        return DumpParser()
 
     def is_empty(self, ctx: SourceContext) -> bool:
         container = ctx.container()
@@ -144,7 +109,7 @@ class MariaDB:
         )
 
 
-class _DumpParser:
+class DumpParser:
     """Follows a dump: `USE` lines, `CREATE TABLE`, and INSERT rows in both layouts
     (MariaDB >= 10.6 writes one row per line after `INSERT INTO t VALUES`; older dumps put
     every tuple of an extended insert on one line)."""
@@ -165,7 +130,7 @@ class _DumpParser:
             m = INSERT_RE.match(line)
             if m:
                 table = f"{self.db}.{m.group(1).decode()}"
-                rest = line[m.end():]
+                rest = line[m.end() :]
                 if not rest.strip():
                     self.rows_of = table
                 else:

@@ -10,20 +10,17 @@ import re
 
 from drplan.errors import OperationError
 from drplan.sources.base import (
-    BackupResult,
     SourceContext,
     TableHasher,
-    compare_dicts,
-    drain,
-    tee_lines,
 )
+from drplan.sources.dump import SqlDump
 
 MARK = b"-- drplan: database "
 COPY_RE = re.compile(rb"^COPY (\S+) \(")
 SYSTEM_DBS = ("postgres", "template0", "template1")
 
 
-class PostgreSQL:
+class PostgreSQL(SqlDump):
     consistency = "transactional: one pg_dump snapshot per database, roles from pg_dumpall -g"
 
     def _user(self, ctx: SourceContext) -> str:
@@ -48,7 +45,7 @@ class PostgreSQL:
             "('postgres', 'template0', 'template1') ORDER BY 1",
         )
 
-    def _stream(self, ctx: SourceContext, container, dbs: list[str]):
+    def dump_stream(self, ctx: SourceContext, container, dbs: list[str]):
         yield b"-- drplan: globals\n"
         yield from ctx.engine.exec_out(
             container,
@@ -63,43 +60,8 @@ class PostgreSQL:
                 what=f"{ctx.what}: pg_dump {db}",
             )
 
-    def _hashed(self, ctx: SourceContext, container):
-        dbs = self.databases(ctx, container)
-        parser = _DumpParser()
-        return dbs, parser, tee_lines(self._stream(ctx, container, dbs), parser.line)
-
-    def backup(self, ctx: SourceContext) -> BackupResult:
-        container = ctx.container()
-        dbs, parser, stream = self._hashed(ctx, container)
-        filename = f"{ctx.service}.{ctx.name}.sql"
-        summary = ctx.repo.backup_stream(
-            ctx.counted(stream),
-            filename=filename,
-            tags=ctx.tags("dump"),
-            host=ctx.host,
-            what=ctx.what,
-        )
-        return BackupResult(
-            snapshot=summary["snapshot_id"],
-            bytes=int(summary.get("total_bytes_processed", 0)),
-            fingerprint={"databases": dbs, "tables": parser.tables.result()},
-            path=f"/{filename}",
-            consistency=self.consistency,
-        )
-
-    def fingerprint(self, ctx: SourceContext) -> dict:
-        container = ctx.container()
-        dbs, parser, stream = self._hashed(ctx, container)
-        drain(stream)
-        return {"databases": dbs, "tables": parser.tables.result()}
-
-    def compare(self, expected: dict, actual: dict) -> list[str]:
-        return compare_dicts(expected, actual)
-
-    def stored_fingerprint(self, repo, record) -> dict:
-        parser = _DumpParser()
-        drain(tee_lines(repo.dump(record.snapshot, record.path, what="check"), parser.line))
-        return {"databases": parser.dbs, "tables": parser.tables.result()}
+    def parser(self) -> DumpParser:
+        return DumpParser()
 
     def is_empty(self, ctx: SourceContext) -> bool:
         container = ctx.container()
@@ -141,7 +103,7 @@ class PostgreSQL:
             )
 
 
-class _DumpParser:
+class DumpParser:
     """Follows a pg_dump stream: `-- drplan: database X` marks, COPY blocks and rows."""
 
     def __init__(self) -> None:

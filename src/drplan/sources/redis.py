@@ -128,32 +128,17 @@ class Redis:
         return {"keys": rdb_keys(bytes(head)), "sha256": digest.hexdigest()}
 
     def is_empty(self, ctx: SourceContext) -> bool:
-        return vol.is_empty(ctx.engine, ctx.volume or "", self._labels(ctx))
-
-    def _labels(self, ctx: SourceContext) -> dict[str, str]:
-        return {"org.drplan.plan": ctx.plan_name, "org.drplan.run": ctx.run_id or "none"}
+        return vol.is_empty(ctx.engine, ctx.volume or "", vol.labels_of(ctx))
 
     def restore(self, ctx: SourceContext, snapshot: str, path: str, fingerprint: dict) -> None:
-        volume = ctx.volume
-        if not volume:
+        if not ctx.volume:
             raise OperationError("a Redis source needs `volume` to be restored", where=ctx.what)
-        ctx.engine.create_volume(volume)
-        target = posixpath.join(vol.MOUNT, fingerprint.get("file") or "dump.rdb")
-        with vol.holding(ctx.engine, volume, labels=self._labels(ctx), read_only=False) as (c, _):
-            ctx.engine.exec_in(
-                c,
-                [
-                    "sh",
-                    "-c",
-                    'mkdir -p "$(dirname "$1")" && cat > "$1.drplan" && mv "$1.drplan" "$1"',
-                    "sh",
-                    target,
-                ],
-                ctx.counted(ctx.repo.dump(snapshot, path, what=ctx.what)),
-                what=ctx.what,
-            )
-            if fingerprint.get("owner"):
-                ctx.engine.exec_run(c, ["chown", fingerprint["owner"], target], what=ctx.what)
+        vol.put_file(
+            ctx,
+            fingerprint.get("file") or "dump.rdb",
+            ctx.counted(ctx.repo.dump(snapshot, path, what=ctx.what)),
+            owner=fingerprint.get("owner", ""),
+        )
 
 
 def _length(data: bytes, pos: int) -> tuple[int, int, bool]:

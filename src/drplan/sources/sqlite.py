@@ -18,9 +18,6 @@ TMP = "/tmp/drplan-backup.sqlite"
 class SQLite:
     consistency = "transactional: SQLite online backup API"
 
-    def _labels(self, ctx: SourceContext) -> dict[str, str]:
-        return {"org.drplan.plan": ctx.plan_name, "org.drplan.run": ctx.run_id or "none"}
-
     def _rel(self, ctx: SourceContext) -> str:
         if not ctx.spec.path or not ctx.volume:
             raise OperationError(
@@ -66,7 +63,7 @@ class SQLite:
         src = posixpath.join(vol.MOUNT, rel)
         filename = f"{ctx.service}.{ctx.name}.sqlite"
         # read-write: a WAL database needs its -shm file even to be read
-        with vol.holding(ctx.engine, ctx.volume, labels=self._labels(ctx), read_only=False) as (
+        with vol.holding(ctx.engine, ctx.volume, labels=vol.labels_of(ctx), read_only=False) as (
             c,
             _,
         ):
@@ -94,7 +91,7 @@ class SQLite:
 
     def fingerprint(self, ctx: SourceContext) -> dict:
         src = posixpath.join(vol.MOUNT, self._rel(ctx))
-        with vol.holding(ctx.engine, ctx.volume, labels=self._labels(ctx), read_only=False) as (
+        with vol.holding(ctx.engine, ctx.volume, labels=vol.labels_of(ctx), read_only=False) as (
             c,
             _,
         ):
@@ -114,40 +111,28 @@ class SQLite:
             tmp.flush()
 
             def q(*args: str) -> str:
-                return subprocess.run(["sqlite3", "-readonly", "-batch", "-noheader", tmp.name,
-                                       *args], capture_output=True, text=True,
-                                      check=True).stdout.strip()
+                return subprocess.run(
+                    ["sqlite3", "-readonly", "-batch", "-noheader", tmp.name, *args],
+                    capture_output=True,
+                    text=True,
+                    check=True,
+                ).stdout.strip()
 
             tables = q("SELECT name FROM sqlite_master WHERE type='table' ORDER BY 1").split()
             counts = {t: int(q(f'SELECT count(*) FROM "{t}"') or 0) for t in tables}
             return {"tables": counts, "sha3": q(".sha3sum")}
 
     def is_empty(self, ctx: SourceContext) -> bool:
-        return vol.is_empty(ctx.engine, ctx.volume or "", self._labels(ctx))
+        return vol.is_empty(ctx.engine, ctx.volume or "", vol.labels_of(ctx))
 
     def restore(self, ctx: SourceContext, snapshot: str, path: str, fingerprint: dict) -> None:
-        rel = self._rel(ctx)
-        target = posixpath.join(vol.MOUNT, rel)
-        ctx.engine.create_volume(ctx.volume)
-        with vol.holding(ctx.engine, ctx.volume, labels=self._labels(ctx), read_only=False) as (
-            c,
-            _,
-        ):
-            ctx.engine.exec_in(
-                c,
-                [
-                    "sh",
-                    "-c",
-                    'mkdir -p "$(dirname "$1")" && rm -f "$1-wal" "$1-shm" && '
-                    'cat > "$1.drplan" && mv "$1.drplan" "$1"',
-                    "sh",
-                    target,
-                ],
-                ctx.counted(ctx.repo.dump(snapshot, path, what=ctx.what)),
-                what=ctx.what,
-            )
-            if fingerprint.get("owner"):
-                ctx.engine.exec_run(c, ["chown", fingerprint["owner"], target], what=ctx.what)
+        vol.put_file(
+            ctx,
+            self._rel(ctx),
+            ctx.counted(ctx.repo.dump(snapshot, path, what=ctx.what)),
+            owner=fingerprint.get("owner", ""),
+            drop=("-wal", "-shm"),
+        )
 
 
 SOURCE = SQLite()

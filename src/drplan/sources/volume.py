@@ -10,6 +10,7 @@ engine must see that path: same host or a shared mount), network repositories by
 from __future__ import annotations
 
 import contextlib
+import posixpath
 from collections.abc import Iterator
 
 from drplan.errors import InputError
@@ -70,3 +71,26 @@ def is_empty(engine: Engine, volume: str, labels: dict[str, str]) -> bool:
             c, ["find", MOUNT, "-mindepth", "1", "-print", "-quit"], what=f"volume {volume}"
         )
     return not res.stdout.strip()
+
+
+def labels_of(ctx) -> dict[str, str]:
+    """Labels of the helpers a data source starts (found again after a killed run)."""
+    return {"org.drplan.plan": ctx.plan_name, "org.drplan.run": ctx.run_id or "none"}
+
+
+def put_file(ctx, rel: str, chunks, *, owner: str = "", drop: tuple[str, ...] = ()) -> None:
+    """Write a stream as file `rel` of the source's volume, atomically (temp + rename),
+    removing the sibling files `drop` (suffixes, e.g. SQLite's -wal and -shm) first, and
+    giving it `owner` (uid:gid) as it had when backed up. Used before the service starts."""
+    target = posixpath.join(MOUNT, rel)
+    ctx.engine.create_volume(ctx.volume)
+    removals = " ".join(f'"$1{suffix}"' for suffix in drop)
+    script = (
+        'mkdir -p "$(dirname "$1")" && '
+        + (f"rm -f {removals} && " if drop else "")
+        + 'cat > "$1.drplan" && mv "$1.drplan" "$1"'
+    )
+    with holding(ctx.engine, ctx.volume, labels=labels_of(ctx), read_only=False) as (c, _):
+        ctx.engine.exec_in(c, ["sh", "-c", script, "sh", target], chunks, what=ctx.what)
+        if owner:
+            ctx.engine.exec_run(c, ["chown", owner, target], what=ctx.what)
