@@ -247,7 +247,7 @@ def risks(
 
 
 # the data-path and recovery commands register themselves on `app`
-from drplan import cli_ops, cli_recover  # noqa: E402, F401
+from drplan import cli_drill, cli_ops, cli_recover  # noqa: E402, F401
 
 
 def main() -> None:

@@ -382,6 +382,63 @@ class Engine:
                     raise
                 time.sleep(0.3)  # a network or volume still held by a task being torn down
 
+    # -- what an engine holds (drills clean up exactly what they created) ----------------
+
+    def volumes_labelled(self, label: str) -> list[dict]:
+        """Volumes carrying `label` (`key` or `key=value`), with their labels."""
+        return [
+            {"name": v["Name"], "labels": v.get("Labels") or {}}
+            for v in self.api.volumes(filters={"label": label}).get("Volumes") or []
+        ]
+
+    def inventory(self) -> dict[str, set[str]]:
+        """Names of every container, volume and network, and the ids of every image."""
+        return {
+            "containers": {c["Names"][0].lstrip("/") for c in self.api.containers(all=True)},
+            "volumes": {v["Name"] for v in self.api.volumes().get("Volumes") or []},
+            "networks": {n["Name"] for n in self.api.networks()},
+            "images": {i["Id"] for i in self.api.images(all=False)},
+        }
+
+    def image_users(self, image_id: str) -> list[str]:
+        """Names of the containers (any state) created from this image id."""
+        return [
+            c["Names"][0].lstrip("/")
+            for c in self.api.containers(all=True)
+            if c.get("ImageID") == image_id
+        ]
+
+    def remove_image(self, ref: str) -> bool:
+        """Remove an image (or one tag of it); False when it is absent or in use."""
+        try:
+            self.api.remove_image(ref, noprune=False)
+            return True
+        except docker.errors.ImageNotFound:
+            return False
+        except docker.errors.APIError:
+            return False
+
+    def tag_image(self, image_id: str, name: str) -> None:
+        repo, _, tag = name.rpartition(":") if ":" in name.split("/")[-1] else (name, "", "")
+        self.api.tag(image_id, repo, tag or "latest", force=True)
+
+    def any_service(self) -> bool:
+        try:
+            return bool(self.api.services())
+        except docker.errors.APIError:
+            return False
+
+    def leave_swarm(self) -> None:
+        with contextlib.suppress(docker.errors.APIError):
+            self.client.swarm.leave(force=True)
+
+    def remove_network(self, name: str) -> bool:
+        try:
+            self.api.remove_network(name)
+            return True
+        except docker.errors.APIError:
+            return False
+
 def _tar(files: dict[str, bytes]) -> bytes:
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w") as tar:

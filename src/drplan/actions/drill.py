@@ -1,0 +1,532 @@
+"""`drplan drill`: a real recovery of the newest run into an isolated copy, then nothing left.
+
+A drill recovers the newest complete run on the recovery site under its own name
+(`drill-<id>-<stack>`: its own overlay networks and volumes, no published port, external
+networks and volumes replaced by the copy's own), runs every check and the fingerprint
+verification, measures RTO and RPO, and tears everything down.
+
+Teardown is driven by a **marker** written on the target before the drill creates
+anything: a small volume labelled `org.drplan.drill` whose labels say which stack the
+drill uses and what the engine lacked before (the shared journal and cache volumes, the
+helper image, the run's images by name with the id each name had). Teardown removes
+exactly what the marker says the drill may have created, then the marker itself. It runs
+in a `finally`, on SIGTERM/SIGINT, and — for a drill killed with SIGKILL — at the start
+of the next drill of the same plan, which finds the marker.
+
+Each drill is recorded in the repository (a snapshot tagged `kind:drill` holding the
+drill's JSON record), so its history survives the primary site; `step_history` feeds
+the measured step durations back into the schedule's estimates.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import secrets
+import signal
+import socket
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from drplan import manifest as mf
+from drplan.actions.context import PlanContext
+from drplan.actions.journal import VOLUME as JOURNAL_VOLUME
+from drplan.errors import DrplanError, OperationError
+from drplan.platform import helper as helper_image
+from drplan.platform.docker import Engine
+from drplan.repository.restic import LOCK_DIR, Repository
+from drplan.sources.volume import CACHE_VOLUME
+
+MARKER_LABEL = "org.drplan.drill"
+STATE_LABEL = "org.drplan.drill.state"
+PLAN_LABEL = "org.drplan.plan"
+GWBRIDGE = "docker_gwbridge"
+HISTORY_LIMIT = 50
+STALE_FOREIGN_S = 6 * 3600
+
+
+@dataclass
+class DrillOptions:
+    site: str | None = None
+    profile: str | None = None
+    run: str = "latest"
+    workers: int = 4
+
+
+# -- the marker: what a drill may create, written before it creates anything -------------
+
+
+@dataclass
+class Marker:
+    drill_id: str
+    plan: str
+    stack: str
+    started_at: str
+    host: str
+    pid: int
+    plan_dir: str
+    volumes_absent: list[str] = field(default_factory=list)
+    images_before: dict[str, str | None] = field(default_factory=dict)
+    helper_absent: str | None = None
+    swarm_was_active: bool = True
+    gwbridge_absent: bool = False
+
+    @property
+    def volume(self) -> str:
+        return f"drplan-drill-{self.drill_id}"
+
+    def labels(self) -> dict[str, str]:
+        return {
+            MARKER_LABEL: self.drill_id,
+            PLAN_LABEL: self.plan,
+            STATE_LABEL: json.dumps(asdict(self), separators=(",", ":")),
+        }
+
+    @classmethod
+    def from_labels(cls, labels: dict[str, str]) -> Marker:
+        return cls(**json.loads(labels[STATE_LABEL]))
+
+
+def _snapshot_state(engine: Engine, pc: PlanContext, run: mf.Manifest, drill_id: str) -> Marker:
+    have = engine.inventory()
+    helper = helper_image.image_name()
+    return Marker(
+        drill_id=drill_id,
+        plan=pc.name,
+        stack=f"drill-{drill_id}-{pc.name}",
+        started_at=mf.utc_now(),
+        host=socket.gethostname(),
+        pid=os.getpid(),
+        plan_dir=str(pc.dir),
+        volumes_absent=[v for v in (JOURNAL_VOLUME, CACHE_VOLUME) if v not in have["volumes"]],
+        images_before={name: engine.image_id(name) for name in sorted(run.images)},
+        helper_absent=None if engine.image_id(helper) else helper,
+        swarm_was_active=engine.swarm_state() == "active",
+        gwbridge_absent=GWBRIDGE not in have["networks"],
+    )
+
+
+def markers(engine: Engine, plan: str) -> list[Marker]:
+    found = []
+    for v in engine.volumes_labelled(MARKER_LABEL):
+        labels = v["labels"]
+        if labels.get(PLAN_LABEL) != plan or STATE_LABEL not in labels:
+            continue
+        try:
+            found.append(Marker.from_labels(labels))
+        except (ValueError, TypeError):
+            continue
+    return found
+
+
+# -- teardown ---------------------------------------------------------------------------------
+
+
+@dataclass
+class Teardown:
+    removed: list[str] = field(default_factory=list)
+    kept: list[str] = field(default_factory=list)  # created by the drill, kept on purpose
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def clean(self) -> bool:
+        return not self.errors
+
+
+def teardown(engine: Engine, m: Marker, *, remove_marker: bool = True) -> Teardown:
+    """Remove what the drill of marker `m` created; idempotent; never raises."""
+    td = Teardown()
+
+    def attempt(what: str, fn: Callable[[], object]) -> object:
+        try:
+            return fn()
+        except Exception as exc:  # collect, go on: every other part must still be removed
+            td.errors.append(f"{what}: {exc}")
+            return None
+
+    # helpers hold the drill's volumes; then the stack (services, tasks, networks, volumes)
+    n = attempt("helpers", lambda: engine.remove_helpers({PLAN_LABEL: m.plan}))
+    if n:
+        td.removed.append(f"{n} helper container(s)")
+    attempt(f"stack {m.stack}", lambda: engine.remove_stack(m.stack, volumes=True))
+    for vol in sorted(engine.inventory()["volumes"]):
+        if vol.startswith(f"{m.stack}_"):
+            attempt(f"volume {vol}", lambda vol=vol: engine.remove_volume(vol))
+    for net in sorted(engine.inventory()["networks"]):
+        if net.startswith(f"{m.stack}_"):
+            attempt(f"network {net}", lambda net=net: engine.remove_network(net))
+    td.removed.append(f"stack {m.stack}")
+    attempt("recovery journal", lambda: _journal(engine, m, td))
+    if CACHE_VOLUME in m.volumes_absent and engine.volume_exists(CACHE_VOLUME):
+        attempt(f"volume {CACHE_VOLUME}", lambda: engine.remove_volume(CACHE_VOLUME))
+        td.removed.append(f"volume {CACHE_VOLUME}")
+    attempt("images", lambda: _images(engine, m, td))
+    if m.helper_absent and engine.image_id(m.helper_absent):
+        if engine.image_users(engine.image_id(m.helper_absent) or ""):
+            td.kept.append(f"image {m.helper_absent} (in use)")
+        elif engine.remove_image(m.helper_absent):
+            td.removed.append(f"image {m.helper_absent}")
+    if not m.swarm_was_active and engine.swarm_state() == "active" and not engine.any_service():
+        attempt("swarm", engine.leave_swarm)
+        td.removed.append("swarm mode (the drill had initialised it)")
+    gone = m.gwbridge_absent and GWBRIDGE in engine.inventory()["networks"]
+    if gone and engine.remove_network(GWBRIDGE):
+        td.removed.append(f"network {GWBRIDGE}")
+    for f in Path(m.plan_dir).glob(f".drplan-deploy-{m.stack}-*"):
+        with contextlib.suppress(OSError):
+            f.unlink()
+    # what is still there, by name, decides whether the marker can go
+    have = engine.inventory()
+    left = sorted(x for kind in ("volumes", "networks") for x in have[kind]
+                  if x.startswith(f"{m.stack}_"))
+    left += sorted(c for c in have["containers"] if c.startswith(f"{m.stack}_"))
+    if left:
+        td.errors.append("still on the engine: " + ", ".join(left))
+    if remove_marker and td.clean:
+        attempt("marker", lambda: engine.remove_volume(m.volume))
+    return td
+
+
+def _journal(engine: Engine, m: Marker, td: Teardown) -> None:
+    """Remove the drill's recovery journal (and the journal volume if the drill made it)."""
+    if not engine.volume_exists(JOURNAL_VOLUME):
+        return
+    image = helper_image.ensure(engine)
+    c = engine.start_helper(
+        image,
+        mounts=[Engine.volume_mount(JOURNAL_VOLUME, "/journal")],
+        labels={PLAN_LABEL: m.plan, "org.drplan.run": "drill-cleanup"},
+        network="none",
+    )
+    try:
+        res = engine.exec_run(
+            c,
+            ["sh", "-c", f'rm -f "/journal/{m.stack}.jsonl"; ls -A /journal'],
+            what="removing the drill's recovery journal",
+        )
+    finally:
+        with contextlib.suppress(Exception):
+            c.remove(force=True)
+    td.removed.append(f"journal {m.stack}.jsonl")
+    if JOURNAL_VOLUME in m.volumes_absent:
+        if res.stdout.strip():
+            td.kept.append(f"volume {JOURNAL_VOLUME} (now holds other journals)")
+        else:
+            engine.remove_volume(JOURNAL_VOLUME)
+            td.removed.append(f"volume {JOURNAL_VOLUME}")
+
+
+def _images(engine: Engine, m: Marker, td: Teardown) -> None:
+    """Images the drill loaded go; a name that pointed elsewhere points back."""
+    for name, before in m.images_before.items():
+        now = engine.image_id(name)
+        if now is None or now == before:
+            continue
+        users = engine.image_users(now)
+        if users:
+            td.kept.append(f"image {name} (used by {', '.join(users[:3])})")
+            continue
+        if engine.remove_image(name):
+            td.removed.append(f"image {name}")
+        if before is not None and engine.image_id(before) is not None:
+            engine.tag_image(before, name)
+
+
+def cleanup_leftovers(engine: Engine, pc: PlanContext) -> list[dict]:
+    """Tear down what earlier drills of this plan left (killed ones); a record of each."""
+    done = []
+    me = socket.gethostname()
+    for m in markers(engine, pc.name):
+        age = (datetime.now(UTC) - mf.parse_time(m.started_at)).total_seconds()
+        if m.host != me and age < STALE_FOREIGN_S:
+            raise OperationError(
+                f"a drill of {pc.name} started on host {m.host} at {m.started_at} may still "
+                f"be running (marker volume {m.volume}); wait for it, or remove that volume "
+                "if that drill is known to be dead",
+                where=engine.where,
+            )
+        td = teardown(engine, m)
+        done.append({"drill_id": m.drill_id, "stack": m.stack, "removed": td.removed,
+                     "errors": td.errors})
+        if not td.clean:
+            raise OperationError(
+                f"cannot clean what drill {m.drill_id} left: " + "; ".join(td.errors[:3]),
+                where=engine.where,
+            )
+    return done
+
+
+# -- the drill ----------------------------------------------------------------------------------
+
+
+class Interrupted(OperationError):
+    """SIGTERM or SIGINT during a drill (teardown still runs)."""
+
+
+@dataclass
+class DrillResult:
+    record: dict
+    recovery: object | None  # the Recovery, when it got that far
+    teardown: Teardown
+    cleaned_before: list[dict]
+
+
+def plan_digest(pc: PlanContext) -> dict[str, str]:
+    """sha256 of the plan file and of its compose files: any change calls for a drill."""
+    compose = hashlib.sha256()
+    for rel in pc.plan.stack.compose:
+        p = pc.dir / rel
+        compose.update(rel.encode() + b"\0" + (p.read_bytes() if p.exists() else b""))
+    return {
+        "plan_sha256": hashlib.sha256(pc.path.read_bytes()).hexdigest(),
+        "compose_sha256": compose.hexdigest(),
+    }
+
+
+def grade(measured: float | None, objective: float | None) -> str | None:
+    """met (<= 1x the objective), exceeded (<= 2x), severely exceeded (> 2x)."""
+    if measured is None or objective is None:
+        return None
+    if measured <= objective:
+        return "met"
+    if measured <= 2 * objective:
+        return "exceeded"
+    return "severely exceeded"
+
+
+@contextlib.contextmanager
+def _drill_lock(plan: str, site: str):
+    LOCK_DIR.mkdir(parents=True, exist_ok=True)
+    key = hashlib.sha256(f"{plan}\0{site}".encode()).hexdigest()[:16]
+    fd = os.open(LOCK_DIR / f"drill-{key}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as exc:
+            raise OperationError(
+                f"another drill of {plan} on site {site} is running on this host",
+                where="drill",
+            ) from exc
+        yield
+    finally:
+        os.close(fd)
+
+
+class _Signals:
+    """SIGTERM/SIGINT raise Interrupted in the main thread, once; then they are noted only."""
+
+    def __init__(self) -> None:
+        self.received: int | None = None
+        self.armed = False
+        self.saved: dict[int, object] = {}
+
+    def __enter__(self) -> _Signals:
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                self.saved[sig] = signal.signal(sig, self._handle)
+            self.armed = True
+        return self
+
+    def _handle(self, signum, frame) -> None:
+        first = self.received is None
+        self.received = self.received or signum
+        if first and self.armed:
+            raise Interrupted(f"interrupted by {signal.Signals(signum).name}", where="drill")
+
+    def disarm(self) -> None:
+        self.armed = False
+
+    def __exit__(self, *exc) -> None:
+        for sig, handler in self.saved.items():
+            signal.signal(sig, handler)
+
+
+def run_drill(
+    pc: PlanContext,
+    opts: DrillOptions,
+    on_event=lambda e: None,
+    on_bytes=lambda t, n: None,
+    repo: Repository | None = None,
+) -> DrillResult:
+    from drplan.actions import recover as rc
+    from drplan.reports import recovery as recovery_report
+
+    repo = repo or pc.repository()
+    repo.open()
+    site_name, site = pc.site(opts.site, role="recovery")
+    engine = Engine(site_name, site.docker_host)
+    digest = plan_digest(pc)
+    with _drill_lock(pc.name, site_name), _Signals() as signals:
+        cleaned = cleanup_leftovers(engine, pc)
+        run = mf.find_run(repo, pc.name, opts.run)
+        marker = _snapshot_state(engine, pc, run, secrets.token_hex(3))
+        started = mf.utc_now()
+        t0 = time.monotonic()
+        box: dict[str, object] = {}
+        ropts = rc.RecoverOptions(
+            site=site_name,
+            run=run.run_id,
+            profile=opts.profile,
+            prefix=f"drill-{marker.drill_id}-",
+            incident_at=datetime.now(UTC),
+            workers=opts.workers,
+            isolate=True,
+        )
+
+        def work() -> None:
+            try:
+                box["rec"] = rc.recover(pc, repo, ropts, on_event=on_event, on_bytes=on_bytes)
+            except BaseException as exc:  # reported by the main thread
+                box["error"] = exc
+
+        worker = threading.Thread(target=work, name="drill-recovery", daemon=True)
+        failure: str | None = None
+        td = Teardown()
+        try:
+            engine.create_volume(marker.volume, labels=marker.labels())
+            worker.start()
+            while worker.is_alive():
+                worker.join(0.5)
+        except Interrupted as exc:
+            failure = str(exc)
+        finally:
+            signals.disarm()
+            if worker.is_alive():
+                # stop the recovery where it stands: its steps fail once the stack is gone
+                teardown(engine, marker, remove_marker=False)
+                worker.join(120)
+            td = teardown(engine, marker, remove_marker=not worker.is_alive())
+            if worker.is_alive():
+                td.errors.append("the recovery did not stop; the next drill cleans up")
+        rec = box.get("rec")
+        error = box.get("error")
+        if failure is None and error is not None:
+            failure = str(error) if isinstance(error, DrplanError) else repr(error)
+        report = recovery_report.build(rec, pc.plan) if rec is not None else None
+        if failure is None and rec is not None and not rec.ok:
+            failed = [f"{s['id']}: {s['error']}" for s in report["steps"]
+                      if s["status"] == "failed"]
+            diffs = [f"{svc}: {'; '.join(v['differences'])}"
+                     for svc, v in report["verification"].items() if not v["ok"]]
+            failure = "; ".join(failed + diffs) or "the recovery did not complete"
+        if failure is None and not td.clean:
+            failure = "teardown incomplete: " + "; ".join(td.errors[:3])
+        record = _record(pc, marker, run, site_name, opts, started, t0, report, failure, td,
+                         digest, signals.received)
+        try:
+            record["recorded_as"] = record_drill(repo, pc, record)
+        except DrplanError as exc:
+            record["recorded_as"] = None
+            record["record_error"] = str(exc)
+        if isinstance(error, BaseException) and not isinstance(error, Exception):
+            raise error
+        return DrillResult(record, rec, td, cleaned)
+
+
+def _record(pc, marker, run, site, opts, started, t0, report, failure, td, digest, sig) -> dict:
+    rto = (report or {}).get("rto") or {}
+    rpo = (report or {}).get("rpo") or {}
+    from drplan.reports.recovery import rpo_objective
+
+    rto_obj = rto.get("objective_s", pc.plan.objectives.rto)
+    rpo_obj = rpo.get("objective_s", rpo_objective(pc.plan, list(pc.plan.services)))
+    incident = mf.parse_time(started)
+    rpo_s = rpo.get("measured_s", round((incident - mf.parse_time(run.rpo_point)).total_seconds()))
+    steps = {
+        s["id"]: {"status": s["status"], "seconds": s["seconds"], "error": s["error"]}
+        for s in (report or {}).get("steps", [])
+    }
+    return {
+        "kind": "drill",
+        "format": 1,
+        "drill_id": marker.drill_id,
+        "plan": pc.name,
+        "stack": marker.stack,
+        "site": site,
+        "profile": opts.profile or "full",
+        "run_id": run.run_id,
+        "started_at": started,
+        "finished_at": mf.utc_now(),
+        "seconds": round(time.monotonic() - t0, 3),
+        "passed": failure is None,
+        "failure": failure,
+        "interrupted_by": signal.Signals(sig).name if sig else None,
+        **digest,
+        "rto": {
+            "measured_s": rto.get("measured_s"),
+            "estimated_s": rto.get("estimated_s"),
+            "objective_s": rto_obj,
+            "verdict": grade(rto.get("measured_s"), rto_obj),
+        },
+        "rpo": {
+            "recovery_point": run.rpo_point,
+            "measured_s": rpo_s,
+            "objective_s": rpo_obj,
+            "verdict": grade(rpo_s, rpo_obj),
+        },
+        "verified": bool(report and report.get("verified")),
+        "verification": (report or {}).get("verification", {}),
+        "steps": steps,
+        "critical_path": (report or {}).get("critical_path", {}),
+        "teardown": {"clean": td.clean, "removed": td.removed, "kept": td.kept,
+                     "errors": td.errors},
+    }
+
+
+# -- history in the repository ----------------------------------------------------------------
+
+
+def drill_tags(plan: str, drill_id: str, passed: bool) -> list[str]:
+    return ["drplan", f"plan:{plan}", "kind:drill", f"drill:{drill_id}",
+            f"result:{'passed' if passed else 'failed'}"]
+
+
+def record_drill(repo: Repository, pc: PlanContext, record: dict) -> str:
+    summary = repo.backup_stream(
+        [json.dumps(record, indent=2).encode()],
+        filename="drill.json",
+        tags=drill_tags(pc.name, record["drill_id"], record["passed"]),
+        host=pc.host,
+        what=f"record of drill {record['drill_id']}",
+    )
+    return summary["snapshot_id"]
+
+
+def list_drills(repo: Repository, plan: str, limit: int = HISTORY_LIMIT) -> list[dict]:
+    """The plan's drill records, oldest first (the newest `limit`)."""
+    snaps = repo.snapshots(["drplan", f"plan:{plan}", "kind:drill"])
+    snaps.sort(key=lambda s: s.get("time", ""))
+    out = []
+    for snap in snaps[-limit:]:
+        data = repo.read_file(snap["id"], "/drill.json", what="reading a drill record")
+        try:
+            rec = json.loads(data)
+        except ValueError:
+            continue
+        rec["snapshot"] = snap.get("short_id", snap["id"][:8])
+        out.append(rec)
+    out.sort(key=lambda r: r.get("started_at", ""))
+    return out
+
+
+def step_history(repo: Repository, plan: str, drills: list[dict] | None = None,
+                 newest: int = 5) -> dict[str, float]:
+    """{step id: seconds} measured by the newest drills (the newest value of each step)."""
+    if drills is None:
+        try:
+            drills = list_drills(repo, plan, limit=newest)
+        except DrplanError:
+            return {}
+    history: dict[str, float] = {}
+    for rec in drills[-newest:]:  # oldest first, so newer values win
+        for sid, s in (rec.get("steps") or {}).items():
+            if s.get("status") == "ok" and s.get("seconds") is not None:
+                history[sid] = float(s["seconds"])
+    return history

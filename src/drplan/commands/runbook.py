@@ -1,0 +1,23 @@
+"""`drplan runbook PLAN -o DIR`: write the by-hand recovery runbook."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from drplan import runbook as rb
+from drplan.actions.context import load_plan
+from drplan.errors import InputError
+
+
+def run_runbook(plan: str, output: str, *, site: str | None, profile: str | None, run: str,
+                stack_name: str | None, out) -> int:
+    pc = load_plan(plan)
+    if stack_name is not None and not stack_name.replace("-", "").replace("_", "").isalnum():
+        raise InputError(f"invalid stack name {stack_name!r}", where="--stack-name")
+    book = rb.build(pc, pc.repository(), site=site, profile=profile, run=run, stack=stack_name)
+    written = rb.write(book, Path(output))
+    out(f"runbook of {pc.name}: {written['steps']} steps for stack {book['stack']} on site "
+        f"{book['site']} (run {book['run']['run_id']})")
+    for key in ("index", "html", "gantt"):
+        out(f"{key}: {written[key]}")
+    return 0

@@ -1,0 +1,55 @@
+"""`drplan status`: is the plan ready? Newest runs against the RPO, newest drill against the
+RTO, repository health, and whether the plan changed since the last passed drill."""
+
+from __future__ import annotations
+
+import json
+
+from rich.console import Console
+from rich.table import Table
+
+from drplan.actions.context import load_plan
+from drplan.actions.status import gather
+from drplan.plan.units import format_duration
+
+
+def run_status(plan: str, *, as_json: bool, out) -> int:
+    pc = load_plan(plan)
+    data = gather(pc)
+    if as_json:
+        out(json.dumps(data, indent=2))
+        return 0 if data["repository"].get("opens") else 1
+    console = Console(highlight=False)
+    console.print(f"[bold]{pc.name}[/] status at {data['at']}")
+    t = Table(title="Newest complete backup per service", title_justify="left")
+    for col in ("service", "run", "age", "RPO objective", "verdict"):
+        t.add_column(col)
+    for s in data["services"]:
+        v = s["verdict"] or "-"
+        t.add_row(s["service"], s["run_id"] or "-", format_duration(s["age_s"]),
+                  format_duration(s["rpo_objective_s"]),
+                  v if v == "met" else f"[bold red]{v}[/]")
+    console.print(t)
+    d = data["last_drill"]
+    if d is None:
+        console.print("Drill: [bold red]none yet[/]")
+    else:
+        console.print(
+            f"Drill: newest {d['drill_id']} at {d['started_at']}: "
+            + ("passed" if d["passed"] else f"[bold red]FAILED[/] ({d['failure']})")
+            + f", RTO {format_duration(d['rto_s'])} against {format_duration(d['rto_objective_s'])}"
+            + f" ({d['rto_verdict'] or '-'})"
+        )
+    if data["needs_drill"]:
+        console.print(f"[bold red]Needs a drill[/]: {data['needs_drill_reason']}")
+    else:
+        console.print("Plan unchanged since the last passed drill")
+    r = data["repository"]
+    if r.get("opens"):
+        console.print(
+            f"Repository {r['repository']}: opens, reachable in {r['reachable_s']}s; last "
+            f"restic check: {r['last_check'] or 'not recorded'}"
+        )
+    else:
+        console.print(f"Repository {r['repository']}: [bold red]{r.get('error')}[/]")
+    return 0 if r.get("opens") else 1

@@ -1,0 +1,230 @@
+"""`drplan runbook`: the recovery written out for a person, generated so it never drifts.
+
+From the plan and the newest complete run's manifest (snapshot ids, images, fingerprints)
+it writes, into one directory:
+
+* ``NN-<step>.md``: one file per recovery step of the schedule, numbered in an order
+  that respects every dependency: purpose, preconditions, the exact docker and restic
+  commands to run by hand when drplan itself is unavailable (``sh`` blocks that run on
+  their own with ``bash -euo pipefail``), the checks, the expected duration (measured by
+  past drills when there are some) and the crisis-cell role that does it;
+* ``README.md``: the index: environment, waves, critical path, Gantt chart, contacts;
+* ``gantt.svg``, ``compose/`` (the stack at zero replicas) and ``runbook.html``, a single
+  printable file with no external asset.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+import jinja2
+import yaml
+from markupsafe import Markup
+
+from drplan import manifest as mf
+from drplan.actions.context import PlanContext
+from drplan.actions.drill import list_drills, step_history
+from drplan.actions.recover import zero_compose
+from drplan.errors import DrplanError
+from drplan.plan.units import format_duration
+from drplan.repository.restic import Repository
+from drplan.runbook.commands import Generator
+from drplan.schedule import Estimator, build_schedule
+from drplan.schedule.gantt import render_gantt
+
+ROLE_TITLES = {
+    "direction": "Direction",
+    "technical_coordination": "Technical coordination",
+    "communication": "Communication",
+    "user_support": "User support",
+}
+
+
+@dataclass
+class StepPage:
+    number: int
+    id: str
+    kind: str
+    service: str | None
+    file: str
+    wave: int
+    purpose: str
+    after: list[tuple[str, str]]  # (step id, file)
+    blocks: list[tuple[str, str]]
+    checks: list[tuple[str, str]]
+    expected_s: float
+    basis: str
+    on_critical_path: bool
+    critical: bool
+    role: str
+    role_people: list[dict] = field(default_factory=list)
+
+
+def slug(step_id: str) -> str:
+    return re.sub(r"[^A-Za-z0-9]+", "-", step_id).strip("-")
+
+
+def _people(pc: PlanContext, role: str) -> list[dict]:
+    cell = pc.plan.crisis_cell
+    if cell is None:
+        return []
+    out = []
+    for pid in getattr(cell.roles, role, []):
+        p = cell.people.get(pid)
+        if p is not None:
+            out.append({"id": pid, **p.model_dump()})
+    return out
+
+
+def build(
+    pc: PlanContext,
+    repo: Repository,
+    *,
+    site: str | None = None,
+    profile: str | None = None,
+    run: str = "latest",
+    stack: str | None = None,
+) -> dict:
+    """The runbook as data (what the templates render)."""
+    repo.open()
+    manifest = mf.find_run(repo, pc.name, run)
+    site_name, site_spec = pc.site(site, role="recovery")
+    try:
+        drills = list_drills(repo, pc.name)
+    except DrplanError:
+        drills = []
+    history = {
+        "restore:" + k[len("backup:"):]: v
+        for k, v in manifest.timings.items()
+        if k.startswith("backup:")
+    }
+    measured = step_history(repo, pc.name, drills)
+    history.update(measured)
+    schedule = build_schedule(pc.plan, profile=profile, estimator=Estimator(history=history))
+    stack = stack or f"{site_spec.stack_prefix}{pc.name}"
+    compose_files = [f"compose/{Path(rel).name}" for rel in pc.plan.stack.compose]
+    gen = Generator(pc, repo, manifest, site_spec, stack, schedule.services, compose_files)
+    order = [sid for wave in schedule.waves for sid in wave]
+    files = {sid: f"{i:02d}-{slug(sid)}.md" for i, sid in enumerate(order, 1)}
+    wave_of = schedule.wave_of()
+    critical = set(schedule.critical_path)
+    tech = _people(pc, "technical_coordination")
+    pages = []
+    for i, sid in enumerate(order, 1):
+        step = schedule.steps[sid]
+        cmds = gen.for_step(step)
+        basis = "measured by drills" if sid in measured else step.estimate_basis
+        pages.append(StepPage(
+            number=i, id=sid, kind=step.kind.value, service=step.service, file=files[sid],
+            wave=wave_of[sid] + 1, purpose=cmds.purpose,
+            after=[(a, files[a]) for a in sorted(step.after, key=order.index)],
+            blocks=cmds.blocks, checks=cmds.checks, expected_s=step.estimate_s, basis=basis,
+            on_critical_path=sid in critical, critical=step.critical,
+            role="technical_coordination", role_people=tech,
+        ))
+    cell = pc.plan.crisis_cell
+    roles = [
+        {"role": r, "title": t, "people": _people(pc, r)} for r, t in ROLE_TITLES.items()
+    ] if cell else []
+    return {
+        "plan": pc.name,
+        "description": pc.plan.description,
+        "stack": stack,
+        "site": site_name,
+        "site_description": site_spec.description,
+        "docker_host": site_spec.docker_host,
+        "repository": {"name": repo.name, "url": repo.url, "type": repo.type,
+                       "env": sorted(repo.env), "options": repo.option_args()},
+        "run": {"run_id": manifest.run_id, "rpo_point": manifest.rpo_point,
+                "images": manifest.images, "images_snapshot": manifest.images_snapshot,
+                "sources": [s.model_dump(include={"service", "source", "engine", "method",
+                                                  "snapshot", "path", "bytes"})
+                            for s in manifest.sources]},
+        "profile": schedule.profile,
+        "services": schedule.services,
+        "waves": [[(sid, files[sid]) for sid in wave] for wave in schedule.waves],
+        "critical_path": [(sid, files[sid]) for sid in schedule.critical_path],
+        "estimated_rto_s": schedule.estimated_rto_s,
+        "objective_rto_s": schedule.objective_rto_s,
+        "drills": len(drills),
+        "steps": pages,
+        "roles": roles,
+        "bridge": cell.bridge if cell else "",
+        "generated_at": mf.utc_now(),
+        "_schedule": schedule,
+        "_compose": {
+            name: zero_compose(
+                _absolute_files(yaml.safe_load((pc.dir / rel).read_text()) or {}, pc.dir),
+                schedule.services, site_spec,
+                drop_ports=stack != pc.stack_name(site_spec),
+            )
+            for rel, name in zip(pc.plan.stack.compose, compose_files, strict=True)
+        },
+    }
+
+
+def _absolute_files(doc: dict, base: Path) -> dict:
+    """Relative `file:` of configs and secrets, and env_file, made absolute (the compose
+    is written elsewhere)."""
+    for key in ("configs", "secrets"):
+        for spec in (doc.get(key) or {}).values():
+            if isinstance(spec, dict) and spec.get("file") and not spec["file"].startswith("/"):
+                spec["file"] = str((base / spec["file"]).resolve())
+    for svc in (doc.get("services") or {}).values():
+        env_file = (svc or {}).get("env_file")
+        if isinstance(env_file, str):
+            svc["env_file"] = str((base / env_file).resolve())
+        elif isinstance(env_file, list):
+            svc["env_file"] = [str((base / f).resolve()) if isinstance(f, str) else f
+                               for f in env_file]
+    return doc
+
+
+def _env(autoescape: bool) -> jinja2.Environment:
+    env = jinja2.Environment(
+        autoescape=autoescape, trim_blocks=True, lstrip_blocks=True,
+        undefined=jinja2.StrictUndefined,
+    )
+    env.filters["dur"] = lambda s: format_duration(None if s is None else float(s))
+    return env
+
+
+def _template(name: str) -> str:
+    return resources.files("drplan.runbook").joinpath(f"templates/{name}").read_text("utf-8")
+
+
+def write(book: dict, out: Path) -> dict[str, str]:
+    """Write the runbook into `out` (its previous step files are replaced)."""
+    out.mkdir(parents=True, exist_ok=True)
+    for old in out.glob("[0-9][0-9]-*.md"):
+        old.unlink()
+    if (out / "compose").exists():
+        shutil.rmtree(out / "compose")
+    (out / "compose").mkdir()
+    for name, doc in book["_compose"].items():
+        (out / name).write_text(yaml.safe_dump(doc, sort_keys=False))
+    svg = render_gantt(book["_schedule"], title=f"Recovery of {book['stack']} (runbook)")
+    (out / "gantt.svg").write_text(svg, "utf-8")
+    md = _env(False)
+    step_t = md.from_string(_template("step.md.j2"))
+    for page in book["steps"]:
+        (out / page.file).write_text(step_t.render(b=book, s=page, total=len(book["steps"])))
+    (out / "README.md").write_text(md.from_string(_template("index.md.j2")).render(b=book))
+    html = _env(True).from_string(_template("runbook.html.j2")).render(
+        b=book, svg=_strip_xml_decl(svg))
+    (out / "runbook.html").write_text(html, "utf-8")
+    return {
+        "index": str(out / "README.md"),
+        "html": str(out / "runbook.html"),
+        "gantt": str(out / "gantt.svg"),
+        "steps": str(len(book["steps"])),
+    }
+
+
+def _strip_xml_decl(svg: str) -> Markup:
+    text = re.sub(r"^<\?xml[^>]*\?>\s*", "", svg)
+    return Markup(text)  # our own SVG, rendered from an autoescaped template
