@@ -32,6 +32,12 @@ def gather(pc: PlanContext, now: datetime | None = None) -> dict:
     except DrplanError as exc:
         health["opens"] = False
         health["error"] = str(exc)
+    return {**readiness(pc, runs, drills, now), "repository": health}
+
+
+def readiness(pc: PlanContext, runs: list[mf.Manifest], drills: list[dict],
+              now: datetime) -> dict:
+    """The status from the runs and drill records (pure: what `gather` read)."""
     complete = [m for m in runs if m.complete]
     services = []
     for name in pc.plan.services:
@@ -78,6 +84,5 @@ def gather(pc: PlanContext, now: datetime | None = None) -> dict:
             else "the plan or its compose files changed since the last passed drill"
             if changed else None
         ),
-        "repository": health,
         **digest,
     }

@@ -88,15 +88,20 @@ def build(
     profile: str | None = None,
     run: str = "latest",
     stack: str | None = None,
+    manifest: mf.Manifest | None = None,
+    drills: list[dict] | None = None,
 ) -> dict:
-    """The runbook as data (what the templates render)."""
-    repo.open()
-    manifest = mf.find_run(repo, pc.name, run)
+    """The runbook as data (what the templates render). `manifest` and `drills` are read
+    from the repository unless given."""
+    if manifest is None:
+        repo.open()
+        manifest = mf.find_run(repo, pc.name, run)
     site_name, site_spec = pc.site(site, role="recovery")
-    try:
-        drills = list_drills(repo, pc.name)
-    except DrplanError:
-        drills = []
+    if drills is None:
+        try:
+            drills = list_drills(repo, pc.name)
+        except DrplanError:
+            drills = []
     history = {
         "restore:" + k[len("backup:"):]: v
         for k, v in manifest.timings.items()
