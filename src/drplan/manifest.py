@@ -113,8 +113,36 @@ def list_runs(repo: Repository, plan: str | None = None) -> list[tuple[dict, Man
             raise OperationError(
                 f"manifest in snapshot {snap['short_id']} is unreadable: {exc}", where=repo.where
             ) from exc
+    if any(snap.get("original") for snap, _ in runs):
+        _localise(repo, plan, [m for _, m in runs])
     runs.sort(key=lambda r: r[1].started_at)
     return runs
+
+
+def _localise(repo: Repository, plan: str | None, manifests: list[Manifest]) -> None:
+    """Snapshot ids of runs copied here (`restic copy`) as this repository knows them.
+
+    `restic copy` gives each copied snapshot a new id and records the source's id as
+    `original`; a manifest names the primary's ids. Without this, a restore or a check
+    from an off-site copy would find none of the snapshots it names.
+    """
+    local: dict[str, str] = {}
+    for snap in repo.snapshots(["drplan"] + ([f"plan:{plan}"] if plan else [])):
+        local[snap["id"]] = snap["id"]
+        if snap.get("original"):
+            local[snap["original"]] = snap["id"]
+
+    def find(ref: str | None) -> str | None:
+        if not ref or ref in local:
+            return local.get(ref, ref) if ref else ref
+        found = {v for k, v in local.items() if k.startswith(ref)}
+        return found.pop() if len(found) == 1 else ref
+
+    for m in manifests:
+        for rec in m.sources:
+            rec.snapshot = find(rec.snapshot) or rec.snapshot
+        m.images_snapshot = find(m.images_snapshot)
+        m.config_snapshot = find(m.config_snapshot)
 
 
 def find_run(repo: Repository, plan: str | None, run: str = "latest") -> Manifest:
