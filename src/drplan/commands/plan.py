@@ -87,6 +87,26 @@ def render_text(schedule: Schedule, plan: m.Plan, console: Console) -> None:
         )
 
 
+def drill_history(path: str, plan: m.Plan) -> dict[str, float]:
+    """Step durations measured by past drills, when the plan's repository can be read
+    without side effects (password from an env var or a file); otherwise nothing, and the
+    schedule falls back to sizes and defaults: `drplan plan` needs no repository."""
+    name = plan.primary_repository()
+    spec = plan.repositories.get(name or "")
+    if spec is None or spec.password.command is not None:
+        return {}
+    try:
+        from drplan.actions.context import open_repository
+        from drplan.actions.drill import step_history
+
+        repo = open_repository(name, spec, Path(path).resolve().parent)
+        if repo.type == "local" and not (Path(repo.url) / "config").exists():
+            return {}
+        return step_history(repo, plan.stack.name)
+    except Exception:  # unreadable repository: estimates without history
+        return {}
+
+
 def run_plan(
     path: str,
     *,
@@ -103,7 +123,9 @@ def run_plan(
     if plan is None:
         err(f"{path}: the plan does not validate")
         return 2
-    schedule = build_schedule(plan, profile, Estimator(history or {}))
+    if history is None:
+        history = drill_history(path, plan)
+    schedule = build_schedule(plan, profile, Estimator(history))
     if svg:
         try:
             Path(svg).write_text(render_gantt(schedule, f"Recovery of {plan.stack.name}"), "utf-8")
