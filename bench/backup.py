@@ -1,0 +1,263 @@
+"""Backup benchmark on the testbed (run by hand, not in CI; results in bench/RESULTS.md).
+
+    bash scripts/testbed up
+    .venv/bin/python bench/backup.py [--gb 1.0] [--workdir /var/tmp/drplan-bench] [--json OUT]
+
+In one invocation, on one campus stack filled with about `--gb` GB per uploads volume
+(two volumes, different content) plus rows and keys:
+  1. drplan backup, first run, into a fresh repository (wall time, peak RSS of the drplan
+     process and of its process tree, extra disk used outside the repository);
+  2. drplan backup after rewriting 1% of the files of both volumes;
+  3. files throughput: `restic backup` of the web volume's directory on disk (host restic,
+     fresh repository) against drplan's files source for the same volume (its first run,
+     measured alone: the images are already in that repository);
+  4. the seed's method: scale every service to 0, `tar czf` every volume directory, scale
+     back (dependencies first) and wait healthy; all of it timed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import contextlib
+
+import docker
+
+from testbed import generator, plans, sites
+
+ENV = {**os.environ, plans.PASSWORD_ENV: plans.PASSWORD}
+ORDER_UP = ["db", "redis", "web", "exam"]  # dependencies first
+
+
+def tree_pids(root: int) -> list[int]:
+    children: dict[int, list[int]] = {}
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                with open(f"/proc/{d}/stat") as fh:
+                    ppid = int(fh.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(d))
+    out, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        out.append(pid)
+        todo += children.get(pid, [])
+    return out
+
+
+def rss_kb(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/status") as fh:
+            for line in fh:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def dir_bytes(path: Path) -> int:
+    total = 0
+    for d, _, files in os.walk(path):
+        for f in files:
+            with contextlib.suppress(OSError):
+                total += os.lstat(os.path.join(d, f)).st_blocks * 512
+    return total
+
+
+def fs_used(path: Path) -> int:
+    st = os.statvfs(path)
+    return (st.f_blocks - st.f_bfree) * st.f_frsize
+
+
+class Monitor:
+    """Peak RSS of a process (and its tree) and peak extra disk use outside `repo`."""
+
+    def __init__(self, pid: int, repo: Path) -> None:
+        self.pid, self.repo = pid, repo
+        self.used0, self.repo0 = fs_used(repo), dir_bytes(repo)
+        self.peak_rss = self.peak_tree = self.peak_extra = 0
+        self.stop = False
+        self.t = threading.Thread(target=self.loop, daemon=True)
+        self.t.start()
+
+    def loop(self) -> None:
+        n = 0
+        while not self.stop:
+            self.peak_rss = max(self.peak_rss, rss_kb(self.pid))
+            self.peak_tree = max(self.peak_tree, sum(rss_kb(p) for p in tree_pids(self.pid)))
+            if n % 5 == 0:
+                extra = (fs_used(self.repo) - self.used0) - (dir_bytes(self.repo) - self.repo0)
+                self.peak_extra = max(self.peak_extra, extra)
+            n += 1
+            time.sleep(0.1)
+
+    def done(self) -> dict:
+        self.stop = True
+        self.t.join()
+        return {"peak_rss_mb": round(self.peak_rss / 1024, 1),
+                "peak_tree_rss_mb": round(self.peak_tree / 1024, 1),
+                "peak_extra_disk_mb": round(max(0, self.peak_extra) / 2**20, 1)}
+
+
+def drplan_backup(tp, *args: str) -> dict:
+    t0 = time.monotonic()
+    proc = subprocess.Popen([plans.DRPLAN, "backup", "--json", str(tp.path), *args],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=ENV, text=True)
+    mon = Monitor(proc.pid, Path(tp.repo))
+    out, err = proc.communicate()
+    wall = time.monotonic() - t0
+    res = mon.done()
+    if proc.returncode != 0:
+        raise SystemExit(f"drplan backup failed: {err[-3000:]}")
+    run = json.loads(out)
+    res.update(seconds=round(wall, 2), run=run)
+    return res
+
+
+def mountpoint(client, volume: str) -> str:
+    return client.volumes.get(volume).attrs["Mountpoint"]
+
+
+def seed_method(url: str, name: str, volumes: list[str], out: Path) -> float:
+    """Stop everything, tar czf every volume, restart in dependency order, wait healthy."""
+    client = docker.DockerClient(base_url=url)
+    t0 = time.monotonic()
+    for svc in reversed(ORDER_UP):
+        client.services.get(f"{name}_{svc}").scale(0)
+    while client.containers.list(filters={"label": f"com.docker.stack.namespace={name}"}):
+        time.sleep(0.2)
+    for vol in volumes:
+        subprocess.run(["tar", "czf", str(out / f"{vol}.tar.gz"), "-C",
+                        mountpoint(client, vol), "."], check=True)
+    for svc in ORDER_UP:
+        client.services.get(f"{name}_{svc}").scale(1)
+        deadline = time.monotonic() + 300
+        while True:
+            cs = client.containers.list(filters={
+                "label": f"com.docker.swarm.service.name={name}_{svc}"})
+            if cs and cs[0].attrs["State"].get("Health", {}).get("Status") == "healthy":
+                break
+            if time.monotonic() > deadline:
+                raise SystemExit(f"{svc} not healthy after the seed's restart")
+            time.sleep(0.2)
+            for c in cs:
+                c.reload()
+    return time.monotonic() - t0
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--gb", type=float, default=1.0, help="GB of uploads per volume")
+    ap.add_argument("--workdir", default="/var/tmp/drplan-bench")
+    ap.add_argument("--json", default=None)
+    ap.add_argument("--keep", action="store_true", help="keep the stack and repositories")
+    a = ap.parse_args()
+    url = sites.up()["primary"]
+    client = sites.client(url)
+    work = Path(a.workdir) / uuid.uuid4().hex[:6]
+    work.mkdir(parents=True)
+    tp = plans.adapt("campus", work / "plan", name=f"bench{work.name}")
+    results: dict = {"machine": {"cpus": os.cpu_count(), "kernel": platform.release(),
+                                 "python": platform.python_version(),
+                                 "restic": subprocess.run(["restic", "version"],
+                                                          capture_output=True,
+                                                          text=True).stdout.strip()}}
+    plans.deploy(url, tp)
+    try:
+        size = generator.Size.gigabytes(a.gb)
+        t0 = time.monotonic()
+        for seed, svc in enumerate(("web", "exam"), start=1):
+            generator.run(client, tp.name, svc, ["--seed", str(seed), "--rows", str(size.rows),
+                                                 "--files", str(size.files), "--file-size",
+                                                 str(size.file_size), "--keys",
+                                                 str(size.keys)])
+        results["populate_s"] = round(time.monotonic() - t0, 1)
+        vols = [f"{tp.name}_{v}" for v in ("db-data", "redis-data", "files", "exam-files")]
+        results["data_bytes"] = sum(dir_bytes(Path(mountpoint(client, v))) for v in vols)
+        print(f"data: {results['data_bytes'] / 2**30:.2f} GiB", flush=True)
+        subprocess.run([plans.DRPLAN, "repo", "init", str(tp.path)], env=ENV, check=True,
+                       capture_output=True)
+
+        full = drplan_backup(tp)
+        print("full run:", {k: v for k, v in full.items() if k != "run"}, flush=True)
+        touched = sum(generator.touch_files(client, tp.name, s, percent=1)
+                      for s in ("web", "exam"))
+        incr = drplan_backup(tp)
+        print(f"after 1% ({touched} files):", {k: v for k, v in incr.items() if k != "run"},
+              flush=True)
+        results["full"] = {k: v for k, v in full.items() if k != "run"} | {
+            "timings": full["run"]["timings"],
+            "bytes": sum(s["bytes"] for s in full["run"]["sources"])}
+        results["one_percent"] = {k: v for k, v in incr.items() if k != "run"} | {
+            "timings": incr["run"]["timings"], "touched_files": touched,
+            "files_stats": {s["service"]: s["stats"] for s in incr["run"]["sources"]
+                            if s["engine"] == "files"}}
+
+        # files throughput: raw restic of the web volume's directory vs drplan alone
+        web_dir = mountpoint(client, f"{tp.name}_files")
+        web_bytes = dir_bytes(Path(web_dir))
+        raw_repo = work / "raw-repo"
+        renv = plans.restic_env(str(raw_repo))
+        subprocess.run(["restic", "init"], env=renv, check=True, capture_output=True)
+        t0 = time.monotonic()
+        subprocess.run(["restic", "backup", "--host", "raw", web_dir], env=renv, check=True,
+                       capture_output=True)
+        raw_s = time.monotonic() - t0
+        alone = plans.adapt("campus", work / "alone", name=tp.name)
+        alone.ports = tp.ports
+        subprocess.run([plans.DRPLAN, "repo", "init", str(alone.path)], env=ENV, check=True,
+                       capture_output=True)
+        drplan_backup(alone, "--service", "exam")  # stores the images in that repository
+        web_run = drplan_backup(alone, "--service", "web")
+        src = next(s for s in web_run["run"]["sources"] if s["service"] == "web")
+        results["files_throughput"] = {
+            "bytes": web_bytes, "raw_restic_s": round(raw_s, 2),
+            "drplan_source_s": src["seconds"], "drplan_run_s": web_run["seconds"],
+            "raw_mb_s": round(web_bytes / raw_s / 1e6, 1),
+            "drplan_mb_s": round(web_bytes / src["seconds"] / 1e6, 1),
+            "ratio_source": round(raw_s / src["seconds"], 3),
+            "ratio_whole_command": round(raw_s / web_run["seconds"], 3),
+            "peak_rss_mb": web_run["peak_rss_mb"]}
+        print("files throughput:", results["files_throughput"], flush=True)
+
+        seed_dir = work / "seed"
+        seed_dir.mkdir()
+        seed_s = seed_method(url, tp.name, vols, seed_dir)
+        results["seed_method"] = {"seconds": round(seed_s, 2),
+                                  "archive_bytes": dir_bytes(seed_dir)}
+        results["ratios"] = {
+            "full_vs_seed": round(seed_s / full["seconds"], 2),
+            "one_percent_vs_seed": round(seed_s / incr["seconds"], 2),
+            "files_vs_raw_restic": results["files_throughput"]["ratio_source"],
+            "extra_disk_pct_of_data": round(
+                max(full["peak_extra_disk_mb"], incr["peak_extra_disk_mb"]) * 2**20
+                / results["data_bytes"] * 100, 2),
+            "peak_rss_mb": max(full["peak_rss_mb"], incr["peak_rss_mb"]),
+        }
+        print("seed method:", results["seed_method"], flush=True)
+        print(json.dumps(results["ratios"], indent=2), flush=True)
+    finally:
+        if not a.keep:
+            plans.remove(url, tp)
+            shutil.rmtree(work, ignore_errors=True)
+    if a.json:
+        Path(a.json).write_text(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
