@@ -63,7 +63,8 @@ class Generator:
     def container(self, service: str) -> str:
         full = self.svc(service)
         return (
-            f"C=$(docker ps -q -f label={SERVICE_LABEL}={full} -f status=running | head -n1)\n"
+            f"C=$(docker ps -q -f label={SERVICE_LABEL}={full} -f status=running)\n"
+            "C=${C%%$'\\n'*}  # the first one\n"
             f'[ -n "$C" ] || {{ echo "no running container of {full}" >&2; exit 1; }}\n'
         )
 
@@ -97,8 +98,8 @@ class Generator:
             [
                 (
                     "The repository opens with the password file and holds the run",
-                    f"{self.restic} snapshots --no-lock --tag {self.q(tags)} "
-                    f"| grep -q {self.q('complete:yes')}\n",
+                    f"found=$({self.restic} snapshots --no-lock --tag {self.q(tags)})\n"
+                    f"grep -qF {self.q('complete:yes')} <<<\"$found\"\n",
                 ),
                 (
                     "Swarm mode on the target engine (once per site)",
@@ -110,7 +111,7 @@ class Generator:
             [
                 (
                     "The engine answers and is a Swarm manager",
-                    "docker info --format '{{.Swarm.ControlAvailable}}' | grep -qx true\n",
+                    "[ \"$(docker info --format '{{.Swarm.ControlAvailable}}')\" = true ]\n",
                 )
             ],
         )
@@ -301,8 +302,8 @@ class Generator:
             [("Scale the service up", f"docker service scale --detach {full}={n}\n")],
             [(
                 "The service asks for its replicas",
-                f"docker service inspect --format '{{{{.Spec.Mode.Replicated.Replicas}}}}' "
-                f"{full} | grep -qx {n}\n",
+                "[ \"$(docker service inspect --format "
+                f"'{{{{.Spec.Mode.Replicated.Replicas}}}}' {full})\" = {n} ]\n",
             )],
         )
 
@@ -312,7 +313,8 @@ class Generator:
         wait = (
             f"deadline=$(( $(date +%s) + {int(step.timeout_s)} ))\n"
             "while :; do\n"
-            f"  C=$(docker ps -q -f label={SERVICE_LABEL}={full} -f status=running | head -n1)\n"
+            f"  C=$(docker ps -q -f label={SERVICE_LABEL}={full} -f status=running)\n"
+            "  C=${C%%$'\\n'*}\n"
             '  if [ -n "$C" ]; then\n'
             "    h=$(docker inspect --format "
             "'{{if .State.Health}}{{.State.Health.Status}}{{else}}none{{end}}' \"$C\" "
@@ -371,7 +373,7 @@ class Generator:
                 "  out=$(docker exec -i \"$C\" sh -s "
                 f"{self.q(check.url)} {check.method} {int(check.timeout)} <<'DRPLAN_HTTP'\n"
                 f"{chk.HTTP_SCRIPT.strip()}\nDRPLAN_HTTP\n  ) || return 1\n"
-                "  status=$(printf '%s\\n' \"$out\" | head -n1)\n"
+                "  status=${out%%$'\\n'*}\n"
                 f'  [ "$status" = {check.status} ] || return 1\n'
             )
             if check.body_contains:
