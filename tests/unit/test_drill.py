@@ -94,3 +94,28 @@ def test_failed_drill_report_says_why():
     data = report.history([rec])
     assert data["drills"][0]["failure"].startswith("validate:web")
     assert "FAILED" in report.history_text("campus", data)
+
+
+def test_a_drill_copy_shares_no_network_volume_or_port_with_production():
+    from drplan.actions.recover import zero_compose
+    from drplan.plan import model as m
+
+    doc = {
+        "services": {
+            "web": {"image": "app", "ports": ["8080:8080"], "depends_on": ["db"],
+                    "networks": ["prod", "own"], "volumes": ["shared:/s", "files:/f"]},
+            "db": {"image": "pg", "deploy": {"replicas": 2}},
+            "other": {"image": "x"},
+        },
+        "networks": {"prod": {"external": True, "name": "production_net"},
+                     "own": {"driver": "overlay"}},
+        "volumes": {"shared": {"external": True}, "files": {}},
+    }
+    site = m.Site(role="recovery", docker_host="unix:///x.sock")
+    out = zero_compose(doc, ["web", "db"], site, drop_ports=True, isolate=True)
+    assert set(out["services"]) == {"web", "db"}
+    assert out["services"]["db"]["deploy"]["replicas"] == 0
+    assert "ports" not in out["services"]["web"] and "depends_on" not in out["services"]["web"]
+    assert out["networks"]["prod"] == {"driver": "overlay"}  # the copy's own, not production's
+    assert out["volumes"]["shared"] == {}
+    assert out["networks"]["own"] == {"driver": "overlay"}
