@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import secrets
+from collections.abc import Iterator
 from datetime import UTC, datetime
 
 from pydantic import BaseModel, Field
@@ -104,19 +105,37 @@ def write(repo: Repository, manifest: Manifest, host: str) -> str:
 def list_runs(repo: Repository, plan: str | None = None) -> list[tuple[dict, Manifest]]:
     """Every run's (snapshot, manifest), oldest first."""
     tags = ["drplan", "kind:manifest"] + ([f"plan:{plan}"] if plan else [])
-    runs = []
-    for snap in repo.snapshots(tags):
-        data = repo.read_file(snap["id"], "/manifest.json", what="reading a run manifest")
-        try:
-            runs.append((snap, Manifest.model_validate(json.loads(data))))
-        except ValueError as exc:
-            raise OperationError(
-                f"manifest in snapshot {snap['short_id']} is unreadable: {exc}", where=repo.where
-            ) from exc
+    runs = [(snap, read(repo, snap)) for snap in repo.snapshots(tags)]
     if any(snap.get("original") for snap, _ in runs):
         _localise(repo, plan, [m for _, m in runs])
     runs.sort(key=lambda r: r[1].started_at)
     return runs
+
+
+def read(repo: Repository, snap: dict) -> Manifest:
+    """The manifest stored in one manifest snapshot."""
+    data = repo.read_file(snap["id"], "/manifest.json", what="reading a run manifest")
+    try:
+        return Manifest.model_validate(json.loads(data))
+    except ValueError as exc:
+        raise OperationError(
+            f"manifest in snapshot {snap['short_id']} is unreadable: {exc}", where=repo.where
+        ) from exc
+
+
+def newest_complete(repo: Repository, plan: str) -> Iterator[Manifest]:
+    """Complete runs of `plan`, newest first, each manifest read only when asked for.
+
+    A backup needs the newest run or two (parents, images), not every manifest ever kept:
+    reading them all made each backup slower with every run in the repository.
+    """
+    snaps = repo.snapshots(["drplan", "kind:manifest", f"plan:{plan}", "complete:yes"])
+    for snap in sorted(snaps, key=lambda s: s.get("time", ""), reverse=True):
+        m = read(repo, snap)
+        if m.complete:
+            if snap.get("original"):
+                _localise(repo, plan, [m])
+            yield m
 
 
 def _localise(repo: Repository, plan: str | None, manifests: list[Manifest]) -> None:

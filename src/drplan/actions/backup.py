@@ -71,8 +71,8 @@ def run_backup(
     stack = pc.stack_name(site)
     with repo.exclusive(f"backup of {pc.name}"):
         prepare_repository(pc, engine, repo)
-        complete = [m for _, m in mf.list_runs(repo, pc.name) if m.complete]
-        previous = complete[-1] if complete else None
+        wanted = {(s, n) for s in services for n in pc.plan.services[s].data}
+        previous, parents = _parents(repo, pc.name, wanted)
         run_id = mf.new_run_id()
         manifest = mf.Manifest(
             plan=pc.name,
@@ -107,10 +107,7 @@ def run_backup(
                 )
                 tid = f"backup:{svc_name}/{src_name}"
                 ctx.progress = (lambda t: lambda n: on_bytes(t, n))(tid)
-                # the newest complete run holding this source (a run of some services
-                # only, `--service`, must not make the others read everything again)
-                prev = next((r for m in reversed(complete)
-                             if (r := m.source(svc_name, src_name))), None)
+                prev = parents.get((svc_name, src_name))
                 ctx.parent = prev.snapshot if prev and prev.engine == spec.engine else None
                 tasks.append(Task(tid, _source_task(ctx, spec), service=svc_name, kind="backup"))
         tasks.append(
@@ -140,6 +137,22 @@ def run_backup(
         manifest.complete = ex.ok
         mf.write(repo, manifest, pc.host)
     return manifest
+
+
+def _parents(repo: Repository, plan: str, wanted: set[tuple[str, str]]
+             ) -> tuple[mf.Manifest | None, dict[tuple[str, str], mf.SourceRecord]]:
+    """The newest complete run, and for each wanted source the newest complete run holding
+    it (a run of some services only, `--service`, must not make the others read everything
+    again). Manifests are read newest first, only as far as needed."""
+    previous = None
+    parents: dict[tuple[str, str], mf.SourceRecord] = {}
+    for m in mf.newest_complete(repo, plan):
+        previous = previous or m
+        for rec in m.sources:
+            parents.setdefault((rec.service, rec.source), rec)
+        if wanted <= parents.keys():
+            break
+    return previous, parents
 
 
 def _source_task(ctx: SourceContext, spec) -> Callable[[], mf.SourceRecord]:
