@@ -178,6 +178,24 @@ def test_a_drill_killed_with_sigkill_is_cleaned_by_the_next(testbed, backed, tmp
     assert_same(before, inventory(testbed["recovery"], b.name))
 
 
+def test_sigterm_tears_down_before_exiting(testbed, backed, tmp_path):
+    b = backed["helpdesk"]
+    before = inventory(testbed["recovery"], b.name)
+    env = {**os.environ, "DRPLAN_REPO_PASSWORD": PASSWORD}
+    proc = subprocess.Popen([DRPLAN, "drill", str(b.plan), "--report-dir", str(tmp_path)],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert _drill_stack_appears(testbed["recovery"], b.name)
+        time.sleep(random.Random(os.urandom(4)).uniform(0, 3))
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, stderr = proc.communicate(timeout=300)
+    assert proc.returncode == 1 and "interrupted by SIGTERM" in stderr, stderr
+    assert_same(before, inventory(testbed["recovery"], b.name))
+    last = ok_json("drills", str(b.plan))["drills"][-1]
+    assert last["passed"] is False and "SIGTERM" in last["failure"]
+
+
 SH_BLOCK = re.compile(r"^```sh\n(.*?)^```", re.S | re.M)
 
 
