@@ -126,6 +126,7 @@ def gantt(rec: Recovery) -> str:
     return render_gantt(
         actual_schedule(rec),
         title=f"Recovery of {rec.stack} on {rec.site} (run {rec.run.run_id}, as it happened)",
+        rto_label="measured",
     )
 
 

@@ -38,8 +38,10 @@ def _nice_step(total: float, target_ticks: int = 8) -> float:
     return float(math.ceil(raw / 86400) * 86400)
 
 
-def render_gantt(schedule: Schedule, title: str = "Recovery schedule") -> str:
-    """The schedule as standalone SVG text."""
+def render_gantt(
+    schedule: Schedule, title: str = "Recovery schedule", rto_label: str = "estimated"
+) -> str:
+    """The schedule as standalone SVG text (`rto_label`: "measured" for what happened)."""
     horizon = max(schedule.estimated_rto_s, schedule.objective_rto_s or 0.0, 1.0) * 1.05
     scale = CHART_W / horizon
     order = sorted(schedule.steps, key=lambda s: (schedule.start_s[s], schedule.finish_s[s], s))
@@ -76,7 +78,7 @@ def render_gantt(schedule: Schedule, title: str = "Recovery schedule") -> str:
     met = schedule.objective_met()
     subtitle = (
         f"profile {schedule.profile} · {len(schedule.services)} services · "
-        f"{len(schedule.steps)} steps · estimated RTO {format_duration(schedule.estimated_rto_s)}"
+        f"{len(schedule.steps)} steps · {rto_label} RTO {format_duration(schedule.estimated_rto_s)}"
         + (
             f" · objective {format_duration(objective)} ({'met' if met else 'MISSED'})"
             if objective is not None
