@@ -109,6 +109,7 @@ class Monitor:
         self.used0, self.repo0 = fs_used(repo), dir_bytes(repo)
         self.scratch0 = self.scratch()
         self.peak_scratch = 0
+        self.by_dir: dict[str, int] = {}
         self.load = [os.getloadavg()[0]]
         self.peak_rss = self.peak_tree = self.peak_extra = 0
         self.stop = False
@@ -134,7 +135,11 @@ class Monitor:
         total = 0
         with contextlib.suppress(Exception):
             for d in scratch_dirs(self.client, self.plan):
-                total += dir_bytes(d)
+                n = dir_bytes(d)
+                total += n
+                key = "helper layer" if "overlay2" in str(d) else str(d)
+                if hasattr(self, "scratch0"):
+                    self.by_dir[key] = max(self.by_dir.get(key, 0), n)
         return total
 
     def done(self) -> dict:
@@ -144,7 +149,9 @@ class Monitor:
                 "peak_tree_rss_mb": round(self.peak_tree / 1024, 1),
                 "peak_extra_disk_mb": round(max(0, self.peak_extra) / 2**20, 1),
                 "peak_scratch_disk_mb": round(max(0, self.peak_scratch) / 2**20, 1),
-                "load_avg_max": max(self.load)}
+                "load_avg_max": max(self.load),
+                "scratch_peak_by_dir_mb": {k: round(v / 2**20, 1)
+                                           for k, v in self.by_dir.items()}}
 
 
 def drplan_backup(tp, *args: str) -> dict:
@@ -172,7 +179,7 @@ def seed_method(url: str, name: str, volumes: list[str], out: Path) -> float:
     t0 = time.monotonic()
     for svc in reversed(ORDER_UP):
         client.services.get(f"{name}_{svc}").scale(0)
-    while client.containers.list(filters={"label": f"com.docker.stack.namespace={name}"}):
+    while client.api.containers(filters={"label": f"com.docker.stack.namespace={name}"}):
         time.sleep(0.2)
     for vol in volumes:
         subprocess.run(["tar", "czf", str(out / f"{vol}.tar.gz"), "-C",
