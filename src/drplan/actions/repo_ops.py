@@ -47,7 +47,7 @@ def copy_runs(pc: PlanContext) -> list[dict]:
             data = [s["id"] for s in snaps if "kind:manifest" not in s.get("tags", [])]
             # a reused images snapshot belongs to an earlier run: copy it too
             for ref in (m.images_snapshot,):
-                if ref and ref not in data:
+                if ref and not any(d.startswith(ref) or ref.startswith(d) for d in data):
                     data.append(ref)
             manifests = [s["id"] for s in snaps if "kind:manifest" in s.get("tags", [])]
             what = f"copy of run {m.run_id} to {target.name}"

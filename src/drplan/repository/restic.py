@@ -72,8 +72,8 @@ class Repository:
         return proc
 
     def _raise(self, args: list[str], stderr: bytes, what: str | None) -> None:
-        text = process.tail(stderr)
-        low = text.lower()
+        text = _brief(stderr)
+        low = " ".join(stderr.decode(errors="replace").split()).lower()
         where = what or self.where
         if "wrong password" in low:
             raise InputError(f"wrong password for {self.where}", where=where)
@@ -104,7 +104,7 @@ class Repository:
             raise InputError(f"wrong password for {self.where}")
         if "is there a repository" in low or "unable to open config file" in low:
             return False
-        raise OperationError(f"cannot reach {self.where}: {process.tail(proc.stderr)}")
+        raise OperationError(f"cannot reach {self.where}: {_brief(proc.stderr)}")
 
     def open(self) -> None:
         """Check the repository exists and the password opens it (clear errors otherwise)."""
@@ -305,6 +305,15 @@ def summary(stdout: bytes) -> dict:
         if line.startswith("{") and '"summary"' in line:
             return json.loads(line)
     raise OperationError("restic backup printed no summary")
+
+
+def _brief(stderr: bytes, limit: int = 600) -> str:
+    """restic's error output on one line, keeping its beginning and its end: for network
+    backends the cause (e.g. ssh's "Connection refused") comes first, restic's summary last."""
+    text = " ".join(stderr.decode(errors="replace").split())
+    if len(text) <= limit:
+        return text
+    return text[: limit // 2] + " ... " + text[-limit // 2 :]
 
 
 def _tag_args(tags: list[str]) -> list[str]:
