@@ -164,9 +164,27 @@ def _localise(repo: Repository, plan: str | None, manifests: list[Manifest]) -> 
         m.config_snapshot = find(m.config_snapshot)
 
 
-def find_run(repo: Repository, plan: str | None, run: str = "latest") -> Manifest:
-    """A complete run by id (or unique id prefix), or the newest complete one."""
+def find_run(
+    repo: Repository,
+    plan: str | None,
+    run: str = "latest",
+    needs: set[tuple[str, str]] | None = None,
+) -> Manifest:
+    """A complete run by id (or unique id prefix), or the newest complete one.
+
+    `needs` ((service, source) pairs): "latest" is then the newest complete run holding
+    every one of them, so a partial run (`backup --service`) is not taken for a whole one.
+    """
     runs = [m for _, m in list_runs(repo, plan) if m.complete]
+    if needs and run == "latest":
+        holding = [m for m in runs if needs <= {(s.service, s.source) for s in m.sources}]
+        if runs and not holding:
+            raise OperationError(
+                f"no complete run in {repo.where} holds every source needed ("
+                + ", ".join(f"{a}/{b}" for a, b in sorted(needs))
+                + ")"
+            )
+        runs = holding
     if not runs:
         raise OperationError(
             f"{repo.where} holds no complete run" + (f" of plan {plan}" if plan else "")

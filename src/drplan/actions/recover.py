@@ -93,13 +93,14 @@ def recover(
     started = mf.utc_now()
     site_name, site = pc.site(opts.site, role="recovery")
     repo.open()
-    run = mf.find_run(repo, pc.name, opts.run)
     if opts.profile not in (None, "full") and opts.profile not in pc.plan.profiles:
         raise InputError(
             f"unknown profile {opts.profile!r} (the plan has: full, {', '.join(pc.plan.profiles)})",
             where=str(pc.path),
         )
     services, _ = profile_services(pc.plan, opts.profile)
+    needs = {(svc, src) for svc in services for src in pc.plan.services[svc].data}
+    run = mf.find_run(repo, pc.name, opts.run, needs=needs)
     # Until recoveries have been timed, a source's backup time is the best first guess
     # of its restore time.
     history = {

@@ -142,7 +142,15 @@ class Files:
         ) as (c, env):
             ctx.engine.exec_run(
                 c,
-                ["restic", "restore", snapshot, "--target", "/", "--no-lock"],
+                [
+                    "restic",
+                    *ctx.repo.option_args(),
+                    "restore",
+                    snapshot,
+                    "--target",
+                    "/",
+                    "--no-lock",
+                ],
                 what=f"{ctx.what}: restic restore",
                 env=env,
             )
