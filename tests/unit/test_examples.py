@@ -75,11 +75,38 @@ def test_init_from_example_compose(example, runner, tmp_path):
         if not svc.depends_on:
             after = schedule.steps[f"start:{name}"].after
             assert starts[name] == 1 + max(wave[a] for a in after)
-            assert all(a.startswith("restore:") or a in ("load-images", "create-volumes")
-                       for a in after)
+            assert all(
+                a.startswith("restore:") or a in ("load-images", "create-volumes") for a in after
+            )
     # and validating the example plan gives the same order as the drafted one
     hand = build_schedule(validate_file(example / "plan.yml").plan)
     hand_starts = _start_waves(hand)
     for name in project.services:
         for dep in project.services[name].depends_on:
             assert hand_starts[name] > hand_starts[dep]
+
+
+TESTBED_STACKS = sorted(
+    p
+    for p in (EXAMPLE_DIRS[0].parent.parent / "testbed" / "stacks").iterdir()
+    if (p / "drplan.yml").exists()
+)
+
+
+@pytest.mark.parametrize("stack", TESTBED_STACKS, ids=lambda p: p.name)
+def test_testbed_stack_plans_validate_and_init_matches_their_order(stack, runner, tmp_path):
+    result = runner.invoke(app, ["validate", str(stack / "drplan.yml")])
+    assert result.exit_code == 0, result.stdout + result.stderr
+    out = tmp_path / "drafted.yml"
+    result = runner.invoke(app, ["init", "--from", str(stack / "compose.yml"), "-o", str(out)])
+    assert result.exit_code == 0, result.stdout + result.stderr
+    checked = validate_file(out)
+    assert checked.ok, [p.format() for p in checked.problems]
+    project, _ = load_compose([stack / "compose.yml"])
+    schedule = build_schedule(checked.plan)
+    starts = _start_waves(schedule)
+    wave = schedule.wave_of()
+    assert set(starts) == set(project.services)
+    for name, svc in project.services.items():
+        for dep in svc.depends_on:
+            assert starts[name] > wave[f"health:{dep}"] > starts[dep]
