@@ -67,3 +67,17 @@ def run_cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, s
         sys.argv = old
     captured = capsys.readouterr()
     return code, captured.out, captured.err
+
+
+def open_quietly(ctx):
+    """Open a crisis as the direction, with nothing observed and no probe run."""
+    from drplan.crisis import cell
+    from drplan.crisis.activation import Observations
+
+    return cell.open_crisis(
+        ctx,
+        role="direction",
+        author="boss",
+        reason="r",
+        observations=Observations(down=[], run_commands=False),
+    )

@@ -12,7 +12,7 @@ from drplan.crisis.activation import Observations, evaluate, verdict
 from drplan.crisis.export import export_markdown
 from drplan.errors import InputError
 from drplan.schedule.dag import build_schedule
-from tests.unit.crisis_helpers import Clock, crisis_plan
+from tests.unit.crisis_helpers import Clock, crisis_plan, open_quietly
 
 
 def results_for(tmp_path: Path, activation: str, obs: Observations) -> list:
@@ -138,13 +138,7 @@ class TestEta:
     def test_from_open_then_from_start_recovery(self, tmp_path: Path) -> None:
         clock = Clock("2024-06-03T08:00:00+00:00")
         ctx = cell.load_context(str(crisis_plan(tmp_path)), clock=clock)
-        cell.open_crisis(
-            ctx,
-            role="direction",
-            author="boss",
-            reason="r",
-            observations=Observations(down=[], run_commands=False),
-        )
+        open_quietly(ctx)
         full = build_schedule(ctx.plan).estimated_rto_s
         exams = build_schedule(ctx.plan, "exams").estimated_rto_s
         clock.advance(minutes=5)
@@ -174,26 +168,14 @@ class TestEta:
     def test_overdue(self, tmp_path: Path) -> None:
         clock = Clock()
         ctx = cell.load_context(str(crisis_plan(tmp_path)), clock=clock)
-        cell.open_crisis(
-            ctx,
-            role="direction",
-            author="boss",
-            reason="r",
-            observations=Observations(down=[], run_commands=False),
-        )
+        open_quietly(ctx)
         clock.advance(days=2)
         entry = cell.status(ctx, role="communication", author="comms")
         assert "passed at" in entry["text"] and "new estimate" in entry["text"]
 
     def test_unknown_profile(self, tmp_path: Path) -> None:
         ctx = cell.load_context(str(crisis_plan(tmp_path)), clock=Clock())
-        cell.open_crisis(
-            ctx,
-            role="direction",
-            author="boss",
-            reason="r",
-            observations=Observations(down=[], run_commands=False),
-        )
+        open_quietly(ctx)
         with pytest.raises(InputError, match="unknown profile 'nope'"):
             cell.decide(
                 ctx,

@@ -13,7 +13,7 @@ from drplan.crisis import cell
 from drplan.crisis.activation import Observations
 from drplan.crisis.journal import entry_hash
 from drplan.errors import InputError, OperationError
-from tests.unit.crisis_helpers import Clock, crisis_plan, run_cli
+from tests.unit.crisis_helpers import Clock, crisis_plan, open_quietly, run_cli
 
 
 @pytest.fixture
@@ -204,13 +204,7 @@ def test_full_rewrite_needs_a_head_hash(ctx: cell.Context, clock: Clock) -> None
 
 
 def test_no_append_to_a_tampered_journal(ctx: cell.Context, clock: Clock) -> None:
-    cell.open_crisis(
-        ctx,
-        role="direction",
-        author="boss",
-        reason="r",
-        observations=Observations(down=[], run_commands=False),
-    )
+    open_quietly(ctx)
     lines = lines_of(ctx)
     write_lines(ctx, [lines[0].replace('"r"', '"R"'), *lines[1:]])
     with pytest.raises(OperationError, match="chain is broken"):
@@ -218,13 +212,7 @@ def test_no_append_to_a_tampered_journal(ctx: cell.Context, clock: Clock) -> Non
 
 
 def test_appends_only(ctx: cell.Context, clock: Clock) -> None:
-    cell.open_crisis(
-        ctx,
-        role="direction",
-        author="boss",
-        reason="r",
-        observations=Observations(down=[], run_commands=False),
-    )
+    open_quietly(ctx)
     before = Path(ctx.journal.store.location).read_bytes()
     cell.log(ctx, role="user_support", author="desk", text="50 tickets | so far\nand more")
     after = Path(ctx.journal.store.location).read_bytes()
@@ -234,13 +222,7 @@ def test_appends_only(ctx: cell.Context, clock: Clock) -> None:
 
 
 def test_torn_last_line_is_kept_and_reported(ctx: cell.Context, clock: Clock) -> None:
-    cell.open_crisis(
-        ctx,
-        role="direction",
-        author="boss",
-        reason="r",
-        observations=Observations(down=[], run_commands=False),
-    )
+    open_quietly(ctx)
     path = Path(ctx.journal.store.location)
     with path.open("ab") as fh:
         fh.write(b'{"seq": 3, "ts"')
@@ -301,21 +283,9 @@ class TestRulesAndErrors:
     def test_no_journal_no_open_crisis(self, ctx: cell.Context) -> None:
         with pytest.raises(InputError, match="no crisis journal here yet"):
             cell.log(ctx, role="direction", author="boss", text="x")
-        cell.open_crisis(
-            ctx,
-            role="direction",
-            author="boss",
-            reason="r",
-            observations=Observations(down=[], run_commands=False),
-        )
+        open_quietly(ctx)
         with pytest.raises(InputError, match="already open"):
-            cell.open_crisis(
-                ctx,
-                role="direction",
-                author="boss",
-                reason="r",
-                observations=Observations(down=[], run_commands=False),
-            )
+            open_quietly(ctx)
         cell.close(ctx, role="direction", author="boss", summary="done")
         with pytest.raises(InputError, match="no open crisis"):
             cell.log(ctx, role="direction", author="boss", text="x")
@@ -341,13 +311,7 @@ class TestRulesAndErrors:
             )
 
     def test_corrupt_json_is_located(self, ctx: cell.Context) -> None:
-        cell.open_crisis(
-            ctx,
-            role="direction",
-            author="boss",
-            reason="r",
-            observations=Observations(down=[], run_commands=False),
-        )
+        open_quietly(ctx)
         path = Path(ctx.journal.store.location)
         path.write_text(path.read_text() + "{not json\n")
         with pytest.raises(InputError) as info:
@@ -509,13 +473,7 @@ def test_concurrent_writers_keep_one_chain(tmp_path: Path) -> None:
 
     plan = crisis_plan(tmp_path)
     ctx = cell.load_context(str(plan))
-    cell.open_crisis(
-        ctx,
-        role="direction",
-        author="boss",
-        reason="r",
-        observations=Observations(down=[], run_commands=False),
-    )
+    open_quietly(ctx)
     script = (
         "import sys\n"
         "from drplan.crisis import cell\n"
