@@ -68,6 +68,7 @@ _PLAN_ARG = typer.Argument(..., help="Plan file (YAML).")
 _JOURNAL_OPT = typer.Option(
     None, "--journal", help="Journal file (default: crisis/<plan>-journal.jsonl next to the plan)."
 )
+_AUTHOR_OPT = typer.Option(..., "--author", help="Person id from the crisis cell.")
 _FORCE_OPT = typer.Option(False, "--force-role", help="Record even if the author lacks the role.")
 
 
@@ -75,7 +76,7 @@ _FORCE_OPT = typer.Option(False, "--force-role", help="Record even if the author
 def crisis_open(
     plan: str = _PLAN_ARG,
     role: str = typer.Option(..., "--role", help="Role of the author."),
-    author: str = typer.Option(..., "--author", help="Person id from the crisis cell."),
+    author: str = _AUTHOR_OPT,
     reason: str = typer.Option(..., "--reason", help="Why the cell is convened."),
     incident_at: str | None = typer.Option(None, "--incident-at", help="ISO 8601 (UTC)."),
     down: list[str] = typer.Option([], "--down", help="A service observed down (repeatable)."),
@@ -111,7 +112,7 @@ def crisis_log(
     plan: str = _PLAN_ARG,
     text: str = typer.Argument(..., help="What happened."),
     role: str = typer.Option(..., "--role", help="Role of the author."),
-    author: str = typer.Option(..., "--author", help="Person id from the crisis cell."),
+    author: str = _AUTHOR_OPT,
     journal: str | None = _JOURNAL_OPT,
     force_role: bool = _FORCE_OPT,
 ) -> None:
@@ -136,7 +137,7 @@ def crisis_decide(
     why: str = typer.Option(..., "--why", help="The reason, recorded."),
     profile: str | None = typer.Option(None, "--profile", help="Profile to recover."),
     role: str = typer.Option("direction", "--role", help="Role of the author."),
-    author: str = typer.Option(..., "--author", help="Person id from the crisis cell."),
+    author: str = _AUTHOR_OPT,
     journal: str | None = _JOURNAL_OPT,
     force_role: bool = _FORCE_OPT,
 ) -> None:
@@ -164,7 +165,7 @@ def crisis_status(
     plan: str = _PLAN_ARG,
     message: str | None = typer.Option(None, "--message", help="Opening sentence for users."),
     role: str = typer.Option("communication", "--role", help="Role of the author."),
-    author: str = typer.Option(..., "--author", help="Person id from the crisis cell."),
+    author: str = _AUTHOR_OPT,
     journal: str | None = _JOURNAL_OPT,
     force_role: bool = _FORCE_OPT,
 ) -> None:
@@ -189,7 +190,7 @@ def crisis_close(
     plan: str = _PLAN_ARG,
     summary: str = typer.Option(..., "--summary", help="How it ended."),
     role: str = typer.Option("direction", "--role", help="Role of the author."),
-    author: str = typer.Option(..., "--author", help="Person id from the crisis cell."),
+    author: str = _AUTHOR_OPT,
     journal: str | None = _JOURNAL_OPT,
     force_role: bool = _FORCE_OPT,
 ) -> None:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import yaml
 
+from drplan.commands.output import emit
 from drplan.errors import InputError
 from drplan.plan.init import draft_plan
 
@@ -35,12 +36,5 @@ def run_init(
     text = HEADER.format(compose=compose, plan=output or "plan.yml") + yaml.safe_dump(
         draft.data, sort_keys=False, allow_unicode=True, default_flow_style=False, width=100
     )
-    if output:
-        try:
-            Path(output).write_text(text, "utf-8")
-        except OSError as exc:
-            raise InputError(f"cannot write: {exc.strerror or exc}", where=output) from None
-        err(f"wrote {output}")
-    else:
-        out(text.rstrip("\n"))
+    emit(text, output, out, err)
     return 0

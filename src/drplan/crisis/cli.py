@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 
+from drplan.commands.output import emit
 from drplan.crisis import cell
 from drplan.crisis.activation import Observations
 from drplan.crisis.export import export_markdown
 from drplan.crisis.journal import describe
-from drplan.errors import InputError
 
 MARK = {"met": "MET", "not_met": "not met", "unknown": "unknown"}
 
@@ -104,12 +103,5 @@ def run_export(
     ctx = cell.load_context(plan, journal)
     ctx.journal.require()
     text = export_markdown(ctx.journal, ctx.journal.verify())
-    if output:
-        try:
-            Path(output).write_text(text, "utf-8")
-        except OSError as exc:
-            raise InputError(f"cannot write: {exc.strerror or exc}", where=output) from None
-        err(f"wrote {output}")
-    else:
-        out(text)
+    emit(text, output, out, err)
     return 0
