@@ -71,6 +71,7 @@ def _stop_primary() -> None:
     os.kill(pid, signal.SIGKILL)
 
 
+@pytest.mark.exclusive  # stops the primary engine under every other test's feet
 def test_whole_stacks_recover_with_the_primary_engine_stopped(testbed, backed, tmp_path):
     _stop_primary()
     try:

@@ -30,6 +30,7 @@ def test_up_twice_is_a_noop(testbed):
     assert _dockerd_pids() == before
 
 
+@pytest.mark.exclusive  # stops both engines
 def test_down_leaves_nothing_behind(testbed, unique_name):
     client = sites.client(testbed["recovery"])
     vol = client.volumes.create(unique_name("leftover"))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import io
 import socket
+import struct
 import tarfile
 import threading
 import time
@@ -18,12 +19,12 @@ from dataclasses import dataclass
 
 import docker
 import docker.errors
-from docker.utils.socket import consume_socket_output, demux_adaptor, frames_iter
 
 from drplan import process
 from drplan.errors import OperationError
 
 HELPER_LABEL = "org.drplan.helper"
+_STDERR = 2
 STACK_LABEL = "com.docker.stack.namespace"
 SERVICE_LABEL = "com.docker.swarm.service.name"
 
@@ -151,6 +152,26 @@ class Engine:
 
     # -- exec streams -----------------------------------------------------------------
 
+    def _exec_start(self, exec_id: str):
+        """Start an exec; return (response, buffered reader of its output, raw socket).
+
+        The output is read from the HTTP response's buffered reader, not from the raw
+        socket under it as the SDK's `exec_start` does: when the command's first bytes
+        arrive in the same packet as the response headers, the HTTP parser has already
+        buffered them, and reading the raw socket loses them. Under load that truncated
+        outputs or desynchronised the frames ("97 is not a valid stream", docker-py
+        #3160); a dump must never lose its first bytes.
+        """
+        res = self.api._post_json(
+            self.api._url("/exec/{0}/start", exec_id),
+            headers={"Connection": "Upgrade", "Upgrade": "tcp"},
+            data={"Tty": False, "Detach": False},
+            stream=True,
+        )
+        self.api._raise_for_status(res)
+        reader = res.raw._fp.fp
+        return res, reader, getattr(reader.raw, "_sock", reader.raw)
+
     def exec_out(
         self, container, argv: list[str], *, what: str, env: dict[str, str] | None = None
     ) -> Iterator[bytes]:
@@ -163,14 +184,17 @@ class Engine:
         exec_id = self.api.exec_create(
             container.id, argv, stdout=True, stderr=True, environment=env
         )["Id"]
-        stream = self.api.exec_start(exec_id, stream=True, demux=True)
+        res, reader, _ = self._exec_start(exec_id)
         err = bytearray()
-        for out, errchunk in stream:
-            if errchunk:
-                err += errchunk[-8192:]
-                del err[:-8192]
-            if out:
-                yield out
+        try:
+            for stream, data in _frames(reader):
+                if stream == _STDERR:
+                    err += data[-8192:]
+                    del err[:-8192]
+                elif data:
+                    yield data
+        finally:
+            res.close()
         self._check_exit(exec_id, argv, bytes(err), what)
 
     def exec_run(
@@ -182,19 +206,7 @@ class Engine:
         env: dict[str, str] | None = None,
         check: bool = True,
     ) -> ExecResult:
-        exec_id = self.api.exec_create(
-            container.id, argv, stdout=True, stderr=True, environment=env
-        )["Id"]
-        out, err = self.api.exec_start(exec_id, demux=True)
-        code = self.api.exec_inspect(exec_id)["ExitCode"]
-        res = ExecResult(code or 0, out or b"", err or b"")
-        if check and res.exit_code != 0:
-            raise OperationError(
-                f"{' '.join(argv[:4])} exited with status {res.exit_code}: "
-                f"{process.tail(res.stderr) or process.tail(res.stdout)}",
-                where=what,
-            )
-        return res
+        return self._exec(container, argv, None, what=what, env=env, check=check)
 
     def exec_in(
         self,
@@ -204,25 +216,43 @@ class Engine:
         *,
         what: str,
         env: dict[str, str] | None = None,
+        check: bool = True,
     ) -> ExecResult:
         """Run argv in the container with `chunks` streamed to its stdin."""
+        return self._exec(container, argv, chunks, what=what, env=env, check=check)
+
+    def _exec(
+        self,
+        container,
+        argv: list[str],
+        chunks: Iterable[bytes] | None,
+        *,
+        what: str,
+        env: dict[str, str] | None,
+        check: bool,
+    ) -> ExecResult:
         exec_id = self.api.exec_create(
-            container.id, argv, stdin=True, stdout=True, stderr=True, environment=env
+            container.id, argv, stdin=chunks is not None, stdout=True, stderr=True,
+            environment=env,
         )["Id"]
-        sock = self.api.exec_start(exec_id, socket=True)
-        raw = getattr(sock, "_sock", sock)
+        res, reader, raw = self._exec_start(exec_id)
         collected: dict[str, bytes] = {}
+        read_error: list[BaseException] = []
 
-        def reader() -> None:
-            gen = frames_iter(sock, tty=False)
-            out, err = consume_socket_output((demux_adaptor(*frame) for frame in gen), demux=True)
-            collected["out"], collected["err"] = out or b"", err or b""
+        def consume() -> None:
+            out, err = bytearray(), bytearray()
+            try:
+                for stream, data in _frames(reader):
+                    (err if stream == _STDERR else out).extend(data)
+            except BaseException as exc:  # reported by the caller's thread
+                read_error.append(exc)
+            collected["out"], collected["err"] = bytes(out), bytes(err)
 
-        t = threading.Thread(target=reader, daemon=True)
+        t = threading.Thread(target=consume, daemon=True)
         t.start()
         feed_error: BaseException | None = None
         try:
-            for chunk in chunks:
+            for chunk in chunks or ():
                 raw.sendall(chunk)
         except (BrokenPipeError, ConnectionResetError):
             pass  # the command stopped reading: its exit status says why
@@ -232,21 +262,26 @@ class Engine:
             with contextlib.suppress(OSError):
                 raw.shutdown(socket.SHUT_WR)
         t.join()
-        sock.close()
+        res.close()
         if feed_error is not None:
             raise feed_error
-        res = ExecResult(
+        if read_error:
+            raise OperationError(
+                f"{' '.join(argv[:4])}: reading its output failed ({_short(read_error[0])})",
+                where=what,
+            )
+        res_ = ExecResult(
             self.api.exec_inspect(exec_id)["ExitCode"] or 0,
             collected.get("out", b""),
             collected.get("err", b""),
         )
-        if res.exit_code != 0:
+        if check and res_.exit_code != 0:
             raise OperationError(
-                f"{' '.join(argv[:4])} exited with status {res.exit_code}: "
-                f"{process.tail(res.stderr) or process.tail(res.stdout)}",
+                f"{' '.join(argv[:4])} exited with status {res_.exit_code}: "
+                f"{process.tail(res_.stderr) or process.tail(res_.stdout)}",
                 where=what,
             )
-        return res
+        return res_
 
     def _check_exit(self, exec_id: str, argv: list[str], err: bytes, what: str) -> None:
         code = self.api.exec_inspect(exec_id)["ExitCode"]
@@ -464,3 +499,24 @@ def retry(fn: Callable[[], object], attempts: int = 3, pause: float = 1.0) -> ob
                 raise
             time.sleep(pause)
     return None
+
+
+def _frames(reader) -> Iterator[tuple[int, bytes]]:
+    """The (stream, payload) frames of a non-TTY exec's output, until EOF.
+
+    Docker multiplexes stdout and stderr in frames of an 8-byte header (stream id,
+    3 zero bytes, big-endian length) and the payload.
+    """
+    while True:
+        header = reader.read(8)
+        if not header:
+            return
+        if len(header) < 8:
+            raise OperationError(f"truncated exec output frame header ({len(header)} bytes)")
+        stream, size = struct.unpack(">BxxxL", header)
+        if stream not in (0, 1, 2):
+            raise OperationError(f"unexpected exec output stream id {stream}")
+        payload = reader.read(size) if size else b""
+        if len(payload) < size:
+            raise OperationError(f"truncated exec output frame ({len(payload)} of {size} bytes)")
+        yield stream, payload
