@@ -84,14 +84,17 @@ def remove(url: str, name: str, timeout: float = 120) -> None:
     label = f"com.docker.stack.namespace={name}"
     for svc in services(client, name):
         svc.remove()
+    # The tasks' containers are killed rather than waited through their graceful stop:
+    # this tears down a test's stack, nothing in it needs to shut down cleanly.
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if not client.api.containers(all=True, filters={"label": label}):
+        left = client.api.containers(all=True, filters={"label": label})
+        if not left:
             break
+        for c in left:
+            with contextlib.suppress(docker.errors.APIError):
+                client.api.remove_container(c["Id"], force=True)
         time.sleep(0.3)
-    for c in client.api.containers(all=True, filters={"label": label}):
-        with contextlib.suppress(docker.errors.NotFound):
-            client.api.remove_container(c["Id"], force=True)
     while time.monotonic() < deadline:
         try:
             for net in client.networks.list(filters={"label": label}):

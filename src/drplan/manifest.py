@@ -3,14 +3,24 @@
 It is written into the repository itself, next to the data, as the run's last snapshot:
 whoever holds the repository URL and its password can list runs and recover, with no
 local database. A run without a complete manifest is not a complete run.
+
+Manifests read from a repository are kept in a local cache, by snapshot id: a snapshot
+never changes once written, so the cache can never be stale, and listing runs costs one
+`restic snapshots` instead of one `restic dump` per run ever kept. The cache is an
+optimisation only: lose it, and the repository answers again.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import re
 import secrets
+import tempfile
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 
 from pydantic import BaseModel, Field
 
@@ -112,15 +122,45 @@ def list_runs(repo: Repository, plan: str | None = None) -> list[tuple[dict, Man
     return runs
 
 
+def cache_dir() -> Path:
+    """Where manifests already read are kept (DRPLAN_CACHE_DIR, else the XDG cache)."""
+    if os.environ.get("DRPLAN_CACHE_DIR"):
+        return Path(os.environ["DRPLAN_CACHE_DIR"]) / "manifests"
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "drplan" / "manifests"
+
+
 def read(repo: Repository, snap: dict) -> Manifest:
-    """The manifest stored in one manifest snapshot."""
-    data = repo.read_file(snap["id"], "/manifest.json", what="reading a run manifest")
+    """The manifest stored in one manifest snapshot (from the local cache if read before)."""
+    snap_id = snap["id"]
+    cached = cache_dir() / f"{snap_id}.json" if re.fullmatch(r"[0-9a-f]{64}", snap_id) else None
+    if cached is not None:
+        with contextlib.suppress(OSError, ValueError):
+            return Manifest.model_validate_json(cached.read_bytes())
+    data = repo.read_file(snap_id, "/manifest.json", what="reading a run manifest")
     try:
-        return Manifest.model_validate(json.loads(data))
+        manifest = Manifest.model_validate(json.loads(data))
     except ValueError as exc:
         raise OperationError(
             f"manifest in snapshot {snap['short_id']} is unreadable: {exc}", where=repo.where
         ) from exc
+    if cached is not None:
+        _keep(cached, data)
+    return manifest
+
+
+def _keep(path: Path, data: bytes) -> None:
+    """Write a cache entry atomically; a cache that cannot be written is only slower."""
+    with contextlib.suppress(OSError):
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".part")
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+            os.replace(tmp, path)
+        except OSError:
+            os.unlink(tmp)
+            raise
 
 
 def newest_complete(repo: Repository, plan: str) -> Iterator[Manifest]:

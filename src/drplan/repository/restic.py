@@ -21,6 +21,8 @@ from pathlib import Path
 from drplan import process
 from drplan.errors import InputError, OperationError
 
+# restic commands that never add or remove snapshots
+_READ_ONLY = frozenset({"snapshots", "cat", "ls", "dump", "stats", "check", "list", "unlock"})
 LOCK_DIR = Path(os.environ.get("DRPLAN_LOCK_DIR", "/run/lock/drplan"))
 
 
@@ -36,6 +38,10 @@ class Repository:
     env: dict[str, str] = field(default_factory=dict, repr=False)
     # restic extended options (`-o key=value`), given to every restic command
     options: dict[str, str] = field(default_factory=dict)
+    # drplan's snapshots as listed by open(), served to the next snapshots() call: every
+    # restic command pays the key's derivation (scrypt, ~0.5 s of CPU), and a command
+    # that opens the repository nearly always lists runs next
+    _listing: list[dict] | None = field(default=None, init=False, repr=False)
 
     @property
     def where(self) -> str:
@@ -59,6 +65,8 @@ class Repository:
         timeout: float | None = None,
         check: bool = True,
     ) -> subprocess.CompletedProcess:
+        if args[0] not in _READ_ONLY:
+            self._listing = None  # it may write snapshots: what open() listed may be stale
         proc = process.run(
             ["restic", *self.option_args(), *args],
             env=self.environ(),
@@ -96,8 +104,11 @@ class Repository:
     # -- repository ------------------------------------------------------------------
 
     def exists(self) -> bool:
-        proc = self.run(["cat", "config"], check=False, timeout=120)
+        proc = self.run(
+            ["snapshots", "--no-lock", "--tag", "drplan", "--json"], check=False, timeout=600
+        )
         if proc.returncode == 0:
+            self._listing = json.loads(proc.stdout) if proc.stdout.strip() else []
             return True
         low = process.tail(proc.stderr).lower()
         if "wrong password" in low:
@@ -124,6 +135,10 @@ class Repository:
 
     def snapshots(self, tags: list[str]) -> list[dict]:
         """Snapshots carrying every one of `tags`, oldest first."""
+        listing, self._listing = self._listing, None
+        if listing is not None and "drplan" in tags:
+            want = set(tags)
+            return [snap for snap in listing if want <= set(snap.get("tags") or ())]
         args = ["snapshots", "--no-lock"]
         if tags:
             args += ["--tag", ",".join(tags)]

@@ -1,0 +1,49 @@
+"""Stacks backed up on the primary, shared by the recovery test modules."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from testbed import generator, plans, sites, stacks, verifier
+from testbed.plans import ok, ok_json
+
+
+class Backed:
+    """A stack deployed on the primary, filled, backed up; what the verifier saw then."""
+
+    def __init__(self, kind: str, name: str, plan: Path, expected: dict, run_id: str):
+        self.kind, self.name, self.plan = kind, name, plan
+        self.expected, self.run_id = expected, run_id
+
+    @property
+    def services(self) -> set[str]:
+        return set(verifier.LAYOUT[self.kind])
+
+
+def backed_up(testbed, kind: str, dest: Path) -> Backed:
+    name = f"{kind}{os.urandom(3).hex()}"
+    tp = plans.adapt(kind, dest, name=name)
+    plan = tp.path
+    plans.deploy(testbed["primary"], tp)
+    client = sites.client(testbed["primary"])
+    generator.populate(client, kind, name, generator.Size.small(), seed=11)
+    ok("repo", "init", str(plan))
+    report = ok_json("backup", str(plan))
+    assert report["complete"] is True
+    expected = verifier.fingerprint(client, kind, name)
+    return Backed(kind, name, plan, expected, report["run_id"])
+
+
+def backed_fixture(testbed, tmp_path_factory, kinds: tuple[str, ...]):
+    """Generator body of a module fixture: `kinds` backed up, removed from the primary
+    at the end."""
+    made = {k: backed_up(testbed, k, tmp_path_factory.mktemp(k)) for k in kinds}
+    yield made
+    for b in made.values():
+        stacks.remove(testbed["primary"], b.name)
+
+
+def recovered_services(url: str, stack: str) -> set[str]:
+    client = sites.client(url)
+    return {s.name.removeprefix(f"{stack}_") for s in stacks.services(client, stack)}

@@ -1,0 +1,64 @@
+"""Whole stacks recovered on the recovery site while the primary's engine is stopped.
+
+Stopping an engine disturbs every other test, so this module runs in the suite's second,
+exclusive pass.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+from testbed import sites, stacks, verifier
+from testbed.plans import ok_json
+from tests.integration.recovery_helpers import backed_fixture, recovered_services
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def backed(testbed, tmp_path_factory):
+    yield from backed_fixture(testbed, tmp_path_factory, ("campus", "helpdesk"))
+
+
+def _stop_primary() -> None:
+    pid = int(Path("/run/drplan/primary/docker.pid").read_text())
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.2)
+    os.kill(pid, signal.SIGKILL)
+
+
+@pytest.mark.exclusive  # stops the primary engine under every other test's feet
+def test_whole_stacks_recover_with_the_primary_engine_stopped(testbed, backed, tmp_path):
+    _stop_primary()
+    try:
+        for b in backed.values():
+            report = ok_json("recover", str(b.plan), "--site", "recovery",
+                             "--report-dir", str(tmp_path))
+            try:
+                assert report["ok"] and report["verified"], report
+                assert report["run_id"] == b.run_id
+                assert all(s["status"] == "ok" for s in report["steps"]), report["steps"]
+                assert report["rto"]["measured_s"] > 0
+                assert report["rpo"]["measured_s"] >= 0
+                client = sites.client(testbed["recovery"])
+                stacks.wait_healthy(client, b.name, timeout=60)
+                assert recovered_services(testbed["recovery"], b.name) == b.services
+                got = verifier.fingerprint(client, b.kind, b.name)
+                assert verifier.differences(b.expected, got) == []
+                for f in ("report.json", "report.md", "gantt.svg"):
+                    assert any(tmp_path.rglob(f)), f
+            finally:
+                stacks.remove_recovered(testbed["recovery"], b.name)
+    finally:
+        sites.up()
