@@ -21,6 +21,7 @@ import json
 import os
 import random
 import subprocess
+import time
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -144,8 +145,13 @@ def drplan(*args: str, password: str | None = PASSWORD, env: dict | None = None,
     full.pop(PASSWORD_ENV, None)
     if password is not None:
         full[PASSWORD_ENV] = password
-    return subprocess.run([DRPLAN, *map(str, args)], capture_output=True, text=True, env=full,
+    t0 = time.monotonic()
+    proc = subprocess.run([DRPLAN, *map(str, args)], capture_output=True, text=True, env=full,
                           timeout=timeout, cwd=cwd)
+    if os.environ.get("DRPLAN_TEST_TIMING"):  # where the suite's time goes
+        with open(os.environ["DRPLAN_TEST_TIMING"], "a") as fh:
+            fh.write(f"{time.monotonic() - t0:7.2f} {' '.join(map(str, args[:2]))}\n")
+    return proc
 
 
 def ok(*args: str, **kw) -> subprocess.CompletedProcess:
