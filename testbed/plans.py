@@ -21,8 +21,8 @@ import json
 import os
 import random
 import subprocess
-import time
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path

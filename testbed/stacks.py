@@ -78,6 +78,30 @@ def wait_healthy(client: docker.DockerClient, name: str, timeout: float = 240) -
     raise TimeoutError(f"stack {name} not healthy after {timeout}s: {', '.join(pending)}")
 
 
+def docker_host(client) -> str:
+    """The DOCKER_HOST URL a docker SDK client talks to."""
+    adapter = getattr(client.api, "_custom_adapter", None)
+    if getattr(adapter, "socket_path", None):
+        return f"unix://{adapter.socket_path}"
+    return client.api.base_url.replace("https://", "tcp://").replace("http://", "tcp://")
+
+
+def exec_text(container, cmd: list[str], timeout: float = 600) -> tuple[int, str]:
+    """Run cmd in the container with the docker CLI; (exit code, its stdout, or its
+    stdout and stderr when it failed).
+
+    The tests' oracle and data generator read command output through the CLI, not the
+    SDK: the SDK's exec can lose the first bytes of an output under load (docker-py
+    #3160), and the oracle must not share the product's own exec code either.
+    """
+    proc = subprocess.run(
+        ["docker", "--host", docker_host(container.client), "exec", container.id, *cmd],
+        capture_output=True, timeout=timeout,
+    )
+    out = proc.stdout if proc.returncode == 0 else proc.stdout + proc.stderr
+    return proc.returncode, out.decode(errors="replace")
+
+
 def remove(url: str, name: str, timeout: float = 120) -> None:
     """Remove stack `name` with its containers, volumes and networks, and wait until gone."""
     client = docker.DockerClient(base_url=url)

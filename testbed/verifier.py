@@ -33,8 +33,7 @@ HELPER_IMAGE = "drplan-tb/app:latest"
 
 
 def _exec(container, cmd: list[str]) -> str:
-    code, out = container.exec_run(cmd)
-    text = out.decode(errors="replace")
+    code, text = stacks.exec_text(container, cmd)
     if code != 0:
         raise RuntimeError(f"{cmd[0]} in {container.name} exited {code}: {text[-1000:]}")
     return text
