@@ -2,8 +2,8 @@
 
 - an append-only REST server (`rclone serve restic --append-only`, the role of
   rest-server --append-only): drplan refuses to prune it, and the server itself refuses
-  deletions when restic forget/prune are run directly against it (what ransomware holding
-  the primary's credentials would try); a prune of the primary removes runs there but
+  deletions, from restic prune or plain HTTP (what ransomware holding the primary's
+  credentials would try); a prune of the primary removes runs there but
   every run stays listed, complete and readable in the copy;
 - a real OpenSSH server as an SFTP copy, reached through restic's `-o sftp.command`
   (the plan's `options`): repo init, copy and check against it.
@@ -13,6 +13,8 @@ S3 is not tested here: no S3 server is available on this machine (only mocks).
 from __future__ import annotations
 
 import subprocess
+import urllib.error
+import urllib.request
 import uuid
 
 import pytest
@@ -60,24 +62,28 @@ def test_append_only_and_sftp_copies_keep_every_run(testbed, tmp_path, offsite):
         assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
         assert "append-only" in proc.stderr and "prune is refused" in proc.stderr
 
-        # the server refuses deletions made directly with restic (restic retries each
-        # refused deletion for about 45 s before it gives up: the primary's own prune
-        # runs meanwhile)
+        # the server itself refuses deletions, whatever the client: restic's own prune,
+        # and plain HTTP DELETEs of a snapshot and of a data pack (what anyone holding the
+        # primary's credentials could send; `restic forget` sends the same DELETEs, and
+        # retries each refusal for about 45 s before it gives up)
         env = plans.restic_env(rest.url)
         prune = subprocess.run(["restic", "prune"], capture_output=True, text=True, env=env)
         assert prune.returncode != 0, prune.stdout
-        forget = subprocess.Popen(["restic", "forget", "--keep-last", "1", "--prune"],
-                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                  env=env)
+        base = rest.url.removeprefix("rest:")
+        snapshot = next((rest.root / "snapshots").iterdir()).name
+        pack = next(p for p in (rest.root / "data").rglob("*") if p.is_file()).name
+        for kind, name in (("snapshots", snapshot), ("data", pack)):
+            request = urllib.request.Request(f"{base}{kind}/{name}", method="DELETE")
+            with pytest.raises(urllib.error.HTTPError) as refused:
+                urllib.request.urlopen(request, timeout=30)
+            assert refused.value.code == 403, (kind, refused.value)
+        assert (rest.root / "snapshots" / snapshot).exists()
 
         # the primary prunes (retention keep_daily: 7 keeps one run today): the copies
         # still hold and verify every run
         pruned = plans.ok_json("prune", tp.path)
         assert pruned["forget"] == runs[:1]
         assert _complete(tp) == runs[1:]
-        out, err = forget.communicate(timeout=600)
-        assert forget.returncode != 0, out
-        assert "403" in err or "Forbidden" in err, err
         assert _complete(tp, "vault") == runs
         assert _complete(tp, "partner") == runs
         for repo in ("vault", "partner"):

@@ -392,13 +392,22 @@ class Engine:
 
     def remove_stack(self, stack: str, *, volumes: bool = True, timeout: float = 180) -> None:
         """Remove a stack's services, then its networks and (by default) its volumes,
-        waiting for its containers to be gone. Nothing else is touched."""
+        waiting for its containers to be gone. Nothing else is touched.
+
+        Each container gets its graceful stop; once stopped, it is removed here rather
+        than waited for: Swarm's agent reaps the tasks of removed services seconds later
+        (about 10 s on a one-node swarm), which a drill's teardown need not wait for.
+        """
         label = f"{STACK_LABEL}={stack}"
         for svc in self.services(stack):
             with contextlib.suppress(docker.errors.NotFound):
                 svc.remove()
         deadline = time.monotonic() + timeout
-        while self.api.containers(all=True, filters={"label": label}):
+        while left := self.api.containers(all=True, filters={"label": label}):
+            for c in left:
+                if c.get("State") in ("exited", "dead", "created"):
+                    with contextlib.suppress(docker.errors.APIError):
+                        self.api.remove_container(c["Id"], force=True)
             if time.monotonic() > deadline:
                 raise OperationError(f"stack {stack} did not stop in time", where=self.where)
             time.sleep(0.3)
