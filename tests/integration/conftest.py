@@ -1,20 +1,54 @@
-"""Integration fixtures: the real two-site testbed (scripts/testbed), shared by all tests."""
+"""Integration fixtures: the real two-site testbed (scripts/testbed), shared by all tests.
+
+Test sessions share the engines. Each holds a shared lock on the suite's lock file for as
+long as it runs; a test marked `exclusive` (it stops or restarts an engine) takes the lock
+exclusively, so it runs only once no other session is using the engines. That lets the
+README's test command start the exclusive tests beside the parallel ones: they prepare
+(deploy, back up) at the same time and stop engines only when the others are done.
+"""
 
 from __future__ import annotations
 
+import fcntl
+import os
 import uuid
+from pathlib import Path
 
 import pytest
 
 from testbed import sites
 
+SUITE_LOCK = Path(os.environ.get("DRPLAN_TESTBED_RUN", "/run/drplan")) / ".suite.lock"
+
 
 @pytest.fixture(scope="session")
-def testbed() -> dict[str, str]:
+def suite_lock():
+    SUITE_LOCK.parent.mkdir(parents=True, exist_ok=True)
+    with open(SUITE_LOCK, "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_SH)
+        yield fh
+
+
+@pytest.fixture(scope="session")
+def testbed(suite_lock) -> dict[str, str]:
     """{site: DOCKER_HOST} for the running primary and recovery engines."""
     found = sites.up()
     assert set(found) == {"primary", "recovery"}, f"testbed up printed {found}"
     return found
+
+
+@pytest.fixture(autouse=True)
+def _engines_alone(request, suite_lock):
+    """An `exclusive` test waits until every other test session has finished."""
+    if request.node.get_closest_marker("exclusive") is None:
+        yield
+        return
+    fcntl.flock(suite_lock, fcntl.LOCK_UN)  # released first: two such tests cannot deadlock
+    fcntl.flock(suite_lock, fcntl.LOCK_EX)
+    try:
+        yield
+    finally:
+        fcntl.flock(suite_lock, fcntl.LOCK_SH)
 
 
 @pytest.fixture
