@@ -164,6 +164,7 @@ def _helper(client, volume: str, script: str, *args: str, read_only: bool = True
         remove=True,
         network_mode="none",
         volumes={volume: {"bind": "/v", "mode": "ro" if read_only else "rw"}},
+        labels={"org.drplan.test": "verifier"},
     )
     return json.loads(out)
 

@@ -13,7 +13,9 @@
 
 from __future__ import annotations
 
+import io
 import subprocess
+import tarfile
 import time
 import uuid
 
@@ -160,11 +162,24 @@ def _check_mariadb(tp, url, client, rec: dict) -> None:
 
 
 def _into_volume(tp, url, client, rec: dict, filename: str) -> str:
+    """The stored file, read with `restic dump`, put into a fresh volume (as an archive
+    through the Engine API: nothing streamed through a container's stdin)."""
     vol = f"bkverify{uuid.uuid4().hex[:8]}"
     client.volumes.create(vol, labels={"org.drplan.test": "backup"})
-    _pipe_dump(tp, url, rec["snapshot"], rec["path"],
-               ["run", "--rm", "-i", "--network", "none", "-v", f"{vol}:/v",
-                "drplan-tb/app:latest", "sh", "-c", f"cat > /v/{filename}"])
+    data = subprocess.run(["restic", "dump", "--no-lock", rec["snapshot"], rec["path"]],
+                          capture_output=True, check=True, env=plans.restic_env(tp.repo)).stdout
+    archive = io.BytesIO()
+    with tarfile.open(fileobj=archive, mode="w") as tar:
+        info = tarfile.TarInfo(filename)
+        info.size, info.mode = len(data), 0o644
+        tar.addfile(info, io.BytesIO(data))
+    c = client.containers.create("drplan-tb/app:latest", ["true"], network_mode="none",
+                                 volumes={vol: {"bind": "/v", "mode": "rw"}},
+                                 labels={"org.drplan.test": "backup"})
+    try:
+        assert c.put_archive("/v", archive.getvalue())
+    finally:
+        c.remove(force=True)
     return vol
 
 

@@ -67,7 +67,8 @@ def inventory(url: str, plan: str) -> dict[str, set]:
     def foreign(labels: dict | None) -> bool:
         labels = labels or {}
         ns, owner = labels.get(STACK_NS), labels.get(PLAN_LABEL)
-        return bool((ns and not ns.endswith(plan)) or (owner and owner != plan))
+        other_test = "org.drplan.test" in labels  # other tests' oracle containers, volumes
+        return bool((ns and not ns.endswith(plan)) or (owner and owner != plan) or other_test)
 
     return {
         "containers": {x["Names"][0] for x in c.api.containers(all=True)

@@ -336,8 +336,20 @@ class Engine:
         filters = {"label": [f"{HELPER_LABEL}=1", *(f"{k}={v}" for k, v in labels.items())]}
         found = self.api.containers(all=True, filters=filters)
         for c in found:
-            with contextlib.suppress(docker.errors.NotFound):
+            try:
                 self.api.remove_container(c["Id"], force=True)
+            except docker.errors.NotFound:
+                pass
+            except docker.errors.APIError as exc:
+                # removed at this very moment by its own run (e.g. a drill interrupted
+                # while a restore ends): wait for that removal instead of failing
+                if "already in progress" not in str(exc):
+                    raise
+        deadline = time.monotonic() + 60
+        while found and self.api.containers(all=True, filters=filters):
+            if time.monotonic() > deadline:
+                raise OperationError("helper containers are still being removed", where=self.where)
+            time.sleep(0.2)
         return len(found)
 
     @staticmethod
