@@ -34,7 +34,7 @@ class Size:
 
 def run(client, name: str, service: str, args: list[str]) -> str:
     c = stacks.container(client, name, service)
-    code, text = stacks.exec_text(c, ["python3", "/opt/app/generate.py", *args])
+    code, text = stacks.exec_text(c, ["python3", "/opt/app/generate.py", *args], timeout=3600)
     if code != 0:
         raise RuntimeError(f"generate.py in {name}_{service} exited {code}: {text[-2000:]}")
     return text
