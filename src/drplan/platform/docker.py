@@ -231,48 +231,57 @@ class Engine:
         env: dict[str, str] | None,
         check: bool,
     ) -> ExecResult:
-        """Run argv; with `chunks`, feed them to its stdin while its output is read."""
         exec_id = self.api.exec_create(
-            container.id,
-            argv,
-            stdin=chunks is not None,
-            stdout=True,
-            stderr=True,
+            container.id, argv, stdin=chunks is not None, stdout=True, stderr=True,
             environment=env,
         )["Id"]
-        response, reader, raw = self._exec_start(exec_id)
-        out, err = bytearray(), bytearray()
+        res, reader, raw = self._exec_start(exec_id)
+        collected: dict[str, bytes] = {}
         read_error: list[BaseException] = []
 
         def consume() -> None:
+            out, err = bytearray(), bytearray()
             try:
                 for stream, data in _frames(reader):
                     (err if stream == _STDERR else out).extend(data)
             except BaseException as exc:  # reported by the caller's thread
                 read_error.append(exc)
+            collected["out"], collected["err"] = bytes(out), bytes(err)
 
+        t = threading.Thread(target=consume, daemon=True)
+        t.start()
+        feed_error: BaseException | None = None
         try:
-            if chunks is None:
-                consume()
-            else:
-                _feed(raw, chunks, consume)
+            for chunk in chunks or ():
+                raw.sendall(chunk)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the command stopped reading: its exit status says why
+        except BaseException as exc:  # the source failed (e.g. restic dump): stop the consumer
+            feed_error = exc
         finally:
-            response.close()
+            with contextlib.suppress(OSError):
+                raw.shutdown(socket.SHUT_WR)
+        t.join()
+        res.close()
+        if feed_error is not None:
+            raise feed_error
         if read_error:
             raise OperationError(
                 f"{' '.join(argv[:4])}: reading its output failed ({_short(read_error[0])})",
                 where=what,
             )
-        result = ExecResult(
-            self.api.exec_inspect(exec_id)["ExitCode"] or 0, bytes(out), bytes(err)
+        res_ = ExecResult(
+            self.api.exec_inspect(exec_id)["ExitCode"] or 0,
+            collected.get("out", b""),
+            collected.get("err", b""),
         )
-        if check and result.exit_code != 0:
+        if check and res_.exit_code != 0:
             raise OperationError(
-                f"{' '.join(argv[:4])} exited with status {result.exit_code}: "
-                f"{process.tail(result.stderr) or process.tail(result.stdout)}",
+                f"{' '.join(argv[:4])} exited with status {res_.exit_code}: "
+                f"{process.tail(res_.stderr) or process.tail(res_.stdout)}",
                 where=what,
             )
-        return result
+        return res_
 
     def _check_exit(self, exec_id: str, argv: list[str], err: bytes, what: str) -> None:
         code = self.api.exec_inspect(exec_id)["ExitCode"]
@@ -511,26 +520,6 @@ def retry(fn: Callable[[], object], attempts: int = 3, pause: float = 1.0) -> ob
                 raise
             time.sleep(pause)
     return None
-
-
-def _feed(raw: socket.socket, chunks: Iterable[bytes], consume: Callable[[], None]) -> None:
-    """Send chunks to an exec's stdin while `consume` reads its output in a thread."""
-    t = threading.Thread(target=consume, daemon=True)
-    t.start()
-    feed_error: BaseException | None = None
-    try:
-        for chunk in chunks:
-            raw.sendall(chunk)
-    except (BrokenPipeError, ConnectionResetError):
-        pass  # the command stopped reading: its exit status says why
-    except BaseException as exc:  # the source failed (e.g. restic dump): stop the consumer
-        feed_error = exc
-    finally:
-        with contextlib.suppress(OSError):
-            raw.shutdown(socket.SHUT_WR)
-    t.join()
-    if feed_error is not None:
-        raise feed_error
 
 
 def _frames(reader) -> Iterator[tuple[int, bytes]]:
