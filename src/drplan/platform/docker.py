@@ -27,6 +27,10 @@ HELPER_LABEL = "org.drplan.helper"
 _STDERR = 2
 STACK_LABEL = "com.docker.stack.namespace"
 SERVICE_LABEL = "com.docker.swarm.service.name"
+# Swarm task states after which the agent creates or starts nothing more for the task
+TERMINAL_TASK_STATES = frozenset(
+    {"complete", "shutdown", "failed", "rejected", "orphaned", "remove"}
+)
 
 
 @dataclass
@@ -232,7 +236,11 @@ class Engine:
         check: bool,
     ) -> ExecResult:
         exec_id = self.api.exec_create(
-            container.id, argv, stdin=chunks is not None, stdout=True, stderr=True,
+            container.id,
+            argv,
+            stdin=chunks is not None,
+            stdout=True,
+            stderr=True,
             environment=env,
         )["Id"]
         res, reader, raw = self._exec_start(exec_id)
@@ -401,7 +409,6 @@ class Engine:
     def import_image(self, data: bytes, repository: str, tag: str, changes: list[str]) -> None:
         self.api.import_image_from_data(data, repository=repository, tag=tag, changes=changes)
 
-
     def remove_stack(self, stack: str, *, volumes: bool = True, timeout: float = 180) -> None:
         """Remove a stack's services, then its networks and (by default) its volumes,
         waiting for its containers to be gone. Nothing else is touched.
@@ -411,13 +418,29 @@ class Engine:
         (about 10 s on a one-node swarm), which a drill's teardown need not wait for.
         """
         label = f"{STACK_LABEL}={stack}"
+        ids = set()
         for svc in self.services(stack):
+            ids.add(svc.id)
             with contextlib.suppress(docker.errors.NotFound):
                 svc.remove()
         deadline = time.monotonic() + timeout
-        while left := self.api.containers(all=True, filters={"label": label}):
+        while True:
+            # a task still on its way (pending .. starting) may yet create a container
+            live = [
+                t
+                for t in self.api.tasks()
+                if t.get("ServiceID") in ids
+                and t.get("Status", {}).get("State") not in TERMINAL_TASK_STATES
+            ]
+            left = self.api.containers(all=True, filters={"label": label})
+            if not live and not left:
+                break
             for c in left:
-                if c.get("State") in ("exited", "dead", "created"):
+                # a "created" container is one the agent may be about to start: removed
+                # only once no task of the stack is still on its way
+                if c.get("State") in ("exited", "dead") or (
+                    not live and c.get("State") == "created"
+                ):
                     with contextlib.suppress(docker.errors.APIError):
                         self.api.remove_container(c["Id"], force=True)
             if time.monotonic() > deadline:
@@ -494,6 +517,7 @@ class Engine:
             return True
         except docker.errors.APIError:
             return False
+
 
 def _tar(files: dict[str, bytes]) -> bytes:
     buf = io.BytesIO()

@@ -13,6 +13,15 @@ from drplan.sources import volume as vol
 from drplan.sources.base import BackupResult, SourceContext, compare_dicts
 
 TMP = "/tmp/drplan-backup.sqlite"
+# How long a sqlite3 call waits on a lock held by the service (a WAL checkpoint, a write
+# transaction) before failing with "database is locked"; SQLite's default is not to wait.
+BUSY_TIMEOUT_MS = 60_000
+
+
+def sqlite3(db: str, *args: str, readonly: bool = True) -> list[str]:
+    """The sqlite3 command line for `db`, waiting on locks instead of failing at once."""
+    ro = ["-readonly"] if readonly else []
+    return ["sqlite3", *ro, "-batch", "-noheader", "-cmd", f".timeout {BUSY_TIMEOUT_MS}", db, *args]
 
 
 class SQLite:
@@ -30,14 +39,7 @@ class SQLite:
         tables = (
             run(
                 c,
-                [
-                    "sqlite3",
-                    "-readonly",
-                    "-batch",
-                    "-noheader",
-                    db,
-                    "SELECT name FROM sqlite_master WHERE type='table' ORDER BY 1",
-                ],
+                sqlite3(db, "SELECT name FROM sqlite_master WHERE type='table' ORDER BY 1"),
                 what=f"{ctx.what}: sqlite3",
             )
             .stdout.decode()
@@ -47,12 +49,12 @@ class SQLite:
         for t in tables:
             n = run(
                 c,
-                ["sqlite3", "-readonly", "-batch", "-noheader", db, f'SELECT count(*) FROM "{t}"'],
+                sqlite3(db, f'SELECT count(*) FROM "{t}"'),
                 what=f"{ctx.what}: sqlite3",
             ).stdout
             counts[t] = int(n.strip() or 0)
         sha = (
-            run(c, ["sqlite3", "-readonly", db, ".sha3sum"], what=f"{ctx.what}: sqlite3 .sha3sum")
+            run(c, sqlite3(db, ".sha3sum"), what=f"{ctx.what}: sqlite3 .sha3sum")
             .stdout.decode()
             .strip()
         )
@@ -68,7 +70,9 @@ class SQLite:
             _,
         ):
             ctx.engine.exec_run(
-                c, ["sqlite3", src, f".backup {TMP}"], what=f"{ctx.what}: sqlite3 .backup"
+                c,
+                sqlite3(src, f".backup {TMP}", readonly=False),
+                what=f"{ctx.what}: sqlite3 .backup",
             )
             fp = self._fingerprint_file(ctx, c, TMP)
             owner = ctx.engine.exec_run(c, ["stat", "-c", "%u:%g", src], what=ctx.what).stdout
@@ -112,7 +116,7 @@ class SQLite:
 
             def q(*args: str) -> str:
                 return subprocess.run(
-                    ["sqlite3", "-readonly", "-batch", "-noheader", tmp.name, *args],
+                    sqlite3(tmp.name, *args),
                     capture_output=True,
                     text=True,
                     check=True,
