@@ -21,9 +21,9 @@ class Backed:
         return set(verifier.LAYOUT[self.kind])
 
 
-def backed_up(testbed, kind: str, dest: Path) -> Backed:
+def backed_up(testbed, kind: str, dest: Path, edit_compose=None) -> Backed:
     name = f"{kind}{os.urandom(3).hex()}"
-    tp = plans.adapt(kind, dest, name=name)
+    tp = plans.adapt(kind, dest, name=name, edit_compose=edit_compose)
     plan = tp.path
     plans.deploy(testbed["primary"], tp)
     client = sites.client(testbed["primary"])
@@ -35,10 +35,11 @@ def backed_up(testbed, kind: str, dest: Path) -> Backed:
     return Backed(kind, name, plan, expected, report["run_id"])
 
 
-def backed_fixture(testbed, tmp_path_factory, kinds: tuple[str, ...]):
+def backed_fixture(testbed, tmp_path_factory, kinds: tuple[str, ...], edit_compose=None):
     """Generator body of a module fixture: `kinds` backed up, removed from the primary
-    at the end."""
-    made = {k: backed_up(testbed, k, tmp_path_factory.mktemp(k)) for k in kinds}
+    at the end. `edit_compose` maps a kind to a function changing its compose file."""
+    edits = edit_compose or {}
+    made = {k: backed_up(testbed, k, tmp_path_factory.mktemp(k), edits.get(k)) for k in kinds}
     yield made
     for b in made.values():
         stacks.remove(testbed["primary"], b.name)

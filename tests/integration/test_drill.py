@@ -81,7 +81,8 @@ def inventory(url: str, plan: str) -> dict[str, set]:
         "volumes": {v["Name"] for v in c.api.volumes().get("Volumes") or []
                     if not foreign(v.get("Labels")) and v["Name"] not in shared},
         "networks": {n["Name"] for n in c.api.networks() if not foreign(n.get("Labels"))},
-        "images": {(i["Id"], tuple(sorted(i.get("RepoTags") or []))) for i in c.api.images()},
+        "images": {(i["Id"], tuple(sorted(i.get("RepoTags") or []))) for i in c.api.images()
+                   if not foreign(i.get("Labels"))},
     }
 
 

@@ -3,6 +3,12 @@ and into another name, checked by the independent verifier."""
 
 from __future__ import annotations
 
+import contextlib
+import io
+import os
+import tarfile
+
+import docker.errors
 import pytest
 
 from testbed import sites, stacks, verifier
@@ -14,9 +20,39 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
-def backed(testbed, tmp_path_factory):
-    """campus and helpdesk, each backed up once on the primary (shared by this module)."""
-    yield from backed_fixture(testbed, tmp_path_factory, ("campus", "helpdesk"))
+def primary_only_image(testbed):
+    """(tag, id) of an image only the primary has: the app image plus a layer and a label
+    of its own, so a recovery must load it from the run (no registry here)."""
+    tag = f"drplan-tb/app:primary-only-{os.urandom(3).hex()}"
+    context = io.BytesIO()
+    with tarfile.open(fileobj=context, mode="w") as tar:
+        for name, data in (
+            ("Dockerfile", b"FROM drplan-tb/app:latest\nLABEL org.drplan.test=images\n"
+                           b"COPY marker /etc/drplan-test-marker\n"),
+            ("marker", os.urandom(64 * 1024)),
+        ):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    context.seek(0)
+    image, _ = sites.client(testbed["primary"]).images.build(
+        fileobj=context, custom_context=True, tag=tag, rm=True, pull=False)
+    yield tag, image.id
+    for url in (testbed["primary"], testbed["recovery"]):
+        with contextlib.suppress(docker.errors.ImageNotFound):
+            sites.client(url).images.remove(tag, force=True)
+
+
+@pytest.fixture(scope="module")
+def backed(testbed, tmp_path_factory, primary_only_image):
+    """campus and helpdesk, each backed up once on the primary (shared by this module);
+    helpdesk's metrics service runs an image the recovery site lacks."""
+
+    def metrics_on_own_image(compose: dict) -> None:
+        compose["services"]["metrics"]["image"] = primary_only_image[0]
+
+    yield from backed_fixture(testbed, tmp_path_factory, ("campus", "helpdesk"),
+                              edit_compose={"helpdesk": metrics_on_own_image})
 
 
 def test_degraded_profile_brings_back_exactly_its_services(testbed, backed, tmp_path):
@@ -78,9 +114,14 @@ def test_refusals_leave_the_target_untouched(testbed, backed, tmp_path):
         vol.remove(force=True)
 
 
-def test_recover_from_the_repository_alone_into_another_name(testbed, backed, tmp_path):
-    """A fresh host with drplan, an engine and the repository's password: nothing else."""
+def test_recover_from_the_repository_alone_into_another_name(
+        testbed, backed, primary_only_image, tmp_path):
+    """A fresh host with drplan, an engine and the repository's password: nothing else
+    (not even the images: the run's own are loaded)."""
     b = backed["helpdesk"]
+    tag, image_id = primary_only_image
+    with pytest.raises(docker.errors.ImageNotFound):
+        sites.client(testbed["recovery"]).images.get(tag)
     repo = b.plan.parent / "repo"
     empty = tmp_path / "fresh-host"
     empty.mkdir()
@@ -90,6 +131,9 @@ def test_recover_from_the_repository_alone_into_another_name(testbed, backed, tm
     try:
         assert report["ok"] and report["verified"]
         assert report["stack"] == stack
+        steps = {s["id"]: s for s in report["steps"]}
+        assert steps["load-images"]["status"] == "ok", steps
+        assert sites.client(testbed["recovery"]).images.get(tag).id == image_id
         got = verifier.fingerprint(sites.client(testbed["recovery"]), "helpdesk", stack)
         assert verifier.differences(b.expected, got) == []
     finally:

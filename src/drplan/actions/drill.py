@@ -165,8 +165,10 @@ def teardown(engine: Engine, m: Marker, *, remove_marker: bool = True) -> Teardo
     td.removed.append(f"stack {m.stack}")
     attempt("recovery journal", lambda: _journal(engine, m, td))
     if CACHE_VOLUME in m.volumes_absent and engine.volume_exists(CACHE_VOLUME):
-        attempt(f"volume {CACHE_VOLUME}", lambda: engine.remove_volume(CACHE_VOLUME))
-        td.removed.append(f"volume {CACHE_VOLUME}")
+        if attempt(f"volume {CACHE_VOLUME}", lambda: engine.remove_unused_volume(CACHE_VOLUME)):
+            td.removed.append(f"volume {CACHE_VOLUME}")
+        else:
+            td.kept.append(f"volume {CACHE_VOLUME} (in use by another drplan process)")
     attempt("images", lambda: _images(engine, m, td))
     if m.helper_absent and engine.image_id(m.helper_absent):
         if engine.image_users(engine.image_id(m.helper_absent) or ""):
@@ -218,9 +220,10 @@ def _journal(engine: Engine, m: Marker, td: Teardown) -> None:
     if JOURNAL_VOLUME in m.volumes_absent:
         if res.stdout.strip():
             td.kept.append(f"volume {JOURNAL_VOLUME} (now holds other journals)")
-        else:
-            engine.remove_volume(JOURNAL_VOLUME)
+        elif engine.remove_unused_volume(JOURNAL_VOLUME):
             td.removed.append(f"volume {JOURNAL_VOLUME}")
+        else:
+            td.kept.append(f"volume {JOURNAL_VOLUME} (in use by another drplan process)")
 
 
 def _images(engine: Engine, m: Marker, td: Teardown) -> None:

@@ -22,6 +22,7 @@ import docker.errors
 
 from drplan import process
 from drplan.errors import OperationError
+from drplan.platform import image_archive
 
 HELPER_LABEL = "org.drplan.helper"
 _STDERR = 2
@@ -385,6 +386,19 @@ class Engine:
         with contextlib.suppress(docker.errors.NotFound):
             self.client.volumes.get(name).remove(force=True)
 
+    def remove_unused_volume(self, name: str) -> bool:
+        """Remove a volume unless a container uses it (False then): for volumes shared by
+        every drplan process on the engine, such as the restic cache."""
+        try:
+            self.client.volumes.get(name).remove()
+        except docker.errors.NotFound:
+            pass
+        except docker.errors.APIError as exc:
+            if exc.status_code == 409:  # "volume is in use"
+                return False
+            raise
+        return True
+
     # -- images -----------------------------------------------------------------------
 
     def image_id(self, name: str) -> str | None:
@@ -394,10 +408,18 @@ class Engine:
             return None
 
     def save_images(self, names: list[str]) -> Iterator[bytes]:
-        """`docker save` of several images as one tar stream (shared layers stored once)."""
-        res = self.api._get(self.api._url("/images/get"), params={"names": names}, stream=True)
-        self.api._raise_for_status(res)
-        yield from res.iter_content(chunk_size=1 << 20)
+        """`docker save` of several images as one tar stream (shared layers stored once),
+        exported one image at a time: the engine stages each export on its disk."""
+        return image_archive.merge(self._export_image(name) for name in names)
+
+    def _export_image(self, name: str) -> Iterator[bytes]:
+        try:
+            chunks = self.api.get_image(name, chunk_size=1 << 20)
+        except docker.errors.APIError as exc:
+            raise OperationError(
+                f"cannot export image {name}: {_short(exc)}", where=self.where
+            ) from exc
+        yield from chunks
 
     def load_images(self, chunks: Iterable[bytes]) -> None:
         try:

@@ -251,6 +251,13 @@ class Repository:
             )
 
     def unlock(self, *, remove_all: bool = False) -> None:
+        """Remove stale restic locks (all of them with `remove_all`). A local repository
+        with no lock file at all needs no restic run (and no key derivation) for that."""
+        if self.type == "local":
+            locks = Path(self.url, "locks")
+            with contextlib.suppress(OSError):
+                if not any(locks.iterdir()):
+                    return
         self.run(["unlock", *(["--remove-all"] if remove_all else [])], timeout=600)
 
     def check(self, *, read_data_subset: str | None = None) -> str:
