@@ -98,16 +98,18 @@ def test_refusals_leave_the_target_untouched(testbed, backed, tmp_path):
     untouched()
 
     # a target volume that already holds data
-    vol = client.volumes.create(f"{stack}_db-data")
+    mine = {"org.drplan.test": "refusals"}  # not the business of other tests' inventories
+    vol = client.volumes.create(f"{stack}_db-data", labels=mine)
     client.containers.run("drplan-tb/app:latest", ["sh", "-c", "echo precious > /v/keep"],
-                          volumes={vol.name: {"bind": "/v"}}, remove=True)
+                          volumes={vol.name: {"bind": "/v"}}, remove=True, labels=mine)
     try:
         busy = run("recover", str(b.plan), "--prefix", "rf")
         assert busy.returncode == 2, busy.stderr
         assert f"{stack}_db-data" in busy.stderr and "--force" in busy.stderr
         untouched()
         kept = client.containers.run("drplan-tb/app:latest", ["cat", "/v/keep"],
-                                     volumes={vol.name: {"bind": "/v"}}, remove=True)
+                                     volumes={vol.name: {"bind": "/v"}}, remove=True,
+                                     labels=mine)
         assert kept.strip() == b"precious"
     finally:
         stacks.remove_recovered(testbed["recovery"], stack, b.name)
