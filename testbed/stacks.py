@@ -146,4 +146,5 @@ def remove_recovered(url: str, name: str, plan: str | None = None) -> None:
     client.containers.run(
         "drplan-tb/app:latest", ["rm", "-f", f"/journal/{name}.jsonl"], remove=True,
         network_mode="none", volumes={"drplan-journal": {"bind": "/journal"}},
+        labels={"org.drplan.test": "cleanup"},
     )

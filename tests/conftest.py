@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import time
+from pathlib import Path
 
 import pytest
 
@@ -25,22 +26,26 @@ MODULE_SECONDS = {
 
 
 def pytest_collection_modifyitems(session, config, items):
-    def weight(item) -> int:
-        if "integration" not in item.path.parts:
-            return 0
-        return MODULE_SECONDS.get(item.path.name, 60)  # a new module: a guess
+    # stable: each module keeps its own order
+    items.sort(key=lambda item: _weight(item.path), reverse=True)
 
-    items.sort(key=weight, reverse=True)  # stable: each module keeps its own order
+
+def _weight(path: Path) -> int:
+    if "integration" not in path.parts:
+        return 0
+    return MODULE_SECONDS.get(path.name, 60)  # a new module: a guess
 
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_xdist_make_scheduler(config, log):
     """`--dist loadfile`, handing a worker its next module only when it is about to idle.
 
-    xdist gives a worker more work as soon as it has two tests left; an integration module
-    has a few long tests, so whole modules were queued behind running ones while another
-    worker had nothing left to do. A worker runs a test once it knows the next one, so
-    one pending test means it is waiting: that is when it gets the next module.
+    A worker runs a test only once it knows the next one (for fixture teardown), and
+    xdist queues more work as soon as a worker has two tests left. Integration modules have
+    a few long tests, so whole modules were queued behind running ones while another
+    worker had nothing left. Here a worker gets work when it holds one last test; if that
+    test is a long one (an integration module's), it first gets a quick unit-test module,
+    so that the next long module is handed out when a worker is really free.
     """
     if config.getvalue("dist") != "loadfile":
         return None
@@ -55,6 +60,14 @@ def pytest_xdist_make_scheduler(config, log):
                 return
             if self._pending_of(self.assigned_work[node]) <= 1:
                 self._assign_work_unit(node)
+
+        def _assign_work_unit(self, node) -> None:
+            held = [scope for scope, unit in self.assigned_work.get(node, {}).items()
+                    if not all(unit.values())]
+            lightest = next(reversed(self.workqueue))
+            if held and _weight(Path(held[0])) and not _weight(Path(lightest)):
+                self.workqueue.move_to_end(lightest, last=False)
+            super()._assign_work_unit(node)
 
     return JustInTime(config, log)
 
