@@ -10,7 +10,9 @@ In one invocation, on one campus stack filled with about `--gb` GB per uploads v
   2. drplan backup after rewriting 1% of the files of both volumes;
   3. files throughput: `restic backup` of the web volume's directory on disk (host restic,
      fresh repository) against drplan's files source for the same volume (its first run,
-     measured alone: the images are already in that repository);
+     measured alone: the images are already in that repository); each side starts with
+     the page cache dropped, so both read the volume from the disk (`--only-files`: this
+     step alone);
   4. the seed's method: scale every service to 0, `tar czf` every volume directory, scale
      back (dependencies first) and wait healthy; all of it timed.
 """
@@ -200,12 +202,59 @@ def seed_method(url: str, name: str, volumes: list[str], out: Path) -> float:
     return time.monotonic() - t0
 
 
+def drop_caches() -> None:
+    """Both sides read the volume from the disk: neither finds it in the page cache."""
+    subprocess.run(["sync"], check=True)
+    Path("/proc/sys/vm/drop_caches").write_text("3\n")
+
+
+def files_throughput(client, tp, work: Path) -> dict:
+    # files throughput: raw restic of the web volume's directory vs drplan alone
+    web_dir = mountpoint(client, f"{tp.name}_files")
+    web_bytes = dir_bytes(Path(web_dir))
+
+    def raw_restic(n: int) -> float:
+        raw_repo = work / f"raw-repo-{n}"
+        renv = plans.restic_env(str(raw_repo))
+        subprocess.run(["restic", "init"], env=renv, check=True, capture_output=True)
+        drop_caches()
+        t0 = time.monotonic()
+        subprocess.run(["restic", "backup", "--host", "raw", web_dir], env=renv,
+                       check=True, capture_output=True)
+        return time.monotonic() - t0
+
+    raw_times = [raw_restic(1)]
+    alone = plans.adapt("campus", work / "alone", name=tp.name)
+    alone.ports = tp.ports
+    subprocess.run([plans.DRPLAN, "repo", "init", str(alone.path)], env=ENV, check=True,
+                   capture_output=True)
+    drplan_backup(alone, "--service", "exam")  # stores the images in that repository
+    drop_caches()
+    web_run = drplan_backup(alone, "--service", "web")
+    raw_times.append(raw_restic(2))
+    raw_s = sum(raw_times) / len(raw_times)
+    src = next(s for s in web_run["run"]["sources"] if s["service"] == "web")
+    result = {
+        "bytes": web_bytes, "raw_restic_s": round(raw_s, 2),
+        "raw_restic_runs_s": [round(x, 2) for x in raw_times],
+        "drplan_source_s": src["seconds"], "drplan_run_s": web_run["seconds"],
+        "raw_mb_s": round(web_bytes / raw_s / 1e6, 1),
+        "drplan_mb_s": round(web_bytes / src["seconds"] / 1e6, 1),
+        "ratio_source": round(raw_s / src["seconds"], 3),
+        "ratio_whole_command": round(raw_s / web_run["seconds"], 3),
+        "peak_rss_mb": web_run["peak_rss_mb"]}
+    print("files throughput:", result, flush=True)
+    return result
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--gb", type=float, default=1.0, help="GB of uploads per volume")
     ap.add_argument("--workdir", default="/var/tmp/drplan-bench")
     ap.add_argument("--json", default=None)
     ap.add_argument("--keep", action="store_true", help="keep the stack and repositories")
+    ap.add_argument("--only-files", action="store_true",
+                    help="measure the files throughput only (step 3)")
     a = ap.parse_args()
     url = sites.up()["primary"]
     URL.append(url)
@@ -234,80 +283,56 @@ def main() -> None:
         subprocess.run([plans.DRPLAN, "repo", "init", str(tp.path)], env=ENV, check=True,
                        capture_output=True)
 
-        full = drplan_backup(tp)
-        print("full run:", {k: v for k, v in full.items() if k != "run"}, flush=True)
-        touched = sum(generator.touch_files(client, tp.name, s, percent=1)
-                      for s in ("web", "exam"))
-        incr = drplan_backup(tp)
-        print(f"after 1% ({touched} files):", {k: v for k, v in incr.items() if k != "run"},
-              flush=True)
-        results["full"] = {k: v for k, v in full.items() if k != "run"} | {
-            "timings": full["run"]["timings"],
-            "bytes": sum(s["bytes"] for s in full["run"]["sources"])}
-        results["one_percent"] = {k: v for k, v in incr.items() if k != "run"} | {
-            "timings": incr["run"]["timings"], "touched_files": touched,
-            "files_stats": {s["service"]: s["stats"] for s in incr["run"]["sources"]
-                            if s["engine"] == "files"}}
-
-        # files throughput: raw restic of the web volume's directory vs drplan alone
-        web_dir = mountpoint(client, f"{tp.name}_files")
-        web_bytes = dir_bytes(Path(web_dir))
-
-        def raw_restic(n: int) -> float:
-            raw_repo = work / f"raw-repo-{n}"
-            renv = plans.restic_env(str(raw_repo))
-            subprocess.run(["restic", "init"], env=renv, check=True, capture_output=True)
-            t0 = time.monotonic()
-            subprocess.run(["restic", "backup", "--host", "raw", web_dir], env=renv,
-                           check=True, capture_output=True)
-            return time.monotonic() - t0
-
-        raw_times = [raw_restic(1)]
-        alone = plans.adapt("campus", work / "alone", name=tp.name)
-        alone.ports = tp.ports
-        subprocess.run([plans.DRPLAN, "repo", "init", str(alone.path)], env=ENV, check=True,
-                       capture_output=True)
-        drplan_backup(alone, "--service", "exam")  # stores the images in that repository
-        web_run = drplan_backup(alone, "--service", "web")
-        raw_times.append(raw_restic(2))
-        raw_s = sum(raw_times) / len(raw_times)
-        src = next(s for s in web_run["run"]["sources"] if s["service"] == "web")
-        results["files_throughput"] = {
-            "bytes": web_bytes, "raw_restic_s": round(raw_s, 2),
-            "raw_restic_runs_s": [round(x, 2) for x in raw_times],
-            "drplan_source_s": src["seconds"], "drplan_run_s": web_run["seconds"],
-            "raw_mb_s": round(web_bytes / raw_s / 1e6, 1),
-            "drplan_mb_s": round(web_bytes / src["seconds"] / 1e6, 1),
-            "ratio_source": round(raw_s / src["seconds"], 3),
-            "ratio_whole_command": round(raw_s / web_run["seconds"], 3),
-            "peak_rss_mb": web_run["peak_rss_mb"]}
-        print("files throughput:", results["files_throughput"], flush=True)
-
-        seed_dir = work / "seed"
-        seed_dir.mkdir()
-        seed_s = seed_method(url, tp.name, vols, seed_dir)
-        results["seed_method"] = {"seconds": round(seed_s, 2),
-                                  "archive_bytes": dir_bytes(seed_dir)}
-        results["ratios"] = {
-            "full_vs_seed": round(seed_s / full["seconds"], 2),
-            "one_percent_vs_seed": round(seed_s / incr["seconds"], 2),
-            "files_vs_raw_restic": results["files_throughput"]["ratio_source"],
-            "extra_disk_pct_of_data": round(
-                max(full["peak_extra_disk_mb"], incr["peak_extra_disk_mb"]) * 2**20
-                / results["data_bytes"] * 100, 2),
-            "scratch_disk_pct_of_data": round(
-                max(full["peak_scratch_disk_mb"], incr["peak_scratch_disk_mb"]) * 2**20
-                / results["data_bytes"] * 100, 2),
-            "peak_rss_mb": max(full["peak_rss_mb"], incr["peak_rss_mb"]),
-        }
-        print("seed method:", results["seed_method"], flush=True)
-        print(json.dumps(results["ratios"], indent=2), flush=True)
+        if a.only_files:
+            results["files_throughput"] = files_throughput(client, tp, work)
+        else:
+            whole_benchmark(a, url, client, tp, work, vols, results)
     finally:
         if not a.keep:
             plans.remove(url, tp)
             shutil.rmtree(work, ignore_errors=True)
     if a.json:
         Path(a.json).write_text(json.dumps(results, indent=2))
+
+
+def whole_benchmark(a, url, client, tp, work: Path, vols: list[str], results: dict) -> None:
+    """Steps 1, 2 and 4 (and 3): the full run, the 1 % run, the seed's method."""
+    full = drplan_backup(tp)
+    print("full run:", {k: v for k, v in full.items() if k != "run"}, flush=True)
+    touched = sum(generator.touch_files(client, tp.name, s, percent=1)
+                  for s in ("web", "exam"))
+    incr = drplan_backup(tp)
+    print(f"after 1% ({touched} files):", {k: v for k, v in incr.items() if k != "run"},
+          flush=True)
+    results["full"] = {k: v for k, v in full.items() if k != "run"} | {
+        "timings": full["run"]["timings"],
+        "bytes": sum(s["bytes"] for s in full["run"]["sources"])}
+    results["one_percent"] = {k: v for k, v in incr.items() if k != "run"} | {
+        "timings": incr["run"]["timings"], "touched_files": touched,
+        "files_stats": {s["service"]: s["stats"] for s in incr["run"]["sources"]
+                        if s["engine"] == "files"}}
+
+    results["files_throughput"] = files_throughput(client, tp, work)
+
+    seed_dir = work / "seed"
+    seed_dir.mkdir()
+    seed_s = seed_method(url, tp.name, vols, seed_dir)
+    results["seed_method"] = {"seconds": round(seed_s, 2),
+                              "archive_bytes": dir_bytes(seed_dir)}
+    results["ratios"] = {
+        "full_vs_seed": round(seed_s / full["seconds"], 2),
+        "one_percent_vs_seed": round(seed_s / incr["seconds"], 2),
+        "files_vs_raw_restic": results["files_throughput"]["ratio_source"],
+        "extra_disk_pct_of_data": round(
+            max(full["peak_extra_disk_mb"], incr["peak_extra_disk_mb"]) * 2**20
+            / results["data_bytes"] * 100, 2),
+        "scratch_disk_pct_of_data": round(
+            max(full["peak_scratch_disk_mb"], incr["peak_scratch_disk_mb"]) * 2**20
+            / results["data_bytes"] * 100, 2),
+        "peak_rss_mb": max(full["peak_rss_mb"], incr["peak_rss_mb"]),
+    }
+    print("seed method:", results["seed_method"], flush=True)
+    print(json.dumps(results["ratios"], indent=2), flush=True)
 
 
 if __name__ == "__main__":
