@@ -286,7 +286,7 @@ def main() -> None:
         if a.only_files:
             results["files_throughput"] = files_throughput(client, tp, work)
         else:
-            whole_benchmark(a, url, client, tp, work, vols, results)
+            whole_benchmark(url, client, tp, work, vols, results)
     finally:
         if not a.keep:
             plans.remove(url, tp)
@@ -295,7 +295,7 @@ def main() -> None:
         Path(a.json).write_text(json.dumps(results, indent=2))
 
 
-def whole_benchmark(a, url, client, tp, work: Path, vols: list[str], results: dict) -> None:
+def whole_benchmark(url, client, tp, work: Path, vols: list[str], results: dict) -> None:
     """Steps 1, 2 and 4 (and 3): the full run, the 1 % run, the seed's method."""
     full = drplan_backup(tp)
     print("full run:", {k: v for k, v in full.items() if k != "run"}, flush=True)

@@ -41,39 +41,31 @@ db_layer = b"postgres" * 3001
 app_layer = b"app" * 5003
 
 
-def _two_exports() -> list[bytes]:
-    pg = _export(
+def _image_export(repo: str, tag: str, top: str, top_layer: bytes, **kw) -> bytes:
+    """A legacy `docker save` of one image: the shared base layer, its own top layer."""
+    config = f"cfg{top[0]}.json"
+    return _export(
         {
             f"{BASE}/layer.tar": layer,
             f"{BASE}/VERSION": b"1.0",
-            "b" * 64 + "/layer.tar": db_layer,
-            "cfgpg.json": b'{"pg": 1}',
+            f"{top}/layer.tar": top_layer,
+            config: json.dumps({"image": repo}).encode(),
             "manifest.json": json.dumps(
-                [
-                    {
-                        "Config": "cfgpg.json",
-                        "RepoTags": ["tb/pg:15"],
-                        "Layers": [f"{BASE}/layer.tar"],
-                    }
-                ]
+                [{"Config": config, "RepoTags": [f"{repo}:{tag}"],
+                  "Layers": [f"{BASE}/layer.tar", f"{top}/layer.tar"]}]
             ).encode(),
-            "repositories": json.dumps({"tb/pg": {"15": "b" * 64}}).encode(),
-        }
-    )
-    app = _export(
-        {
-            f"{BASE}/layer.tar": layer,
-            f"{BASE}/VERSION": b"1.0",
-            "c" * 64 + "/layer.tar": app_layer,
-            "cfgapp.json": b'{"app": 1}',
-            "manifest.json": json.dumps(
-                [{"Config": "cfgapp.json", "RepoTags": ["tb/app:latest"], "Layers": []}]
-            ).encode(),
-            "repositories": json.dumps({"tb/app": {"latest": "c" * 64}}).encode(),
+            "repositories": json.dumps({repo: {tag: top}}).encode(),
         },
-        symlink=("d" * 64 + "/layer.tar", "../" + "c" * 64 + "/layer.tar"),
+        **kw,
     )
-    return [pg, app]
+
+
+def _two_exports() -> list[bytes]:
+    return [
+        _image_export("tb/pg", "15", "b" * 64, db_layer),
+        _image_export("tb/app", "latest", "c" * 64, app_layer,
+                      symlink=("d" * 64 + "/layer.tar", "../" + "c" * 64 + "/layer.tar")),
+    ]
 
 
 def test_merge_keeps_every_file_once_and_merges_the_indexes():
