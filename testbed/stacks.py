@@ -75,7 +75,25 @@ def wait_healthy(client: docker.DockerClient, name: str, timeout: float = 240) -
         if svcs and not pending:
             return
         time.sleep(0.5)
-    raise TimeoutError(f"stack {name} not healthy after {timeout}s: {', '.join(pending)}")
+    raise TimeoutError(f"stack {name} not healthy after {timeout}s: {', '.join(pending)}; "
+                       f"tasks: {_task_states(client, name)}")
+
+
+def _task_states(client: docker.DockerClient, name: str) -> dict[str, list[str]]:
+    """The last tasks of each service of the stack, as state and Swarm's message: why a
+    service has no running container (rejected, pending on a port, failing to start)."""
+    out: dict[str, list[str]] = {}
+    for svc in services(client, name):
+        try:
+            tasks = sorted(svc.tasks(), key=lambda t: t.get("UpdatedAt", ""))[-3:]
+        except docker.errors.APIError as exc:
+            out[svc.name] = [f"cannot list tasks: {exc}"]
+            continue
+        out[svc.name] = [
+            f"{t['Status'].get('State')}: {t['Status'].get('Err') or t['Status'].get('Message')}"
+            for t in tasks
+        ]
+    return out
 
 
 def docker_host(client) -> str:
