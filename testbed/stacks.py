@@ -1,12 +1,12 @@
-"""Deploy, wait for and remove the testbed's stacks with the plain docker CLI.
+"""Wait for and remove the testbed's stacks (deployed by `plans.deploy`); inspect their tasks.
 
-`docker stack deploy` has no Engine API equivalent; everything else uses the SDK.
+The tests read containers and tasks with the SDK, and the oracle runs commands in them
+through the docker CLI (see `exec_text`).
 """
 
 from __future__ import annotations
 
 import contextlib
-import os
 import subprocess
 import time
 from pathlib import Path
@@ -14,32 +14,6 @@ from pathlib import Path
 import docker
 
 STACKS = Path(__file__).resolve().parent / "stacks"
-
-
-def compose_file(kind: str) -> Path:
-    return STACKS / kind / "compose.yml"
-
-
-def deploy(url: str, kind: str, name: str, timeout: float = 240) -> None:
-    """Deploy stack `kind` (campus, helpdesk) as `name` and wait until every task is healthy."""
-    env = {**os.environ, "DOCKER_HOST": url}
-    subprocess.run(
-        [
-            "docker",
-            "stack",
-            "deploy",
-            "--resolve-image",
-            "never",
-            "-c",
-            str(compose_file(kind)),
-            name,
-        ],
-        check=True,
-        capture_output=True,
-        text=True,
-        env=env,
-    )
-    wait_healthy(docker.DockerClient(base_url=url), name, timeout)
 
 
 def services(client: docker.DockerClient, name: str) -> list:

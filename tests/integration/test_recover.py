@@ -10,6 +10,7 @@ import tarfile
 
 import docker.errors
 import pytest
+import yaml
 
 from testbed import sites, stacks, verifier
 from testbed.plans import drplan as run
@@ -97,8 +98,24 @@ def test_refusals_leave_the_target_untouched(testbed, backed, tmp_path):
     assert "site recovery" in unreachable.stderr
     untouched()
 
-    # a target volume that already holds data
     mine = {"org.drplan.test": "refusals"}  # not the business of other tests' inventories
+
+    # a host port the stack publishes, held by something else on the site
+    compose = yaml.safe_load((b.plan.parent / "compose.yml").read_text())
+    port = compose["services"]["web"]["ports"][0]["published"]
+    squatter = client.containers.run("drplan-tb/app:latest", ["sleep", "600"], detach=True,
+                                     ports={"8080/tcp": port}, labels=mine)
+    try:
+        taken = run("recover", str(b.plan))
+        assert taken.returncode == 2, taken.stderr
+        assert f"port {port} of service web" in taken.stderr, taken.stderr
+        assert f"container {squatter.name}" in taken.stderr, taken.stderr
+        assert stacks.services(client, b.name) == []
+        assert not [v for v in client.volumes.list() if v.name.startswith(f"{b.name}_")]
+    finally:
+        squatter.remove(force=True)
+
+    # a target volume that already holds data
     vol = client.volumes.create(f"{stack}_db-data", labels=mine)
     client.containers.run("drplan-tb/app:latest", ["sh", "-c", "echo precious > /v/keep"],
                           volumes={vol.name: {"bind": "/v"}}, remove=True, labels=mine)

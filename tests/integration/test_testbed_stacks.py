@@ -6,11 +6,11 @@ import json
 
 import pytest
 
-from testbed import generator, sites, stacks, verifier
+from testbed import generator, plans, sites, stacks, verifier
 
 pytestmark = pytest.mark.integration
 
-WEB_PORT = {"campus": 8080, "helpdesk": 8090}
+WEB = {"campus": "web", "helpdesk": "glpi"}  # the service whose pages are checked
 
 
 def _nonempty(fp: dict) -> bool:
@@ -29,20 +29,23 @@ def _nonempty(fp: dict) -> bool:
 
 
 @pytest.mark.parametrize("kind", ["campus", "helpdesk"])
-def test_stack_runs_on_both_sites_with_equal_data(testbed, unique_name, kind):
+def test_stack_runs_on_both_sites_with_equal_data(testbed, unique_name, tmp_path, kind):
     name = unique_name(kind)
+    # the stack's compose file with free host ports: a fixed one may be held by another stack
+    tp = plans.adapt(kind, tmp_path, name=name, docker_hosts=list(testbed.values()))
+    port = tp.port(WEB[kind])
     prints = {}
     for site in ("primary", "recovery"):
         url = testbed[site]
-        stacks.deploy(url, kind, name)
+        plans.deploy(url, tp)
         try:
             client = sites.client(url)
             generator.populate(client, kind, name, generator.Size.small(), seed=42)
-            status, body = sites.http_get(site, WEB_PORT[kind], "/api/summary")
+            status, body = sites.http_get(site, port, "/api/summary")
             assert status == 200, body
             summary = json.loads(body)
             assert all(n >= generator.Size.small().rows for n in summary["rows"].values())
-            status, page = sites.http_get(site, WEB_PORT[kind], "/")
+            status, page = sites.http_get(site, port, "/")
             assert status == 200 and "<table>" in page
             prints[site] = verifier.fingerprint(client, kind, name)
             if site == "recovery":

@@ -23,6 +23,7 @@ from drplan.actions import backup as backup_action
 from drplan.actions import recover as recover_action
 from drplan.actions.context import load_plan
 from drplan.errors import OperationError
+from drplan.plan.compose import published_ports
 from drplan.platform.docker import Engine
 
 STACK = "campus"
@@ -81,6 +82,20 @@ def destroy(engine: Engine, stack: str) -> None:
     engine.remove_stack(stack, volumes=True)
 
 
+def check_ports(engine: Engine, compose: Path) -> None:
+    """The demo publishes its web pages on fixed ports: say who holds one, before Swarm
+    leaves the service pending for ever."""
+    taken = engine.published_ports(exclude_stack=STACK)
+    services = (yaml.safe_load(compose.read_text()) or {}).get("services") or {}
+    for name, spec in services.items():
+        for port in published_ports((spec or {}).get("ports") or []):
+            if port in taken:
+                raise OperationError(
+                    f"the demo's service {name} publishes port {port}, which {taken[port]} "
+                    "already publishes on this engine: remove it, or run the demo on another "
+                    "engine (--docker-host)", where=engine.where)
+
+
 def run_demo(workdir: Path, docker_host: str, say: Callable[[str], None],
              on_event=lambda e: None, on_bytes=lambda t, n: None) -> DemoResult:
     res = DemoResult()
@@ -104,6 +119,7 @@ def run_demo(workdir: Path, docker_host: str, say: Callable[[str], None],
     engine.ensure_swarm()
     say(f"1/6 deploying the demo stack {STACK!r} on {docker_host}")
     destroy(engine, STACK)  # a previous demo's stack and volumes: start from nothing
+    check_ports(engine, workdir / "compose.yml")
     engine.stack_deploy(STACK, [str(workdir / "compose.yml")])
     for name in ("db", "redis", "web", "exam"):
         engine.wait_running(STACK, name, time.monotonic() + 300)

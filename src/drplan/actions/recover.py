@@ -28,6 +28,7 @@ from drplan.actions.context import PlanContext
 from drplan.actions.journal import TargetJournal
 from drplan.errors import InputError, OperationError
 from drplan.executor import Event, Executor, Outcome, Task
+from drplan.plan.compose import long_port, published_ports
 from drplan.plan.graph import profile_services
 from drplan.platform.docker import Engine
 from drplan.repository.restic import Repository
@@ -216,6 +217,7 @@ class _Runner:
 
     def check_target(self) -> None:
         """Refuse to overwrite anything unless --force (checked before any write)."""
+        self.check_ports()
         running = self.engine.swarm_state() == "active" and self.engine.services(self.stack)
         if running and not self.opts.force:
             raise InputError(
@@ -230,6 +232,41 @@ class _Runner:
                     f"{self.engine.site}; nothing was changed. Pass --force to overwrite it",
                     where=self.engine.where,
                 )
+
+    def check_ports(self) -> None:
+        """Refuse a host port another stack or container of the site already publishes:
+        Swarm would leave the service pending for ever ("host-mode port already in use").
+        --force does not apply: the port belongs to someone else."""
+        taken = self.engine.published_ports(exclude_stack=self.stack)
+        for _, data in self._compose_documents():
+            for svc, spec in (data.get("services") or {}).items():
+                for port in published_ports((spec or {}).get("ports") or []):
+                    if port in taken:
+                        raise InputError(
+                            f"port {port} of service {svc} is already published on site "
+                            f"{self.engine.site} by {taken[port]}; nothing was changed. Free "
+                            f"it, or map it to another one in the plan (sites.{self.engine.site}"
+                            f".services.{svc}.ports)",
+                            where=self.engine.where,
+                        )
+
+    def _compose_documents(self) -> list[tuple[Path, dict]]:
+        """The compose files as this recovery deploys them: the chosen services only, at
+        zero replicas, with the site's port mapping (or no port at all for a copy)."""
+        copy = bool(self.opts.prefix) and self.opts.prefix != self.site.stack_prefix
+        return [
+            (
+                self.pc.dir / rel,
+                zero_compose(
+                    yaml.safe_load((self.pc.dir / rel).read_text()) or {},
+                    self.services,
+                    self.site,
+                    drop_ports=copy,
+                    isolate=self.opts.isolate,
+                ),
+            )
+            for rel in self.pc.plan.stack.compose
+        ]
 
     # -- steps --------------------------------------------------------------------------
 
@@ -307,18 +344,9 @@ class _Runner:
     def deploy_at_zero(self) -> None:
         """Define the stack (networks, secrets, configs, services) with nothing running."""
         files = []
-        copy = bool(self.opts.prefix) and self.opts.prefix != self.site.stack_prefix
         try:
-            for rel in self.pc.plan.stack.compose:
-                src = self.pc.dir / rel
-                data = zero_compose(
-                    yaml.safe_load(src.read_text()) or {},
-                    self.services,
-                    self.site,
-                    drop_ports=copy,
-                    isolate=self.opts.isolate,
-                )
-                out = src.parent / f".drplan-deploy-{self.stack}-{Path(rel).name}"
+            for src, data in self._compose_documents():
+                out = src.parent / f".drplan-deploy-{self.stack}-{src.name}"
                 out.write_text(yaml.safe_dump(data, sort_keys=False))
                 files.append(str(out))
             self.engine.stack_deploy(self.stack, files)
@@ -437,11 +465,14 @@ def zero_compose(
 
 
 def _override_ports(ports: list, mapping: dict[int, int]) -> list:
+    """Publish container port `target` on host port `mapping[target]` (the site's
+    `ports: {target: published}`); the other entries are kept as written."""
     out = []
-    for p in ports:
-        if isinstance(p, dict) and p.get("published") is not None:
-            p = {**p, "published": mapping.get(int(p["published"]), p["published"])}
-        out.append(p)
+    for entry in ports:
+        long = long_port(entry)
+        if long is not None and isinstance(long.get("target"), int) and long["target"] in mapping:
+            entry = {**long, "published": mapping[long["target"]]}
+        out.append(entry)
     return out
 
 

@@ -53,4 +53,6 @@ def run_demo(workdir: str | None, docker_host: str | None, as_json: bool, out) -
     if not as_json:
         out(f"demo complete: protected, destroyed, recovered and verified in {total}s "
             f"(measured RTO {data['rto']['measured_s']}s)")
+        out(f"the recovered stack {rec.stack!r} keeps running on {host} for you to look at; "
+            f"`docker stack rm {rec.stack}` removes it")
     return 0

@@ -171,3 +171,51 @@ def load_compose(
             if mt.type == "bind" and mt.source in project.volumes:
                 mt.type = "volume"
     return project, problems
+
+
+
+def long_port(entry: Any) -> dict[str, Any] | None:
+    """A `ports:` entry in long syntax ({target, published?, protocol}); None when it is
+    not understood. "127.0.0.1:8080:80/udp" -> {target: 80, published: 8080, protocol:
+    udp}; a range "9000-9001:80-81" keeps its published range as a string."""
+    if isinstance(entry, dict):
+        return entry
+    if isinstance(entry, int):
+        return {"target": entry}
+    if not isinstance(entry, str):
+        return None
+    spec, _, proto = entry.partition("/")
+    parts = spec.split(":")
+    target = parts[-1]
+    out: dict[str, Any] = {"target": int(target) if target.isdigit() else target}
+    if len(parts) >= 2 and parts[-2]:
+        pub = parts[-2]
+        out["published"] = int(pub) if pub.isdigit() else pub
+    if len(parts) >= 3 and parts[-3]:
+        out["host_ip"] = parts[-3]
+    if proto:
+        out["protocol"] = proto
+    return out
+
+
+def published_ports(ports: list[Any]) -> list[int]:
+    """The host ports a service's `ports:` entries publish (long and short syntax).
+
+    "8080:80", "127.0.0.1:8080:80/tcp" and "9000-9001:80-81" publish; a bare "80" or a
+    long-syntax entry without `published` does not (the engine picks a port).
+    """
+    out: list[int] = []
+    for entry in ports:
+        pub = (long_port(entry) or {}).get("published")
+        if isinstance(pub, int):
+            out.append(pub)
+        elif isinstance(pub, str):
+            out.extend(_port_range(pub))
+    return out
+
+
+def _port_range(text: str) -> list[int]:
+    lo, _, hi = text.partition("-")
+    if not lo.isdigit() or (hi and not hi.isdigit()):
+        return []
+    return list(range(int(lo), int(hi or lo) + 1))

@@ -98,6 +98,28 @@ class Engine:
     def services(self, stack: str) -> list:
         return self.client.services.list(filters={"label": f"{STACK_LABEL}={stack}"})
 
+    def published_ports(self, *, exclude_stack: str | None = None) -> dict[int, str]:
+        """{host port: who publishes it} on this engine, from the services' specs (the
+        scheduler reserves a host-mode port even for a task not yet running) and from the
+        running containers (a plain `docker run -p` holds one too)."""
+        out: dict[int, str] = {}
+        for svc in self.client.services.list():
+            spec = svc.attrs["Spec"]
+            if exclude_stack and spec.get("Labels", {}).get(STACK_LABEL) == exclude_stack:
+                continue
+            endpoint = svc.attrs.get("Endpoint", {}).get("Spec") or spec.get("EndpointSpec", {})
+            for p in endpoint.get("Ports") or []:
+                if p.get("PublishedPort"):
+                    out[int(p["PublishedPort"])] = f"service {svc.name}"
+        for c in self.api.containers():
+            if exclude_stack and (c.get("Labels") or {}).get(STACK_LABEL) == exclude_stack:
+                continue
+            for p in c.get("Ports") or []:
+                if p.get("PublicPort"):
+                    name = (c.get("Names") or ["?"])[0].lstrip("/")
+                    out.setdefault(int(p["PublicPort"]), f"container {name}")
+        return out
+
     def service(self, stack: str, name: str):
         found = [s for s in self.services(stack) if s.name == f"{stack}_{name}"]
         return found[0] if found else None
@@ -140,12 +162,30 @@ class Engine:
                     return c
                 last = f"container {c.name} is {health}"
             if time.monotonic() > deadline:
+                if last == "no task yet":
+                    last = self.task_status(stack, name) or last
                 raise OperationError(
                     f"service {stack}_{name} is not {'healthy' if healthy else 'running'} "
                     f"in time ({last})",
                     where=self.where,
                 )
             time.sleep(0.3)
+
+    def task_status(self, stack: str, name: str) -> str | None:
+        """Swarm's word on the service's newest task ("pending: host-mode port already in
+        use on 1 node", "rejected: No such image"): why it has no running container."""
+        svc = self.service(stack, name)
+        if svc is None:
+            return "the service does not exist"
+        try:
+            tasks = svc.tasks()
+        except docker.errors.APIError:
+            return None
+        if not tasks:
+            return None
+        status = max(tasks, key=lambda t: t.get("UpdatedAt", ""))["Status"]
+        why = status.get("Err") or status.get("Message") or ""
+        return f"its newest task is {status.get('State')}: {why}".rstrip(": ")
 
     def wait_stopped(self, stack: str, name: str, deadline: float) -> None:
         while self.containers(stack, name):
