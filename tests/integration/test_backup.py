@@ -295,6 +295,30 @@ def test_files_rerun_after_one_percent_change_reads_only_changed_files(campus, t
     assert rec["fingerprint"]["files"] == total
 
 
+def test_files_fingerprint_of_odd_names_matches_the_snapshot(campus, testbed):
+    """Names with a newline or a tab, an empty file, a symlink, deep directories: the
+    fingerprint recorded at backup time equals the one read back from the snapshot."""
+    client = sites.client(testbed["primary"])
+    web = stacks.container(client, campus.name, "web")
+    script = ("mkdir -p /srv/files/odd/deep/a/b && cd /srv/files/odd && "
+              "printf x > \"$(printf 'line\\nbreak.txt')\" && "
+              "printf yy > \"$(printf 'tab\\tname')\" && "
+              ": > empty && ln -sf empty link && printf zzz > deep/a/b/c.bin && "
+              "printf w > 'sp ace & quote\"s'")
+    code, out = stacks.exec_text(web, ["sh", "-c", script])
+    assert code == 0, out
+    try:
+        run = plans.ok_json("backup", campus.path, "--service", "web")
+        fp = source(run, "web", "files")["fingerprint"]
+        checked = plans.ok_json("check", campus.path)
+        assert checked["ok"] and checked["run_id"] == run["run_id"], checked
+        assert [s["source"] for s in checked["samples"]] == ["files"]
+        code, listed = stacks.exec_text(web, ["sh", "-c", "find /srv/files -type f -printf x"])
+        assert fp["files"] == len(listed.strip()) > 5  # the symlink is not a regular file
+    finally:
+        stacks.exec_text(web, ["rm", "-rf", "/srv/files/odd"])
+
+
 # -- 3: the cold method: downtime reported, services back healthy, dependencies first -----
 
 

@@ -81,14 +81,16 @@ def labels_of(ctx) -> dict[str, str]:
 def put_file(ctx, rel: str, chunks, *, owner: str = "", drop: tuple[str, ...] = ()) -> None:
     """Write a stream as file `rel` of the source's volume, atomically (temp + rename),
     removing the sibling files `drop` (suffixes, e.g. SQLite's -wal and -shm) first, and
-    giving it `owner` (uid:gid) as it had when backed up. Used before the service starts."""
+    giving it `owner` (uid:gid) as it had when backed up. Used before the service starts.
+    The file is on disk before this returns: the recovery journal then records the step
+    done, and a resumed recovery trusts that record."""
     target = posixpath.join(MOUNT, rel)
     ctx.engine.create_volume(ctx.volume)
     removals = " ".join(f'"$1{suffix}"' for suffix in drop)
     script = (
         'mkdir -p "$(dirname "$1")" && '
         + (f"rm -f {removals} && " if drop else "")
-        + 'cat > "$1.drplan" && mv "$1.drplan" "$1"'
+        + 'cat > "$1.drplan" && sync "$1.drplan" && mv "$1.drplan" "$1" && sync -f "$1"'
     )
     with holding(ctx.engine, ctx.volume, labels=labels_of(ctx), read_only=False) as (c, _):
         ctx.engine.exec_in(c, ["sh", "-c", script, "sh", target], chunks, what=ctx.what)
