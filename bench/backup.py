@@ -9,10 +9,10 @@ In one invocation, on one campus stack filled with about `--gb` GB per uploads v
      process and of its process tree, extra disk used outside the repository);
   2. drplan backup after rewriting 1% of the files of both volumes;
   3. files throughput: `restic backup` of the web volume's directory on disk (host restic,
-     fresh repository) against drplan's files source for the same volume (its first run,
-     measured alone: the images are already in that repository); each side starts with
-     the page cache dropped, so both read the volume from the disk (`--only-files`: this
-     step alone);
+     fresh repository) against drplan's files source for the same volume (a fresh
+     repository that already holds the images and the plan, as after any first run),
+     alternated twice; each side starts with the page cache dropped, so both read the
+     volume from the disk (`--only-files`: this step alone, only the web volume filled);
   4. the seed's method: scale every service to 0, `tar czf` every volume directory, scale
      back (dependencies first) and wait healthy; all of it timed.
 """
@@ -156,14 +156,15 @@ class Monitor:
                                            for k, v in self.by_dir.items()}}
 
 
-def drplan_backup(tp, *args: str) -> dict:
+def drplan_backup(tp, *args: str, monitor: bool = True) -> dict:
     t0 = time.monotonic()
     proc = subprocess.Popen([plans.DRPLAN, "backup", "--json", str(tp.path), *args],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=ENV, text=True)
-    mon = Monitor(proc.pid, Path(tp.repo), docker.DockerClient(base_url=URL[0]), tp.name)
+    mon = (Monitor(proc.pid, Path(tp.repo), docker.DockerClient(base_url=URL[0]), tp.name)
+           if monitor else None)
     out, err = proc.communicate()
     wall = time.monotonic() - t0
-    res = mon.done()
+    res = mon.done() if mon else {}
     if proc.returncode != 0:
         raise SystemExit(f"drplan backup failed: {err[-3000:]}")
     run = json.loads(out)
@@ -208,12 +209,16 @@ def drop_caches() -> None:
     Path("/proc/sys/vm/drop_caches").write_text("3\n")
 
 
-def files_throughput(client, tp, work: Path) -> dict:
-    # files throughput: raw restic of the web volume's directory vs drplan alone
+def files_throughput(client, tp, work: Path, trials: int = 2) -> dict:
+    """Raw restic of the web volume's directory vs drplan's files source for the same
+    volume, alternated `trials` times, each into a fresh repository, page cache dropped
+    before each. drplan's repository first gets the images and the plan (a run of the
+    small redis source), as any repository has after its first run, so that the web run
+    measures the files source alone. No monitor thread runs beside either side."""
     web_dir = mountpoint(client, f"{tp.name}_files")
     web_bytes = dir_bytes(Path(web_dir))
-
-    def raw_restic(n: int) -> float:
+    raw_times, src_times, run_times, runs = [], [], [], []
+    for n in range(trials):
         raw_repo = work / f"raw-repo-{n}"
         renv = plans.restic_env(str(raw_repo))
         subprocess.run(["restic", "init"], env=renv, check=True, capture_output=True)
@@ -221,28 +226,33 @@ def files_throughput(client, tp, work: Path) -> dict:
         t0 = time.monotonic()
         subprocess.run(["restic", "backup", "--host", "raw", web_dir], env=renv,
                        check=True, capture_output=True)
-        return time.monotonic() - t0
+        raw_times.append(time.monotonic() - t0)
+        shutil.rmtree(raw_repo)
 
-    raw_times = [raw_restic(1)]
-    alone = plans.adapt("campus", work / "alone", name=tp.name)
-    alone.ports = tp.ports
-    subprocess.run([plans.DRPLAN, "repo", "init", str(alone.path)], env=ENV, check=True,
-                   capture_output=True)
-    drplan_backup(alone, "--service", "exam")  # stores the images in that repository
-    drop_caches()
-    web_run = drplan_backup(alone, "--service", "web")
-    raw_times.append(raw_restic(2))
-    raw_s = sum(raw_times) / len(raw_times)
-    src = next(s for s in web_run["run"]["sources"] if s["service"] == "web")
+        alone = plans.adapt("campus", work / f"alone-{n}", name=tp.name)
+        alone.ports = tp.ports
+        subprocess.run([plans.DRPLAN, "repo", "init", str(alone.path)], env=ENV, check=True,
+                       capture_output=True)
+        drplan_backup(alone, "--service", "redis", monitor=False)  # images and plan stored
+        drop_caches()
+        web_run = drplan_backup(alone, "--service", "web", monitor=False)
+        src = next(s for s in web_run["run"]["sources"] if s["service"] == "web")
+        src_times.append(src["seconds"])
+        run_times.append(web_run["seconds"])
+        runs.append(web_run["run"]["run_id"])
+        shutil.rmtree(work / f"alone-{n}")
+    raw_s = sum(raw_times) / trials
+    src_s = sum(src_times) / trials
+    run_s = sum(run_times) / trials
     result = {
-        "bytes": web_bytes, "raw_restic_s": round(raw_s, 2),
-        "raw_restic_runs_s": [round(x, 2) for x in raw_times],
-        "drplan_source_s": src["seconds"], "drplan_run_s": web_run["seconds"],
+        "bytes": web_bytes, "trials": trials,
+        "raw_restic_s": round(raw_s, 2), "raw_restic_runs_s": [round(x, 2) for x in raw_times],
+        "drplan_source_s": round(src_s, 2), "drplan_source_runs_s": src_times,
+        "drplan_run_s": round(run_s, 2), "drplan_run_runs_s": [round(x, 2) for x in run_times],
         "raw_mb_s": round(web_bytes / raw_s / 1e6, 1),
-        "drplan_mb_s": round(web_bytes / src["seconds"] / 1e6, 1),
-        "ratio_source": round(raw_s / src["seconds"], 3),
-        "ratio_whole_command": round(raw_s / web_run["seconds"], 3),
-        "peak_rss_mb": web_run["peak_rss_mb"]}
+        "drplan_mb_s": round(web_bytes / src_s / 1e6, 1),
+        "ratio_source": round(raw_s / src_s, 3),
+        "ratio_whole_command": round(raw_s / run_s, 3)}
     print("files throughput:", result, flush=True)
     return result
 
@@ -271,7 +281,8 @@ def main() -> None:
     try:
         size = generator.Size.gigabytes(a.gb)
         t0 = time.monotonic()
-        for seed, svc in enumerate(("web", "exam"), start=1):
+        writers = ("web",) if a.only_files else ("web", "exam")
+        for seed, svc in enumerate(writers, start=1):
             generator.run(client, tp.name, svc, ["--seed", str(seed), "--rows", str(size.rows),
                                                  "--files", str(size.files), "--file-size",
                                                  str(size.file_size), "--keys",
