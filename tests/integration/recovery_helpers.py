@@ -29,8 +29,11 @@ def backed_up(testbed, kind: str, dest: Path, edit_compose=None) -> Backed:
     client = sites.client(testbed["primary"])
     generator.populate(client, kind, name, generator.Size.small(), seed=11)
     ok("repo", "init", str(plan))
-    report = ok_json("backup", str(plan))
+    # every volume's restore shared between two restic processes, as big ones are
+    report = ok_json("backup", str(plan), env={"DRPLAN_RESTORE_SPLIT_MIN_BYTES": "1"})
     assert report["complete"] is True
+    volumes = [s for s in report["sources"] if s["engine"] == "files"]
+    assert volumes and all(s["stats"].get("restore_split") for s in volumes), volumes
     expected = verifier.fingerprint(client, kind, name)
     return Backed(kind, name, plan, expected, report["run_id"])
 

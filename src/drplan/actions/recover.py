@@ -384,6 +384,7 @@ class _Runner:
                 where=f"service {step.service}, source {step.source}",
             )
         ctx = self._ctx(step.service, step.source)
+        ctx.backup_stats = record.stats
         impl = engine_for(record.engine, record.method)
         impl.restore(ctx, record.snapshot, record.path, record.fingerprint)
 

@@ -40,6 +40,8 @@ class SourceContext:
     mount_target: str | None = None
     # cold method: services to scale to 0, dependents first
     quiesce: list[str] = field(default_factory=list)
+    # restore: what the backup recorded about the source (the manifest record's stats)
+    backup_stats: dict = field(default_factory=dict)
 
     def mount_relative(self, path: str) -> str:
         """`path` (inside the service) relative to the volume's mount point."""

@@ -19,10 +19,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import posixpath
+from concurrent.futures import ThreadPoolExecutor
 
 from drplan.errors import OperationError
 from drplan.sources import volume as vol
 from drplan.sources.base import BackupResult, SourceContext, compare_dicts
+from drplan.sources.split import restore_split
 
 
 def tree_fingerprint(entries: list[tuple[str, int]]) -> dict:
@@ -91,37 +94,46 @@ class Files:
         if not summary:
             raise OperationError("restic backup printed no summary", where=ctx.what)
         snapshot = summary["snapshot_id"]
-        fingerprint = None if ctx.spec.exclude else quiet_fingerprint(before, after, summary)
+        entries = None if ctx.spec.exclude else quiet_entries(before, after, summary)
+        if entries is None:
+            entries = self.snapshot_entries(ctx.repo, snapshot)
+        stats = {
+            k: summary.get(k)
+            for k in (
+                "files_new",
+                "files_changed",
+                "files_unmodified",
+                "data_added",
+                "total_files_processed",
+                "total_bytes_processed",
+            )
+        }
+        halves = restore_split(entries)
+        if halves:
+            stats["restore_split"] = halves
         return BackupResult(
             snapshot=snapshot,
             bytes=int(summary.get("total_bytes_processed", 0)),
-            fingerprint=fingerprint or self.snapshot_fingerprint(ctx.repo, snapshot),
+            fingerprint=tree_fingerprint(entries),
             path=vol.MOUNT,
             consistency=self.consistency,
-            stats={
-                k: summary.get(k)
-                for k in (
-                    "files_new",
-                    "files_changed",
-                    "files_unmodified",
-                    "data_added",
-                    "total_files_processed",
-                    "total_bytes_processed",
-                )
-            },
+            stats=stats,
         )
 
     def stored_fingerprint(self, repo, record) -> dict:
         return self.snapshot_fingerprint(repo, record.snapshot)
 
     def snapshot_fingerprint(self, repo, snapshot: str) -> dict:
+        return tree_fingerprint(self.snapshot_entries(repo, snapshot))
+
+    def snapshot_entries(self, repo, snapshot: str) -> list[tuple[str, int]]:
+        """(path under the volume, size) of every regular file the snapshot holds."""
         prefix = vol.MOUNT + "/"
-        entries = [
+        return [
             (n["path"][len(prefix) :], int(n.get("size", 0)))
             for n in repo.ls(snapshot)
             if n.get("type") == "file" and n["path"].startswith(prefix)
         ]
-        return tree_fingerprint(entries)
 
     def fingerprint(self, ctx: SourceContext) -> dict:
         volume = self._volume(ctx)
@@ -136,28 +148,33 @@ class Files:
         return vol.is_empty(ctx.engine, self._volume(ctx), vol.labels_of(ctx))
 
     def restore(self, ctx: SourceContext, snapshot: str, path: str, fingerprint: dict) -> None:
+        """restic restore into the volume through a helper; a big volume whose backup
+        recorded two halves is restored by two restic processes side by side (see
+        `split`). Synced to disk before returning."""
         volume = self._volume(ctx)
         ctx.engine.create_volume(volume)
+        halves = ctx.backup_stats.get("restore_split") or []
+        patterns = [posixpath.join(vol.MOUNT, p) for p in halves]
+        shares = ([[f"--include={p}" for p in patterns], [f"--exclude={p}" for p in patterns]]
+                  if patterns else [[]])
         with vol.holding(
             ctx.engine, volume, labels=vol.labels_of(ctx), read_only=False, repo=ctx.repo
         ) as (c, env):
-            ctx.engine.exec_run(
-                c,
-                [
-                    "restic",
-                    *ctx.repo.option_args(),
-                    "restore",
-                    snapshot,
-                    "--target",
-                    "/",
-                    "--no-lock",
-                ],
-                what=f"{ctx.what}: restic restore",
-                env=env,
-            )
+
+            def restore(share: list[str]) -> None:
+                ctx.engine.exec_run(
+                    c,
+                    ["restic", *ctx.repo.option_args(), "restore", snapshot, "--target", "/",
+                     "--no-lock", *share],
+                    what=f"{ctx.what}: restic restore",
+                    env=env,
+                )
+
+            with ThreadPoolExecutor(len(shares)) as pool:
+                for done in [pool.submit(restore, share) for share in shares]:
+                    done.result()  # the first failure, once both have ended
             # on disk before the journal records the step done (a resume skips it then)
             ctx.engine.exec_run(c, ["sync", "-f", vol.MOUNT], what=f"{ctx.what}: sync")
-
 
 SOURCE = Files()
 
@@ -180,12 +197,13 @@ def _listing(ctx: SourceContext, container) -> Listing:
     return entries
 
 
-def quiet_fingerprint(before: Listing, after: Listing | None, summary: dict) -> dict | None:
-    """The fingerprint of what restic stored, from listings taken around its run; None
+def quiet_entries(before: Listing, after: Listing | None, summary: dict
+                  ) -> list[tuple[str, int]] | None:
+    """(path, size) of what restic stored, from listings taken around its run; None
     unless nothing changed meanwhile and restic counted the same files and bytes."""
     if after is None or sorted(before) != sorted(after):
         return None
-    fp = tree_fingerprint([(path, size) for path, size, _ in before])
+    entries = [(path, size) for path, size, _ in before]
     counted = (int(summary.get("total_files_processed", -1)),
                int(summary.get("total_bytes_processed", -1)))
-    return fp if counted == (fp["files"], fp["bytes"]) else None
+    return entries if counted == (len(entries), sum(s for _, s in entries)) else None
