@@ -47,3 +47,12 @@ def test_the_sites_port_mapping_is_by_container_port_in_both_syntaxes():
     assert out["services"]["grafana"]["ports"] == [
         {"target": 3000, "published": 13000, "mode": "host"}]
     assert published_ports(out["services"]["glpi"]["ports"]) == [18080, 8443]
+
+
+def test_published_by_service():
+    from drplan.plan.compose import published_by_service
+
+    doc = {"services": {"web": {"ports": ["8080:80", "443"]}, "db": {}, "x": None,
+                        "exam": {"ports": [{"target": 80, "published": 8081}]}}}
+    assert published_by_service(doc) == [("web", 8080), ("exam", 8081)]
+    assert published_by_service({}) == []

@@ -23,7 +23,7 @@ from drplan.actions import backup as backup_action
 from drplan.actions import recover as recover_action
 from drplan.actions.context import load_plan
 from drplan.errors import OperationError
-from drplan.plan.compose import published_ports
+from drplan.plan.compose import published_by_service
 from drplan.platform.docker import Engine
 
 STACK = "campus"
@@ -86,14 +86,12 @@ def check_ports(engine: Engine, compose: Path) -> None:
     """The demo publishes its web pages on fixed ports: say who holds one, before Swarm
     leaves the service pending for ever."""
     taken = engine.published_ports(exclude_stack=STACK)
-    services = (yaml.safe_load(compose.read_text()) or {}).get("services") or {}
-    for name, spec in services.items():
-        for port in published_ports((spec or {}).get("ports") or []):
-            if port in taken:
-                raise OperationError(
-                    f"the demo's service {name} publishes port {port}, which {taken[port]} "
-                    "already publishes on this engine: remove it, or run the demo on another "
-                    "engine (--docker-host)", where=engine.where)
+    for name, port in published_by_service(yaml.safe_load(compose.read_text()) or {}):
+        if port in taken:
+            raise OperationError(
+                f"the demo's service {name} publishes port {port}, which {taken[port]} "
+                "already publishes on this engine: remove it, or run the demo on another "
+                "engine (--docker-host)", where=engine.where)
 
 
 def run_demo(workdir: Path, docker_host: str, say: Callable[[str], None],

@@ -28,7 +28,7 @@ from drplan.actions.context import PlanContext
 from drplan.actions.journal import TargetJournal
 from drplan.errors import InputError, OperationError
 from drplan.executor import Event, Executor, Outcome, Task
-from drplan.plan.compose import long_port, published_ports
+from drplan.plan.compose import long_port, published_by_service
 from drplan.plan.graph import profile_services
 from drplan.platform.docker import Engine
 from drplan.repository.restic import Repository
@@ -239,16 +239,15 @@ class _Runner:
         --force does not apply: the port belongs to someone else."""
         taken = self.engine.published_ports(exclude_stack=self.stack)
         for _, data in self._compose_documents():
-            for svc, spec in (data.get("services") or {}).items():
-                for port in published_ports((spec or {}).get("ports") or []):
-                    if port in taken:
-                        raise InputError(
-                            f"port {port} of service {svc} is already published on site "
-                            f"{self.engine.site} by {taken[port]}; nothing was changed. Free "
-                            f"it, or map it to another one in the plan (sites.{self.engine.site}"
-                            f".services.{svc}.ports)",
-                            where=self.engine.where,
-                        )
+            for svc, port in published_by_service(data):
+                if port in taken:
+                    raise InputError(
+                        f"port {port} of service {svc} is already published on site "
+                        f"{self.engine.site} by {taken[port]}; nothing was changed. Free it, "
+                        f"or map it to another one in the plan (sites.{self.engine.site}"
+                        f".services.{svc}.ports)",
+                        where=self.engine.where,
+                    )
 
     def _compose_documents(self) -> list[tuple[Path, dict]]:
         """The compose files as this recovery deploys them: the chosen services only, at

@@ -219,3 +219,10 @@ def _port_range(text: str) -> list[int]:
     if not lo.isdigit() or (hi and not hi.isdigit()):
         return []
     return list(range(int(lo), int(hi or lo) + 1))
+
+
+def published_by_service(document: dict) -> list[tuple[str, int]]:
+    """(service, host port) for every port a compose document's services publish."""
+    services = document.get("services") or {}
+    return [(name, port) for name, spec in services.items()
+            for port in published_ports((spec or {}).get("ports") or [])]

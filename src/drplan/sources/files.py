@@ -11,8 +11,8 @@ helper, just before and just after restic reads it, when the two listings are id
 (no file created, removed, resized or touched meanwhile) and agree with restic's own
 count of files and bytes. Otherwise (live writes, exclusions) it is read back from the
 snapshot with `restic ls`: one more restic process, a key derivation and a tree walk,
-which the quiet case, by far the common one, does without. `drplan check` compares the
-two for every run it samples.
+which the quiet case, by far the common one, does without. `drplan check` recomputes it
+from the snapshot for every source of the newest run it samples.
 """
 
 from __future__ import annotations
