@@ -252,10 +252,16 @@ def test_backup_under_writes_is_complete_live_and_restores_consistent(kind, requ
         stored = sum(v["rows"] for v in source(run, "db", "pg")["fingerprint"]["tables"].values())
         assert before <= stored <= after
 
-    # zero downtime: every 100 ms probe of the web services during the backup got a 200
+    # zero downtime: every 100 ms probe of the web services during the backup got a 200.
+    # A loaded machine slows the answers (a probe waits for each one), so the probe is held
+    # to a floor of samples and to no silent stretch, not to an exact rate: an outage shows
+    # as a non-200 answer or a 2 s timeout (code 0), never as a missing sample.
     for svc, seen in zip(HTTP[kind], answers, strict=True):
+        times = [t for t, _ in seen if t0 <= t <= t1]
         during = [c for t, c in seen if t0 <= t <= t1]
-        assert len(during) >= (t1 - t0) / 0.1 * 0.5, (svc, len(during), t1 - t0)
+        assert len(during) >= (t1 - t0) / 0.1 * 0.25, (svc, len(during), t1 - t0)
+        gaps = [b - a for a, b in zip([t0, *times], [*times, t1], strict=True)]
+        assert max(gaps) < 3.0, (svc, max(gaps))
         assert set(during) == {200}, (svc, [c for c in during if c != 200])
 
     # each dump restores into a fresh server on the recovery site to a whole database
