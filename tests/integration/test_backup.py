@@ -33,13 +33,14 @@ import sys, time, urllib.error, urllib.request
 url = sys.argv[1]
 while True:
     t = time.monotonic()
+    why = ""
     try:
-        code = urllib.request.urlopen(url, timeout=2).status
+        code = urllib.request.urlopen(url, timeout=5).status
     except urllib.error.HTTPError as e:
         code = e.code
-    except Exception:
-        code = 0
-    print(f"{time.time():.3f} {code}", flush=True)
+    except Exception as e:
+        code, why = 0, type(e).__name__ + ":" + str(e).replace(" ", "_")
+    print(f"{time.time():.3f} {code} {why}".rstrip(), flush=True)
     time.sleep(max(0.0, 0.1 - (time.monotonic() - t)))
 """
 
@@ -80,9 +81,16 @@ class Probe:
             stdout=subprocess.PIPE, text=True)
 
     def stop(self) -> list[tuple[float, int]]:
+        """(time, HTTP status) of every answer; 0 for no answer (the reason is printed)."""
         self.proc.terminate()
         out, _ = self.proc.communicate(timeout=10)
-        return [(float(t), int(c)) for t, c in (line.split() for line in out.splitlines())]
+        seen = []
+        for line in out.splitlines():
+            t, code, *why = line.split()
+            if why:
+                print("probe: no answer at", t, *why)
+            seen.append((float(t), int(code)))
+        return seen
 
 
 # -- restoring a stored dump into a fresh server, by hand, and asking the verifier --------
@@ -253,15 +261,15 @@ def test_backup_under_writes_is_complete_live_and_restores_consistent(kind, requ
         assert before <= stored <= after
 
     # zero downtime: every 100 ms probe of the web services during the backup got a 200.
-    # A loaded machine slows the answers (a probe waits for each one), so the probe is held
-    # to a floor of samples and to no silent stretch, not to an exact rate: an outage shows
-    # as a non-200 answer or a 2 s timeout (code 0), never as a missing sample.
+    # A loaded machine slows the answers (a probe waits for each one, up to 5 s), so the
+    # probe is held to a floor of samples and to no silent stretch, not to an exact rate:
+    # an outage shows as a non-200 answer, a refused connection or a 5 s timeout (code 0).
     for svc, seen in zip(HTTP[kind], answers, strict=True):
         times = [t for t, _ in seen if t0 <= t <= t1]
         during = [c for t, c in seen if t0 <= t <= t1]
         assert len(during) >= (t1 - t0) / 0.1 * 0.25, (svc, len(during), t1 - t0)
         gaps = [b - a for a, b in zip([t0, *times], [*times, t1], strict=True)]
-        assert max(gaps) < 3.0, (svc, max(gaps))
+        assert max(gaps) < 6.0, (svc, max(gaps))
         assert set(during) == {200}, (svc, [c for c in during if c != 200])
 
     # each dump restores into a fresh server on the recovery site to a whole database
