@@ -36,6 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import contextlib
 
 import docker
+from benchlib import drop_caches
 
 from testbed import generator, plans, sites
 
@@ -201,12 +202,6 @@ def seed_method(url: str, name: str, volumes: list[str], out: Path) -> float:
             for c in cs:
                 c.reload()
     return time.monotonic() - t0
-
-
-def drop_caches() -> None:
-    """Both sides read the volume from the disk: neither finds it in the page cache."""
-    subprocess.run(["sync"], check=True)
-    Path("/proc/sys/vm/drop_caches").write_text("3\n")
 
 
 def files_throughput(client, tp, work: Path, trials: int = 2) -> dict:

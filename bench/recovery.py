@@ -37,6 +37,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchlib import drop_caches  # noqa: E402
+
 from drplan.actions import recover as rc  # noqa: E402
 from drplan.actions.context import load_plan  # noqa: E402
 from drplan.reports.recovery import actual_schedule  # noqa: E402
@@ -57,11 +59,6 @@ def longest_path(rec: rc.Recovery) -> float:
 
     critical = [s for s in steps if steps[s].critical]
     return max(finish(s) for s in critical)
-
-
-def drop_caches() -> None:
-    subprocess.run(["sync"], check=True)
-    Path("/proc/sys/vm/drop_caches").write_text("3\n")
 
 
 def cp_a(src: str, dst: Path) -> float:

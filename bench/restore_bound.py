@@ -40,6 +40,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "testbed" / "images" / "app"))
 
 import generate  # noqa: E402  (the testbed generator's file contents)
+from benchlib import drop_caches  # noqa: E402
 
 FILE_SIZE = 1 << 20
 DIRS = 97
@@ -62,11 +63,6 @@ def generate_tree(root: Path, files: int) -> None:
             done += n
             print(f"\r  generated {done}/{files} files", end="", flush=True)
     print()
-
-
-def drop_caches() -> None:
-    subprocess.run(["sync"], check=True)
-    Path("/proc/sys/vm/drop_caches").write_text("3\n")
 
 
 def timed(commands: list[list[str]], out: Path, env: dict[str, str]) -> tuple[float, float]:
