@@ -8,6 +8,7 @@ executor waits on task completion.
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import threading
 import time
@@ -18,6 +19,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from drplan.errors import DrplanError
+from drplan.interrupt import Interrupted
 
 
 @dataclass
@@ -75,6 +77,11 @@ class Executor:
     on_event: Callable[[Event], None] = lambda e: None
     outcomes: dict[str, Outcome] = field(default_factory=dict)
     t_start: float = 0.0
+    # called once when a signal interrupts the run: make the running steps stop soon
+    # (remove their helpers, kill their subprocesses); they are then waited for, up to
+    # `interrupt_grace_s`, so their clean-up (`finally`) runs before drplan exits
+    on_interrupt: Callable[[], None] = lambda: None
+    interrupt_grace_s: float = 900.0
 
     def execute(self) -> dict[str, Outcome]:
         by_id = {t.id: t for t in self.tasks}
@@ -94,73 +101,103 @@ class Executor:
             except BaseException as exc:  # reported as the step's failure
                 done_q.put((t.id, None, exc))
 
-        while True:
-            progressed = False
-            for t in self.tasks:
-                o = self.outcomes[t.id]
-                if o.status != "pending":
-                    continue
-                deps = [self.outcomes[d] for d in t.after]
-                bad = sorted(d.id for d in deps if d.status in ("failed", "skipped", "cancelled"))
-                if bad:
-                    o.status = "skipped"
-                    o.error = "a step it needs did not succeed: " + ", ".join(bad)
-                    progressed = True
-                    self.on_event(Event("finished", t, o))
-                    continue
-                if stop or not all(d.status in ("ok", "done-before") for d in deps):
-                    continue
-                if t.done:
-                    o.status = "done-before"
-                    progressed = True
-                    self.on_event(Event("finished", t, o))
-                    continue
-                if len(running) >= self.workers:
-                    continue
-                o.status = "running"
-                o.started_at = now_iso()
-                o.t0 = time.monotonic() - self.t_start
-                self.on_event(Event("started", t, o))
-                running[t.id] = time.monotonic() + (t.timeout_s or 1e9)
-                # daemon: a step abandoned at its timeout never keeps the process alive
-                threading.Thread(target=work, args=(t,), daemon=True, name=t.id).start()
-            if not running:
-                pending = [o for o in self.outcomes.values() if o.status == "pending"]
-                if pending and progressed and not stop:
-                    continue  # newly unblocked tasks (done-before chains)
-                for o in pending:
-                    o.status = "cancelled"
-                    o.error = "not started: the run stopped after a critical failure"
-                break
-            wait_s = max(0.0, min(running.values()) - time.monotonic())
-            try:
-                tid, value, exc = done_q.get(timeout=wait_s)
-            except queue.Empty:
-                tid = min(running, key=running.__getitem__)
-                limit = by_id[tid].timeout_s or 0
-                value, exc = None, TimeoutError(f"step {tid} did not finish within {limit:.0f}s")
-            t = by_id[tid]
-            if tid not in running:
-                continue  # a late result of a step already given up on
-            del running[tid]
-            o = self.outcomes[tid]
-            o.finished_at = now_iso()
-            o.t1 = time.monotonic() - self.t_start
-            o.seconds = o.t1 - o.t0
-            if exc is None:
-                o.status = "ok"
-                o.value = value
-            else:
-                o.status = "failed"
-                o.error = (
-                    str(exc) if isinstance(exc, DrplanError | TimeoutError)
-                    else f"{type(exc).__name__}: {exc}\n"
-                    + "".join(traceback.format_exception(exc)[-3:])
-                )
-                if t.critical:
-                    stop = True
-            self.on_event(Event("finished", t, o))
+        try:
+            while True:
+                progressed = False
+                for t in self.tasks:
+                    o = self.outcomes[t.id]
+                    if o.status != "pending":
+                        continue
+                    deps = [self.outcomes[d] for d in t.after]
+                    bad = sorted(d.id for d in deps
+                                 if d.status in ("failed", "skipped", "cancelled"))
+                    if bad:
+                        o.status = "skipped"
+                        o.error = "a step it needs did not succeed: " + ", ".join(bad)
+                        progressed = True
+                        self.on_event(Event("finished", t, o))
+                        continue
+                    if stop or not all(d.status in ("ok", "done-before") for d in deps):
+                        continue
+                    if t.done:
+                        o.status = "done-before"
+                        progressed = True
+                        self.on_event(Event("finished", t, o))
+                        continue
+                    if len(running) >= self.workers:
+                        continue
+                    o.status = "running"
+                    o.started_at = now_iso()
+                    o.t0 = time.monotonic() - self.t_start
+                    self.on_event(Event("started", t, o))
+                    running[t.id] = time.monotonic() + (t.timeout_s or 1e9)
+                    # daemon: a step abandoned at its timeout never keeps the process alive
+                    threading.Thread(target=work, args=(t,), daemon=True, name=t.id).start()
+                if not running:
+                    pending = [o for o in self.outcomes.values() if o.status == "pending"]
+                    if pending and progressed and not stop:
+                        continue  # newly unblocked tasks (done-before chains)
+                    for o in pending:
+                        o.status = "cancelled"
+                        o.error = "not started: the run stopped after a critical failure"
+                    break
+                wait_s = max(0.0, min(running.values()) - time.monotonic())
+                try:
+                    tid, value, exc = done_q.get(timeout=wait_s)
+                except queue.Empty:
+                    tid = min(running, key=running.__getitem__)
+                    limit = by_id[tid].timeout_s or 0
+                    value, exc = None, TimeoutError(
+                        f"step {tid} did not finish within {limit:.0f}s")
+                t = by_id[tid]
+                if tid not in running:
+                    continue  # a late result of a step already given up on
+                del running[tid]
+                o = self.outcomes[tid]
+                o.finished_at = now_iso()
+                o.t1 = time.monotonic() - self.t_start
+                o.seconds = o.t1 - o.t0
+                if exc is None:
+                    o.status = "ok"
+                    o.value = value
+                else:
+                    o.status = "failed"
+                    o.error = (
+                        str(exc) if isinstance(exc, DrplanError | TimeoutError)
+                        else f"{type(exc).__name__}: {exc}\n"
+                        + "".join(traceback.format_exception(exc)[-3:])
+                    )
+                    if t.critical:
+                        stop = True
+                self.on_event(Event("finished", t, o))
+        except (Interrupted, KeyboardInterrupt):
+            self._stop_running(running, done_q)
+            raise
         return self.outcomes
+
+    def _stop_running(self, running: dict[str, float], done_q: queue.Queue) -> None:
+        """After a signal: nothing new starts; running steps are asked to stop and waited
+        for (bounded), and every step is recorded as interrupted."""
+        with contextlib.suppress(Exception):
+            self.on_interrupt()
+        deadline = time.monotonic() + self.interrupt_grace_s
+        while running and time.monotonic() < deadline:
+            try:
+                tid, _, exc = done_q.get(timeout=max(0.1, deadline - time.monotonic()))
+            except queue.Empty:
+                break
+            except (Interrupted, KeyboardInterrupt):
+                continue  # a second signal: the clean-up goes on
+            if running.pop(tid, None) is not None:
+                o = self.outcomes[tid]
+                o.status, o.finished_at = "failed", now_iso()
+                o.error = f"interrupted ({exc})" if exc else "interrupted (after it finished)"
+        for tid in running:
+            o = self.outcomes[tid]
+            o.status, o.error = "failed", "interrupted: still running when drplan stopped"
+        for o in self.outcomes.values():
+            if o.status == "pending":
+                o.status, o.error = "cancelled", "not started: the run was interrupted"
 
     @property
     def ok(self) -> bool:

@@ -15,30 +15,93 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import posixpath
 import re
 import secrets
 import tempfile
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Annotated
 
-from pydantic import BaseModel, Field
+from pydantic import AfterValidator, BaseModel, Field, ValidationError, field_validator
 
 from drplan.errors import OperationError
 from drplan.repository.restic import Repository
 
 FORMAT = 1
 
+# -- shapes of what a manifest may hold -------------------------------------------------
+# A manifest is read back from a repository that an attacker may have written to (a
+# compromised primary keeps append-only access to its copies): every field that reaches
+# argv, a path, a runbook or SQL is checked against its real shape when it is read, so a
+# forged value ("--password-command=...", "../../etc", "$(...)") is refused by name
+# before anything runs. See docs/design/threat-model.md.
+SNAPSHOT_ID_RE = re.compile(r"[0-9a-f]{8,64}")
+RUN_ID_RE = re.compile(r"\d{8}T\d{6}Z-[0-9a-f]{4}")
+NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
+IMAGE_ID_RE = re.compile(r"sha256:[0-9a-f]{64}")
+# Docker's image reference grammar, simplified: registry host[:port]/path[:tag][@digest]
+IMAGE_REF_RE = re.compile(
+    r"[a-z0-9]+(?:[._-][a-z0-9]+)*(?::[0-9]{1,5})?(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*"
+    r"(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(?:@sha256:[0-9a-f]{64})?"
+)
+KNOWN_ENGINES = frozenset({"postgresql", "mariadb", "mysql", "redis", "sqlite", "files"})
+KNOWN_METHODS = frozenset({"dump", "cold"})
+_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def _shaped(pattern: re.Pattern[str], what: str):
+    def check(value: str) -> str:
+        if not pattern.fullmatch(value):
+            raise ValueError(f"not a valid {what}: {value[:80]!r}")
+        return value
+
+    return check
+
+
+def _absolute_path(value: str) -> str:
+    """An absolute, normalised path with no control character (no `..`, no `//`)."""
+    if (not value.startswith("/") or posixpath.normpath(value) != value
+            or value.startswith("//") or _CONTROL_RE.search(value)):
+        raise ValueError(f"not an absolute normalised path: {value[:80]!r}")
+    return value
+
+
+def relative_path(value: str) -> str:
+    """A relative, normalised path inside its folder (no `..`, no absolute path)."""
+    norm = posixpath.normpath(value)
+    if (value.startswith(("/", "-")) or norm != value or norm == ".." or norm.startswith("../")
+            or _CONTROL_RE.search(value) or "\\" in value):
+        raise ValueError(f"not a relative path inside the plan's folder: {value[:80]!r}")
+    return value
+
+
+def _plain_text(value: str) -> str:
+    if _CONTROL_RE.search(value):
+        raise ValueError(f"holds control characters: {value[:80]!r}")
+    return value
+
+
+SnapshotId = Annotated[str, AfterValidator(_shaped(SNAPSHOT_ID_RE, "restic snapshot id"))]
+RunId = Annotated[str, AfterValidator(_shaped(RUN_ID_RE, "run id"))]
+Name = Annotated[str, AfterValidator(_shaped(NAME_RE, "name"))]
+ImageId = Annotated[str, AfterValidator(_shaped(IMAGE_ID_RE, "image id"))]
+ImageRef = Annotated[str, AfterValidator(_shaped(IMAGE_REF_RE, "image name"))]
+AbsPath = Annotated[str, AfterValidator(_absolute_path)]
+RelPath = Annotated[str, AfterValidator(relative_path)]
+Text = Annotated[str, AfterValidator(_plain_text)]
+
 
 class SourceRecord(BaseModel):
-    service: str
-    source: str
+    service: Name
+    source: Name
     engine: str
     method: str
     consistency: str
-    volume: str | None = None
-    snapshot: str
-    path: str
+    volume: Name | None = None
+    snapshot: SnapshotId
+    path: AbsPath
     bytes: int
     seconds: float
     started_at: str
@@ -46,13 +109,51 @@ class SourceRecord(BaseModel):
     fingerprint: dict
     stats: dict = Field(default_factory=dict)
 
+    @field_validator("engine")
+    @classmethod
+    def _engine(cls, value: str) -> str:
+        if value not in KNOWN_ENGINES:
+            raise ValueError(f"unknown engine {value[:40]!r}")
+        return value
+
+    @field_validator("method")
+    @classmethod
+    def _method(cls, value: str) -> str:
+        if value not in KNOWN_METHODS:
+            raise ValueError(f"unknown method {value[:40]!r}")
+        return value
+
+    @field_validator("fingerprint")
+    @classmethod
+    def _fingerprint(cls, value: dict) -> dict:
+        """Database names reach SQL and runbooks: text without control characters (they
+        are quoted as identifiers where used)."""
+        dbs = value.get("databases", [])
+        if not isinstance(dbs, list) or not all(
+            isinstance(d, str) and d and not _CONTROL_RE.search(d) and len(d) <= 255
+            for d in dbs
+        ):
+            raise ValueError("databases must be a list of names without control characters")
+        return value
+
+    @field_validator("stats")
+    @classmethod
+    def _stats(cls, value: dict) -> dict:
+        """The split restore's halves become restic --include patterns: relative paths."""
+        halves = value.get("restore_split", [])
+        if not isinstance(halves, list) or not all(isinstance(h, str) for h in halves):
+            raise ValueError("restore_split must be a list of paths")
+        for half in halves:
+            relative_path(half)
+        return value
+
 
 class Manifest(BaseModel):
     format: int = FORMAT
-    plan: str
-    stack: str
-    run_id: str
-    host: str
+    plan: Name
+    stack: Name
+    run_id: RunId
+    host: Text
     drplan_version: str
     started_at: str
     finished_at: str | None = None
@@ -60,12 +161,12 @@ class Manifest(BaseModel):
     complete: bool = False
     errors: list[str] = Field(default_factory=list)
     sources: list[SourceRecord] = Field(default_factory=list)
-    images: dict[str, str] = Field(default_factory=dict)
-    images_snapshot: str | None = None
+    images: dict[ImageRef, ImageId] = Field(default_factory=dict)
+    images_snapshot: SnapshotId | None = None
     images_bytes: int = 0
-    config_snapshot: str | None = None
-    plan_file: str = "drplan.yml"
-    compose_files: list[str] = Field(default_factory=list)
+    config_snapshot: SnapshotId | None = None
+    plan_file: RelPath = "drplan.yml"
+    compose_files: list[RelPath] = Field(default_factory=list)
     downtime_s: dict[str, float] = Field(default_factory=dict)
     timings: dict[str, float] = Field(default_factory=dict)
 
@@ -138,15 +239,29 @@ def read(repo: Repository, snap: dict) -> Manifest:
         with contextlib.suppress(OSError, ValueError):
             return Manifest.model_validate_json(cached.read_bytes())
     data = repo.read_file(snap_id, "/manifest.json", what="reading a run manifest")
-    try:
-        manifest = Manifest.model_validate(json.loads(data))
-    except ValueError as exc:
-        raise OperationError(
-            f"manifest in snapshot {snap['short_id']} is unreadable: {exc}", where=repo.where
-        ) from exc
+    manifest = parse(data, where=f"{repo.where}, manifest snapshot {snap_id[:8]}")
     if cached is not None:
         _keep(cached, data)
     return manifest
+
+
+def parse(data: bytes, *, where: str) -> Manifest:
+    """A manifest from its stored bytes, every field checked against its real shape; a
+    forged one is refused naming the field (nothing it holds has been used yet)."""
+    try:
+        return Manifest.model_validate(json.loads(data))
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(p) for p in first["loc"]) or "(document)"
+        more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+        raise OperationError(
+            f"refusing a forged or corrupt run manifest: field {field}: "
+            f"{first['msg'].removeprefix('Value error, ')}{more}",
+            where=where,
+        ) from None
+    except ValueError as exc:
+        raise OperationError(f"run manifest is unreadable (not valid JSON): {exc}",
+                             where=where) from None
 
 
 def _keep(path: Path, data: bytes) -> None:

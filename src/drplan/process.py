@@ -12,6 +12,7 @@ import os
 import shlex
 import subprocess
 import threading
+import weakref
 from collections.abc import Iterable, Mapping
 
 from drplan.errors import OperationError
@@ -55,6 +56,21 @@ def run(
     return proc
 
 
+_children: weakref.WeakSet[subprocess.Popen[bytes]] = weakref.WeakSet()
+_children_lock = threading.Lock()
+
+
+def kill_children() -> int:
+    """SIGKILL every streaming child still running (on SIGINT/SIGTERM: a restic reading a
+    dump stops at once, and restic writes no snapshot of a stream it did not finish)."""
+    with _children_lock:
+        live = [p for p in _children if p.poll() is None]
+    for proc in live:
+        with contextlib.suppress(OSError):
+            proc.kill()
+    return len(live)
+
+
 def start(
     argv: list[str],
     *,
@@ -64,7 +80,7 @@ def start(
 ) -> subprocess.Popen[bytes]:
     """Start argv for streaming (stdin and/or stdout pipes); stderr is captured."""
     try:
-        return subprocess.Popen(
+        proc = subprocess.Popen(
             argv,
             stdin=stdin,
             stdout=stdout,
@@ -73,6 +89,9 @@ def start(
         )
     except FileNotFoundError as exc:
         raise OperationError(f"{argv[0]} is not installed or not on PATH") from exc
+    with _children_lock:
+        _children.add(proc)
+    return proc
 
 
 def feed(proc: subprocess.Popen[bytes], chunks: Iterable[bytes]) -> None:

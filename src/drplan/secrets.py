@@ -37,9 +37,11 @@ def resolve(secret: Secret, *, base: Path, what: str) -> str:
         )
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise InputError(f"secret command failed: {exc}", where=what) from exc
-    if proc.returncode != 0 or not proc.stdout.strip():
-        raise InputError(
-            f"secret command exited with status {proc.returncode} and printed no secret",
-            where=what,
-        )
-    return proc.stdout.splitlines()[0]
+    if proc.returncode != 0:
+        raise InputError(f"secret command exited with status {proc.returncode}", where=what)
+    # the secret is the first line, as for {file:}: a blank first line is an error, not an
+    # empty password taken while the secret sits on a later line
+    first = proc.stdout.splitlines()[0] if proc.stdout else ""
+    if not first.strip():
+        raise InputError("secret command printed no secret on its first line", where=what)
+    return first

@@ -15,6 +15,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+import pytest_timeout
 
 from testbed import sites
 
@@ -44,7 +45,17 @@ def _engines_alone(request, suite_lock):
         yield
         return
     fcntl.flock(suite_lock, fcntl.LOCK_UN)  # released first: two such tests cannot deadlock
+    # The wait for the others is not the test's time: its hang guard (pytest-timeout)
+    # is stopped while waiting and started afresh once the engines are its alone. On a
+    # slow machine the parallel pass alone takes longer than one test's guard.
+    hook = request.config.hook
+    timed = hasattr(hook, "pytest_timeout_set_timer")
+    if timed:
+        hook.pytest_timeout_cancel_timer(item=request.node)
     fcntl.flock(suite_lock, fcntl.LOCK_EX)
+    if timed:
+        hook.pytest_timeout_set_timer(item=request.node,
+                                      settings=pytest_timeout._get_item_settings(request.node))
     try:
         yield
     finally:

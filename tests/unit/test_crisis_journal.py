@@ -11,7 +11,7 @@ import pytest
 
 from drplan.crisis import cell
 from drplan.crisis.activation import Observations
-from drplan.crisis.journal import entry_hash
+from drplan.crisis.journal import entry_hash, serialise
 from drplan.errors import InputError, OperationError
 from tests.unit.crisis_helpers import Clock, crisis_plan, open_quietly, run_cli
 
@@ -109,7 +109,7 @@ def _edit(field: str, value: object):
     def edit(lines: list[str]) -> list[str]:
         entry = json.loads(lines[2])
         entry[field] = value
-        lines[2] = json.dumps(entry)
+        lines[2] = serialise(entry)
         return lines
 
     return edit
@@ -119,7 +119,7 @@ def _edit_and_rehash(lines: list[str]) -> list[str]:
     entry = json.loads(lines[2])
     entry["text"] = "nothing happened"
     entry["hash"] = entry_hash(entry)
-    lines[2] = json.dumps(entry)
+    lines[2] = serialise(entry)
     return lines
 
 
@@ -128,7 +128,7 @@ def _forge_insert(lines: list[str]) -> list[str]:
     forged = dict(before, seq=4, text="forged entry", kind="log")
     forged["prev"] = before["hash"]
     forged["hash"] = entry_hash(forged)
-    return [*lines[:3], json.dumps(forged), *lines[3:]]
+    return [*lines[:3], serialise(forged), *lines[3:]]
 
 
 TAMPERING = {
@@ -176,7 +176,7 @@ def test_renumbered_seq_detected(ctx: cell.Context, clock: Clock) -> None:
             entry["prev"] = prev
         entry["hash"] = entry_hash(entry)
         prev = entry["hash"]
-        rebuilt.append(json.dumps(entry))
+        rebuilt.append(serialise(entry))
     write_lines(ctx, rebuilt)
     with pytest.raises(OperationError, match=r"line 5 \(seq 40\): seq should be 5"):
         cell.verify(ctx)
@@ -196,7 +196,7 @@ def test_full_rewrite_needs_a_head_hash(ctx: cell.Context, clock: Clock) -> None
             entry["prev"] = prev
         entry["hash"] = entry_hash(entry)
         prev = entry["hash"]
-        rebuilt.append(json.dumps(entry))
+        rebuilt.append(serialise(entry))
     write_lines(ctx, rebuilt)
     assert cell.verify(ctx).ok
     with pytest.raises(OperationError, match=r"head hash .* is not in the journal"):

@@ -57,7 +57,7 @@ def test_only_full_snapshot_ids_are_cached(cache):
 
 def test_an_unreadable_manifest_is_an_error_and_is_not_cached(cache):
     repo = FakeRepo(b"not json")
-    with pytest.raises(OperationError, match="a1a1a1a1 is unreadable"):
+    with pytest.raises(OperationError, match="a1a1a1a1: run manifest is unreadable"):
         mf.read(repo, SNAP)
     assert not (cache / f"{SNAP['id']}.json").exists()
 

@@ -47,14 +47,17 @@ def test_one_file_per_step_numbered_in_a_dependency_order(tmp_path):
 def test_commands_come_from_the_manifest_and_are_valid_bash(tmp_path):
     book, out = _book(tmp_path)
     text = {p.id: (out / p.file).read_text() for p in book["steps"]}
-    assert "restic dump --no-lock snapimages /images.tar | docker load" in text["load-images"]
+    run = book["run"]
+    pg = next(s["snapshot"] for s in run["sources"] if s["service"] == "db")
+    assert f"restic dump --no-lock -- {run['images_snapshot']} /images.tar | docker load" in \
+        text["load-images"]
     assert "sha256:" + "1" * 64 in text["load-images"]
-    assert "snapdb01 /db.pg.sql" in text["restore:db/pg"]
+    assert f"-- {pg} /db.pg.sql" in text["restore:db/pg"]
     assert 'DROP DATABASE IF EXISTS "campus" WITH (FORCE)' in text["restore:db/pg"]
-    assert "docker volume inspect --format '{{.Mountpoint}}' handmade_files" in \
+    assert "docker volume inspect --format '{{.Mountpoint}}' -- handmade_files" in \
         text["restore:web/files"]
-    assert "chown 100:101" in text["restore:redis/cache"]
-    assert "docker service scale --detach handmade_web=1" in text["start:web"]
+    assert "chown -- 100:101" in text["restore:redis/cache"]
+    assert "docker service scale --detach -- handmade_web=1" in text["start:web"]
     assert "ab" * 32 in text["validate:web"]  # the tree fingerprint of the backup
     assert "SELECT count(*) FROM public.items" in text["validate:db"] and "42" in \
         text["validate:db"]
@@ -92,7 +95,8 @@ def test_profile_and_remote_engine(tmp_path):
     out = tmp_path / "rb"
     rb.write(book, out)
     exam = (out / next(p.file for p in book["steps"] if p.id == "restore:exam/files")).read_text()
-    assert "docker run --rm -i --network none -v campus_exam-files:/volume" in exam
+    assert ("docker run --rm -i --network none "
+            "--mount=type=volume,source=campus_exam-files,target=/volume") in exam
     assert "Mountpoint" not in exam
 
 

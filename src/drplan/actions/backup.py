@@ -14,15 +14,17 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from drplan import __version__
+from drplan import __version__, process
 from drplan import manifest as mf
 from drplan.actions.context import PlanContext
 from drplan.errors import OperationError
 from drplan.executor import Event, Executor, Task
+from drplan.interrupt import Interrupted, signals_stop
 from drplan.platform.docker import Engine
 from drplan.repository.restic import Repository
 from drplan.sources import engine_for
 from drplan.sources.base import SourceContext
+from drplan.sources.cold import restore_abandoned
 
 WORKERS = 4
 # dumps run in the database's own container: how long to wait for it to be running
@@ -40,13 +42,13 @@ class BackupOptions:
 def prepare_repository(pc: PlanContext, engine: Engine, repo: Repository) -> None:
     """Before writing: the repository opens, and what a killed run left is cleaned up.
 
-    Called with the repository's host lock held, so no other drplan writes to it: helper
-    containers of this plan still around belong to a dead run, and restic locks are
-    stale (restic cannot tell by itself for locks taken inside helper containers).
+    Only what a provably dead run left is removed (its owner's host, boot and pid are
+    recorded on every helper and in every lock): another operation on the same plan,
+    from this host or another, may be working right now.
     """
     repo.open()
-    leftovers = engine.remove_helpers({"org.drplan.plan": pc.name})
-    repo.unlock(remove_all=leftovers > 0)
+    engine.remove_helpers({"org.drplan.plan": pc.name})
+    repo.unlock()
 
 
 def run_backup(
@@ -69,6 +71,7 @@ def run_backup(
     engine = pc.engine(site_name)
     repo = pc.repository()
     stack = pc.stack_name(site)
+    restore_abandoned(engine, stack)
     with repo.exclusive(f"backup of {pc.name}"):
         prepare_repository(pc, engine, repo)
         wanted = {(s, n) for s in services for n in pc.plan.services[s].data}
@@ -114,8 +117,17 @@ def run_backup(
             Task("images", lambda: _images(pc, engine, repo, run_id, previous), kind="images")
         )
         tasks.append(Task("config", lambda: _config(pc, repo, run_id), kind="config"))
-        ex = Executor(tasks, workers=opts.workers, on_event=on_event)
-        outcomes = ex.execute()
+        def stop_steps() -> None:
+            engine.remove_helpers({"org.drplan.run": run_id}, only_dead=False)
+            process.kill_children()
+
+        ex = Executor(tasks, workers=opts.workers, on_event=on_event, on_interrupt=stop_steps)
+        interrupted: Interrupted | None = None
+        with signals_stop(f"backup of {pc.name}"):
+            try:
+                outcomes = ex.execute()
+            except Interrupted as exc:
+                interrupted, outcomes = exc, ex.outcomes
         for t in tasks:
             o = outcomes[t.id]
             manifest.timings[t.id] = round(o.seconds, 3)
@@ -134,8 +146,12 @@ def run_backup(
             elif t.kind == "config":
                 manifest.config_snapshot = o.value
         manifest.finished_at = mf.utc_now()
-        manifest.complete = ex.ok
+        manifest.complete = ex.ok and interrupted is None
+        if interrupted is not None:
+            manifest.errors.insert(0, str(interrupted))
         mf.write(repo, manifest, pc.host)
+    if interrupted is not None:
+        raise interrupted
     return manifest
 
 

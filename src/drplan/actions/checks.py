@@ -115,6 +115,46 @@ def attempt(engine: Engine, stack: str, service: str, check, plan: m.Plan) -> st
     return f"unknown check type {check.type}"
 
 
+def conninfo_value(value: str) -> str:
+    """`value` as one libpq connection-string value: in single quotes, `\\` and `'`
+    escaped with a backslash."""
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def sql_argv(src: m.DataSource, query: str) -> list[str]:
+    """The database client's command line for an SQL check, run in the service's container.
+
+    The check's query is the plan's own SQL and goes in whole. Names around it go in as
+    nothing but names: psql reads a ``-d`` value holding ``=`` as a whole connection
+    string (``host=elsewhere ...``), so the database is passed as a quoted ``dbname=``;
+    a positional argument starting with ``-`` is an option to mariadb and sqlite3, so
+    the database goes in ``--database=`` and a path or query starting with ``-`` is
+    spelt so that it does not (``./-x``, a leading space)."""
+    if src.engine == "postgresql":
+        db = src.databases[0] if src.databases else "postgres"
+        return [
+            "psql",
+            "-X",
+            "-At",
+            f"--username={src.user or 'postgres'}",
+            f"--dbname=dbname={conninfo_value(db)}",
+            f"--command={query}",
+        ]
+    if src.engine in ("mariadb", "mysql"):
+        return [
+            "mariadb",
+            "-N",
+            "-B",
+            *([f"--database={src.databases[0]}"] if src.databases else []),
+            *([f"--user={src.user}"] if src.user else []),
+            f"--execute={query}",
+        ]
+    path = src.path or ""
+    if path.startswith("-"):
+        path = "./" + path
+    return ["sqlite3", path, " " + query if query.startswith("-") else query]
+
+
 def _sql(engine: Engine, container, check: m.SqlCheck, svc: m.Service, what: str) -> str | None:
     sources = [
         (n, s)
@@ -126,16 +166,7 @@ def _sql(engine: Engine, container, check: m.SqlCheck, svc: m.Service, what: str
     if not sources:
         return "no database source to run the query on"
     _, src = sources[0]
-    if src.engine == "postgresql":
-        db = src.databases[0] if src.databases else "postgres"
-        argv = ["psql", "-X", "-At", "-U", src.user or "postgres", "-d", db, "-c", check.query]
-    elif src.engine in ("mariadb", "mysql"):
-        argv = ["mariadb", "-N", "-B", *(["-u", src.user] if src.user else []), "-e", check.query]
-        if src.databases:
-            argv.insert(1, src.databases[0])
-    else:
-        argv = ["sqlite3", src.path or "", check.query]
-    res = engine.exec_run(container, argv, what=what, check=False)
+    res = engine.exec_run(container, sql_argv(src, check.query), what=what, check=False)
     if res.exit_code != 0:
         return f"query failed: {process.tail(res.stderr)}"
     got = res.stdout.decode(errors="replace").strip()

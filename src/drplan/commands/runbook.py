@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from drplan import runbook as rb
 from drplan.actions.context import load_plan
 from drplan.errors import InputError
 
+# the plan's own rule for stack names (Stack.name): Docker's, and one shell word as it is
+STACK_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,62}")
+
 
 def run_runbook(plan: str, output: str, *, site: str | None, profile: str | None, run: str,
                 stack_name: str | None, out) -> int:
     pc = load_plan(plan)
-    if stack_name is not None and not stack_name.replace("-", "").replace("_", "").isalnum():
+    if stack_name is not None and not STACK_NAME.fullmatch(stack_name):
         raise InputError(f"invalid stack name {stack_name!r}", where="--stack-name")
+    # a directory drplan must not write into is refused before the repository is read
+    rb.check_output(Path(output))
     book = rb.build(pc, pc.repository(), site=site, profile=profile, run=run, stack=stack_name)
     written = rb.write(book, Path(output))
     out(f"runbook of {pc.name}: {written['steps']} steps for stack {book['stack']} on site "

@@ -2,14 +2,32 @@
 
 Each line of the journal is one JSON entry::
 
-    {"seq": 3, "ts": "2024-06-03T08:12:44.120Z", "kind": "decision",
-     "role": "direction", "author": "dnum-director", "text": "...", ...,
-     "prev": "<hash of entry 2>", "hash": "<sha256 of this entry without hash>"}
+    {"author":"dnum-director","kind":"decision","prev":"<hash of entry 2>",
+     "role":"direction","seq":3,"text":"...","ts":"2024-06-03T08:12:44.120Z","v":2,
+     "hash":"<sha256 of this line without its hash member>"}
 
 ``hash`` is the SHA-256 of the entry's canonical JSON (sorted keys, no spaces, UTF-8)
 without the ``hash`` key; ``prev`` is the previous entry's hash, and for the first entry
 the SHA-256 of the plan file's bytes, which binds the journal to the plan version it was
 opened under (also recorded as ``plan_sha256`` in each ``open`` entry).
+
+**The hash covers the bytes on disk, not just what they parse to.** A parser forgives
+many spellings of one object: a duplicated key (``{"text":"real",...,"text":"decoy"}``
+shows a human, ``grep`` or a first-key-wins parser one text while Python's ``json``
+keeps the other), spaces, reordered keys, ``\\u00e9`` for ``é``, ``1.0`` for ``1``. So
+every line must be *the* canonical serialisation of what it parses to, byte for byte
+(:func:`serialise`), and duplicate keys and ``NaN``/``Infinity`` are refused outright;
+then nothing in a line lies outside what its hash covers. Two line formats exist:
+
+- ``"v": 2`` (written since the rule was introduced): the canonical JSON that is hashed,
+  with ``"hash"`` appended as its last member, i.e. the hash is of the line's own bytes
+  minus that member. ``v`` is inside the hashed body, so a line cannot be passed off as
+  the older format.
+- no ``v`` (version 1, journals written before): keys in the order the writer of that
+  version put them (``seq``, ``ts``, ``kind``, ``role``, ``author``, ``text``, then the
+  fields of that kind, ``prev``, ``hash``), compact separators, non-ASCII as is. They
+  still verify, under that same byte-for-byte rule; a version-1 line after a version-2
+  line does not.
 
 What this proves, honestly: the chain is **tamper-evident, not authenticated**. Editing,
 deleting, reordering or inserting an entry in the middle breaks a hash or a ``prev`` link,
@@ -65,6 +83,31 @@ def parse_ts(text: str, *, what: str = "time") -> datetime:
     return when.astimezone(UTC)
 
 
+FORMAT = 2
+"""The line format new entries are written in (their ``v`` field); see the module doc."""
+
+REQUIRED = ("seq", "ts", "kind", "role", "author", "prev", "hash")
+
+# How the version-1 writer ordered an entry's keys: these, then the fields its caller
+# passed for that kind (in the caller's order, those that were None left out), then
+# prev and hash. Only used to hold old lines to a single byte-exact spelling.
+_V1_HEAD = ("seq", "ts", "kind", "role", "author", "text", "forced_role")
+_V1_FIELDS = {
+    "open": ("incident_at", "stack", "plan_file", "plan_sha256"),
+    "activation": ("criteria", "activated"),
+    "log": (),
+    "decision": ("decision", "why", "profile", "keeps_option_to_switch"),
+    "status": ("message", "eta", "eta_basis", "profile", "estimated_rto_s"),
+    "close": (),
+}
+_V1_TAIL = ("prev", "hash")
+_V1_CRITERION = ("index", "kind", "description", "status", "why")
+
+
+class LineError(Exception):
+    """A journal line that is not an entry as drplan writes it (the reason is the text)."""
+
+
 def canonical(entry: dict[str, Any]) -> bytes:
     """The bytes that are hashed: canonical JSON of the entry without ``hash``."""
     body = {k: v for k, v in entry.items() if k != "hash"}
@@ -75,6 +118,143 @@ def canonical(entry: dict[str, Any]) -> bytes:
 
 def entry_hash(entry: dict[str, Any]) -> str:
     return hashlib.sha256(canonical(entry)).hexdigest()
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in obj:
+            raise LineError(
+                f"duplicate key {key!r} (one value would be read and the other hidden behind it)"
+            )
+        obj[key] = value
+    return obj
+
+
+def _no_constant(name: str) -> Any:
+    raise LineError(f"{name} is not a JSON value")
+
+
+def parse_line(line: str) -> dict[str, Any]:
+    """A line as a JSON object; LineError for bad JSON, duplicate keys or NaN/Infinity.
+
+    Python's ``json`` silently keeps the last of duplicated keys; refusing them here is
+    what keeps a decoy value from hiding in a line whose hash still checks out."""
+    try:
+        entry = json.loads(line, object_pairs_hook=_no_duplicates, parse_constant=_no_constant)
+    except json.JSONDecodeError as exc:
+        raise LineError(f"not a JSON entry ({exc.msg}, column {exc.colno})") from None
+    except RecursionError:
+        raise LineError("not a journal entry (nested too deeply)") from None
+    if not isinstance(entry, dict):
+        raise LineError("not a JSON object")
+    return entry
+
+
+def _v1_ordered(obj: dict[str, Any], order: tuple[str, ...], what: str) -> dict[str, Any]:
+    extra = [k for k in obj if k not in order]
+    if extra:
+        raise LineError(f"{what} has a field a version-1 entry never had: {extra[0]!r}")
+    return {k: obj[k] for k in order if k in obj}
+
+
+def _v1_scalar(value: Any, what: str) -> None:
+    # the v1 layout pins key order only where the writer put objects (top level and
+    # activation criteria); an object anywhere else could be reordered unseen
+    if isinstance(value, dict | list):
+        raise LineError(f"{what} holds a structure a version-1 entry never had")
+
+
+def _v1_line(entry: dict[str, Any]) -> str:
+    kind = entry.get("kind")
+    if kind not in _V1_FIELDS:
+        raise LineError(f"unknown kind {kind!r}")
+    ordered = _v1_ordered(entry, (*_V1_HEAD, *_V1_FIELDS[kind], *_V1_TAIL), f"the {kind} entry")
+    for key, value in ordered.items():
+        if key == "criteria" and kind == "activation" and isinstance(value, list):
+            items = []
+            for item in value:
+                if not isinstance(item, dict):
+                    raise LineError("an activation criterion is not an object")
+                item = _v1_ordered(item, _V1_CRITERION, "an activation criterion")
+                for name, v in item.items():
+                    _v1_scalar(v, f"criterion field {name!r}")
+                items.append(item)
+            ordered[key] = items
+        else:
+            _v1_scalar(value, f"field {key!r}")
+    return json.dumps(ordered, ensure_ascii=False, separators=(",", ":"))
+
+
+def line_version(entry: dict[str, Any]) -> int:
+    """1 for lines without ``v``, else ``v`` itself (LineError if it is not a known one)."""
+    if "v" not in entry:
+        return 1
+    version = entry["v"]
+    if type(version) is not int or version != FORMAT:
+        raise LineError(f"unknown line format v={version!r} (written by a newer drplan?)")
+    return version
+
+
+def serialise(entry: dict[str, Any]) -> str:
+    """The one line an entry may be stored as (LineError if it cannot be stored at all).
+
+    For the current format that is the hashed canonical JSON with ``"hash"`` appended as
+    its last member, so the stored bytes are exactly the hashed bytes plus the hash."""
+    if line_version(entry) == 1:
+        return _v1_line(entry)
+    try:
+        body = canonical(entry).decode("utf-8")
+    except UnicodeEncodeError:
+        raise LineError("holds a \\u escape of a lone surrogate, which is not text") from None
+    return body[:-1] + ',"hash":' + json.dumps(entry.get("hash"), ensure_ascii=False) + "}"
+
+
+def _misordered(found: Any, want: Any, path: str) -> str | None:
+    """Where (a JSON path) an object's keys first come in another order than expected."""
+    if isinstance(found, dict) and isinstance(want, dict):
+        if list(found) != list(want):
+            return f"{path or 'the entry'} ({', '.join(found)}; expected {', '.join(want)})"
+        pairs = [(found[k], want[k], f"{path}.{k}" if path else k) for k in found]
+    elif isinstance(found, list) and isinstance(want, list):
+        pairs = [(a, b, f"{path}[{i}]") for i, (a, b) in enumerate(zip(found, want, strict=False))]
+    else:
+        return None
+    return next((w for a, b, p in pairs if (w := _misordered(a, b, p))), None)
+
+
+def _difference(line: str, expected: str, entry: dict[str, Any]) -> str:
+    """What sets a line apart from its canonical spelling, for the verify message."""
+    where = _misordered(entry, json.loads(expected), "")
+    if where:
+        return f"keys out of order in {where}"
+    at = next(
+        (i for i, (a, b) in enumerate(zip(line, expected, strict=False)) if a != b),
+        min(len(line), len(expected)),
+    )
+    return (
+        f"differs from its canonical form at column {at + 1} (found {line[at : at + 12]!r}, "
+        f"expected {expected[at : at + 12]!r}): spaces, escapes or numbers written otherwise"
+    )
+
+
+def check_line(line: str) -> dict[str, Any]:
+    """The entry on a line that drplan could have written; LineError saying what is wrong.
+
+    The line must parse (no duplicate keys), hold the required keys, and be byte for byte
+    the canonical serialisation of what it parses to: only then does the hash, computed on
+    that serialisation, cover every byte of the line."""
+    entry = parse_line(line)
+    missing = [k for k in REQUIRED if k not in entry]
+    if missing:
+        raise LineError(f"not a journal entry (no {', '.join(missing)})")
+    expected = serialise(entry)
+    if line != expected:
+        raise LineError(
+            "not in the canonical form drplan writes, so not every byte is covered by the "
+            f"hash: {_difference(line, expected, entry)}"
+        )
+    return entry
 
 
 def file_sha256(path: str | Path) -> str:
@@ -175,22 +355,19 @@ class Journal:
     # -- reading --
 
     def _parse(self, lines: list[str]) -> list[tuple[int, dict[str, Any]]]:
+        """Entries for reading: strict JSON (no duplicate keys), the required keys.
+
+        The byte-exact form and the chain are :meth:`verify`'s job (appends run it)."""
         parsed = []
         for n, line in enumerate(lines, 1):
             where = f"{self.store.location}:{n}"
             if not line.strip():
                 raise InputError("empty line in the journal (a line was blanked out?)", where=where)
             try:
-                entry = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise InputError(
-                    f"not a JSON entry: {exc.msg} (column {exc.colno})", where=where
-                ) from None
-            if not isinstance(entry, dict):
-                raise InputError("not a JSON object", where=where)
-            missing = [
-                k for k in ("seq", "ts", "kind", "role", "author", "prev", "hash") if k not in entry
-            ]
+                entry = parse_line(line)
+            except LineError as exc:
+                raise InputError(str(exc), where=where) from None
+            missing = [k for k in REQUIRED if k not in entry]
             if missing:
                 raise InputError(f"entry lacks {', '.join(missing)}", where=where)
             parsed.append((n, entry))
@@ -237,16 +414,28 @@ class Journal:
         prev_hash: str | None = None
         prev_ts: str | None = None
         seen: set[str] = set()
+        newest = 1
         for n, line in enumerate(lines, 1):
             try:
-                entry = json.loads(line)
-            except json.JSONDecodeError as exc:
-                result.broken = Break(n, None, f"not a JSON entry ({exc.msg}): line edited or torn")
-                return result
-            if not isinstance(entry, dict) or "hash" not in entry:
-                result.broken = Break(n, None, "not a journal entry (no hash)")
+                entry = check_line(line)
+                version = line_version(entry)
+            except LineError as exc:
+                seq = _seq_of(line)
+                reason = str(exc)
+                if reason.startswith("not a JSON entry"):
+                    reason += ": line edited or torn"
+                result.broken = Break(n, seq, reason)
                 return result
             seq = entry.get("seq")
+            if version < newest:
+                result.broken = Break(
+                    n, seq, f"a version-{version} line after version-{newest} lines"
+                )
+                return result
+            newest = version
+            if type(seq) is not int:
+                result.broken = Break(n, seq, "seq is not an integer")
+                return result
             if entry_hash(entry) != entry["hash"]:
                 result.broken = Break(
                     n,
@@ -385,9 +574,22 @@ class Journal:
                 if value is not None and key not in entry:
                     entry[key] = value
             entry["prev"] = prev
-            entry["hash"] = entry_hash(entry)
-            self.store.append(json.dumps(entry, ensure_ascii=False, separators=(",", ":")))
+            entry["v"] = FORMAT
+            try:
+                entry["hash"] = entry_hash(entry)
+            except UnicodeEncodeError:
+                raise InputError("the entry's text is not valid Unicode") from None
+            self.store.append(serialise(entry))
         return entry
+
+
+def _seq_of(line: str) -> Any:
+    """The seq of a line verify refuses, when it can still be read (for the message)."""
+    try:
+        entry = json.loads(line)
+    except (ValueError, RecursionError):
+        return None
+    return entry.get("seq") if isinstance(entry, dict) else None
 
 
 def describe(entry: dict[str, Any]) -> str:

@@ -58,6 +58,8 @@ Size = Annotated[
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
 Name = Annotated[str, StringConstraints(pattern=NAME_PATTERN, max_length=128)]
+# an environment variable's name: it is exported in runbooks and helpers' environments
+EnvName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", max_length=128)]
 """A service, site, repository, data source, profile or person name."""
 
 Tier = Literal["P1", "P2", "P3"]
@@ -132,6 +134,8 @@ class Site(Strict):
     description: str = Field("", description="Free text: where the site is, who runs it.")
     stack_prefix: str = Field(
         "",
+        pattern=r"^[A-Za-z0-9_-]*$",
+        max_length=32,
         description="Prefix added to the stack name on this site (e.g. `dr-`), so a drill can "
         "run next to production.",
     )
@@ -188,7 +192,7 @@ class Repository(Strict):
         "ransomware on the primary site cannot erase it; pruning runs elsewhere.",
     )
     password: Secret = Field(description="Where the repository password comes from.")
-    env: dict[str, Secret] = Field(
+    env: dict[EnvName, Secret] = Field(
         default_factory=dict,
         description="Extra environment for restic (e.g. `AWS_ACCESS_KEY_ID`), each a secret "
         "reference.",

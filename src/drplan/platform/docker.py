@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
 import socket
 import struct
 import tarfile
@@ -20,11 +21,13 @@ from dataclasses import dataclass
 import docker
 import docker.errors
 
-from drplan import process
+from drplan import owner, process
 from drplan.errors import OperationError
 from drplan.platform import image_archive
 
 HELPER_LABEL = "org.drplan.helper"
+OWNER_LABEL = owner.OWNER_LABEL
+SCALED_LABEL = "org.drplan.scaled-down-from"
 _STDERR = 2
 STACK_LABEL = "com.docker.stack.namespace"
 SERVICE_LABEL = "com.docker.swarm.service.name"
@@ -41,14 +44,24 @@ class ExecResult:
     stderr: bytes
 
 
+def client_timeout(default: float = 600) -> float:
+    """The Engine API client's read timeout for ordinary calls (DRPLAN_ENGINE_TIMEOUT, s).
+    Exec streams do not use it: see `_Liveness`."""
+    try:
+        return float(os.environ.get("DRPLAN_ENGINE_TIMEOUT", default))
+    except ValueError:
+        return default
+
+
 class Engine:
     """A Docker engine: one site of the plan."""
 
-    def __init__(self, site: str, url: str, *, timeout: int = 600) -> None:
+    def __init__(self, site: str, url: str, *, timeout: float | None = None) -> None:
         self.site = site
         self.url = url
+        self.timeout = timeout if timeout is not None else client_timeout()
         try:
-            self.client = docker.DockerClient(base_url=url, timeout=timeout)
+            self.client = docker.DockerClient(base_url=url, timeout=self.timeout)
             self.client.ping()
         except Exception as exc:  # the SDK raises many kinds for an unreachable engine
             raise OperationError(
@@ -137,6 +150,52 @@ class Engine:
             raise OperationError(f"service {stack}_{name} does not exist", where=self.where)
         svc.scale(replicas)
 
+    # A cold backup scales writers to 0. The service itself records, in the same update,
+    # how many replicas it had and which drplan process stopped it: if that process dies
+    # (SIGKILL, host crash), the next drplan command finds the mark and scales it back.
+    # The mark lives on the engine, where production is, not in a file of the host.
+
+    def scale_down_marked(self, stack: str, name: str) -> int | None:
+        """Scale a service to 0, marking it with its replicas and owner; its replicas, or
+        None when it was already at 0 (or is not replicated)."""
+        svc = self.service(stack, name)
+        if svc is None:
+            raise OperationError(f"service {stack}_{name} does not exist", where=self.where)
+        mode = svc.attrs["Spec"].get("Mode", {})
+        replicas = int(mode.get("Replicated", {}).get("Replicas", 0)) if "Replicated" in mode \
+            else 0
+        if not replicas:
+            return None
+        labels = dict(svc.attrs["Spec"].get("Labels") or {})
+        labels[SCALED_LABEL] = str(replicas)
+        labels[OWNER_LABEL] = owner.current().label()
+        svc.update(mode=docker.types.ServiceMode("replicated", replicas=0), labels=labels)
+        return replicas
+
+    def scale_back_marked(self, stack: str, name: str) -> int | None:
+        """Scale a marked service back to the replicas it had and remove the mark."""
+        svc = self.service(stack, name)
+        if svc is None:
+            return None
+        labels = dict(svc.attrs["Spec"].get("Labels") or {})
+        if SCALED_LABEL not in labels:
+            return None
+        replicas = int(labels.pop(SCALED_LABEL))
+        labels.pop(OWNER_LABEL, None)
+        svc.update(mode=docker.types.ServiceMode("replicated", replicas=replicas),
+                   labels=labels)
+        return replicas
+
+    def abandoned_scale_downs(self, stack: str) -> list[str]:
+        """Services of the stack left at 0 by a cold backup whose process is provably
+        dead (or is this one)."""
+        out = []
+        for svc in self.services(stack):
+            labels = svc.attrs["Spec"].get("Labels") or {}
+            if SCALED_LABEL in labels and owner.removable(labels.get(OWNER_LABEL)):
+                out.append(svc.name[len(stack) + 1:])
+        return out
+
     def containers(self, stack: str, name: str, *, running: bool = True) -> list:
         filters = {"label": f"{SERVICE_LABEL}={stack}_{name}"}
         if running:
@@ -196,6 +255,14 @@ class Engine:
             time.sleep(0.3)
 
     # -- exec streams -----------------------------------------------------------------
+    #
+    # Three rules, each learnt from a way a restore can go wrong (threat model, classes
+    # 4-6): an exec's exit status is read only once the engine says the process has ended
+    # (an unknown status is a failure, never a success); an exec's stream has no read
+    # timeout (a replay that prints nothing for an hour is working, not stuck), liveness
+    # is judged by asking the engine about the process; and a consumer fed from a source
+    # that fails is killed before it can see end-of-input, so it never commits a partial
+    # stream.
 
     def _exec_start(self, exec_id: str):
         """Start an exec; return (response, buffered reader of its output, raw socket).
@@ -206,6 +273,7 @@ class Engine:
         buffered them, and reading the raw socket loses them. Under load that truncated
         outputs or desynchronised the frames ("97 is not a valid stream", docker-py
         #3160); a dump must never lose its first bytes.
+        The socket's read timeout (the client's) is lifted: `_Liveness` watches instead.
         """
         res = self.api._post_json(
             self.api._url("/exec/{0}/start", exec_id),
@@ -215,32 +283,71 @@ class Engine:
         )
         self.api._raise_for_status(res)
         reader = res.raw._fp.fp
-        return res, reader, getattr(reader.raw, "_sock", reader.raw)
+        sock = getattr(reader.raw, "_sock", reader.raw)
+        with contextlib.suppress(OSError, AttributeError):
+            sock.settimeout(None)
+        return res, reader, sock
+
+    def _exec_create(self, container, argv: list[str], *, stdin: bool,
+                     env: dict[str, str] | None) -> str:
+        try:
+            return self.api.exec_create(
+                container.id, argv, stdin=stdin, stdout=True, stderr=True, environment=env
+            )["Id"]
+        except docker.errors.APIError as exc:
+            raise OperationError(
+                f"cannot run {' '.join(argv[:3])} in {container.name}: {_short(exc)}",
+                where=self.where,
+            ) from exc
+
+    def exit_status(self, exec_id: str, *, grace: float | None = None) -> int:
+        """The exit status of an exec, once the engine says its process has ended.
+
+        The output stream can end before the engine records the status (ExitCode is
+        then null and Running true): that is waited for, never read as 0. A status still
+        unknown after `grace` seconds fails.
+        """
+        deadline = time.monotonic() + (EXIT_GRACE_S if grace is None else grace)
+        while True:
+            info = self.api.exec_inspect(exec_id)
+            code = info.get("ExitCode")
+            if code is not None and not info.get("Running"):
+                return int(code)
+            if time.monotonic() > deadline:
+                raise OperationError(
+                    "the engine reports no exit status for a command whose output ended "
+                    "(treated as a failure)", where=self.where
+                )
+            time.sleep(0.2)
 
     def exec_out(
         self, container, argv: list[str], *, what: str, env: dict[str, str] | None = None
     ) -> Iterator[bytes]:
         """Run argv in the container and yield its stdout as it comes.
 
-        When the stream ends, the exit status is checked: a non-zero status raises
-        OperationError naming `what`, the command and stderr — a failed dump is never
-        mistaken for a short one.
+        When the stream ends, the exit status is checked: a non-zero or unknown status
+        raises OperationError naming `what`, the command and stderr — a failed dump is
+        never mistaken for a short one.
         """
-        exec_id = self.api.exec_create(
-            container.id, argv, stdout=True, stderr=True, environment=env
-        )["Id"]
-        res, reader, _ = self._exec_start(exec_id)
+        exec_id = self._exec_create(container, argv, stdin=False, env=env)
+        res, reader, sock = self._exec_start(exec_id)
         err = bytearray()
-        try:
-            for stream, data in _frames(reader):
-                if stream == _STDERR:
-                    err += data[-8192:]
-                    del err[:-8192]
-                elif data:
-                    yield data
-        finally:
-            res.close()
-        self._check_exit(exec_id, argv, bytes(err), what)
+        with _Liveness(self, exec_id, sock):
+            try:
+                for stream, data in _frames(reader):
+                    if stream == _STDERR:
+                        err += data[-8192:]
+                        del err[:-8192]
+                    elif data:
+                        yield data
+            finally:
+                res.close()
+        code = self.exit_status(exec_id)
+        if code:
+            raise OperationError(
+                f"{' '.join(argv[:4])} exited with status {code}: {process.tail(bytes(err))}",
+                where=what,
+            )
 
     def exec_run(
         self,
@@ -263,7 +370,13 @@ class Engine:
         env: dict[str, str] | None = None,
         check: bool = True,
     ) -> ExecResult:
-        """Run argv in the container with `chunks` streamed to its stdin."""
+        """Run argv in the container with `chunks` streamed to its stdin.
+
+        If `chunks` fails (the restic dump feeding a replay died), the command is killed
+        before its stdin is closed, so it never takes a truncated stream for a whole one,
+        and the source's error is raised. The command is started through `sh` for that
+        (it reports its pid first), which every database image has.
+        """
         return self._exec(container, argv, chunks, what=what, env=env, check=check)
 
     def _exec(
@@ -276,42 +389,52 @@ class Engine:
         env: dict[str, str] | None,
         check: bool,
     ) -> ExecResult:
-        exec_id = self.api.exec_create(
-            container.id,
-            argv,
-            stdin=chunks is not None,
-            stdout=True,
-            stderr=True,
-            environment=env,
-        )["Id"]
+        fed = chunks is not None
+        run_argv = ["sh", "-c", _PID_WRAPPER, "sh", *argv] if fed else argv
+        exec_id = self._exec_create(container, run_argv, stdin=fed, env=env)
         res, reader, raw = self._exec_start(exec_id)
         collected: dict[str, bytes] = {}
         read_error: list[BaseException] = []
+        pid: list[str] = []
+        pid_seen = threading.Event()
 
         def consume() -> None:
             out, err = bytearray(), bytearray()
             try:
                 for stream, data in _frames(reader):
-                    (err if stream == _STDERR else out).extend(data)
+                    if stream == _STDERR:
+                        err.extend(data)
+                        if fed and not pid_seen.is_set() and b"\n" in err:
+                            first, _, rest = bytes(err).partition(b"\n")
+                            if first.startswith(_PID_MARK):
+                                pid.append(first[len(_PID_MARK):].decode().strip())
+                                err[:] = rest
+                            pid_seen.set()
+                    else:
+                        out.extend(data)
             except BaseException as exc:  # reported by the caller's thread
                 read_error.append(exc)
+            finally:
+                pid_seen.set()
             collected["out"], collected["err"] = bytes(out), bytes(err)
 
         t = threading.Thread(target=consume, daemon=True)
-        t.start()
         feed_error: BaseException | None = None
-        try:
-            for chunk in chunks or ():
-                raw.sendall(chunk)
-        except (BrokenPipeError, ConnectionResetError):
-            pass  # the command stopped reading: its exit status says why
-        except BaseException as exc:  # the source failed (e.g. restic dump): stop the consumer
-            feed_error = exc
-        finally:
-            with contextlib.suppress(OSError):
-                raw.shutdown(socket.SHUT_WR)
-        t.join()
-        res.close()
+        with _Liveness(self, exec_id, raw):
+            t.start()
+            try:
+                for chunk in chunks or ():
+                    raw.sendall(chunk)
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # the command stopped reading: its exit status says why
+            except BaseException as exc:  # the source failed (e.g. restic dump)
+                feed_error = exc
+                self._kill_exec(container, exec_id, pid, pid_seen)
+            finally:
+                with contextlib.suppress(OSError):
+                    raw.shutdown(socket.SHUT_WR)
+            t.join()
+            res.close()
         if feed_error is not None:
             raise feed_error
         if read_error:
@@ -320,9 +443,7 @@ class Engine:
                 where=what,
             )
         res_ = ExecResult(
-            self.api.exec_inspect(exec_id)["ExitCode"] or 0,
-            collected.get("out", b""),
-            collected.get("err", b""),
+            self.exit_status(exec_id), collected.get("out", b""), collected.get("err", b"")
         )
         if check and res_.exit_code != 0:
             raise OperationError(
@@ -332,12 +453,20 @@ class Engine:
             )
         return res_
 
-    def _check_exit(self, exec_id: str, argv: list[str], err: bytes, what: str) -> None:
-        code = self.api.exec_inspect(exec_id)["ExitCode"]
-        if code:
-            raise OperationError(
-                f"{' '.join(argv[:4])} exited with status {code}: {process.tail(err)}", where=what
-            )
+    def _kill_exec(self, container, exec_id: str, pid: list[str], pid_seen) -> None:
+        """SIGKILL an exec's process (its stdin still open) and wait until it has ended."""
+        pid_seen.wait(30)
+        if pid and pid[0].isdigit():
+            with contextlib.suppress(Exception):
+                kill = self.api.exec_create(container.id, ["sh", "-c", 'kill -KILL "$1"', "sh",
+                                                           pid[0]])["Id"]
+                self.api.exec_start(kill)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            with contextlib.suppress(Exception):
+                if not self.api.exec_inspect(exec_id).get("Running"):
+                    return
+            time.sleep(0.2)
 
     # -- helper containers ----------------------------------------------------------------
 
@@ -354,15 +483,17 @@ class Engine:
         """A short-lived container that idles so drplan can exec into it.
 
         Volumes are read and written through such helpers on the engine that holds them,
-        so data never transits through a temporary copy. `files` (e.g. a password file)
-        are copied in before start, so they appear in no `docker inspect`.
+        so data never transits through a temporary copy. `files` are copied in before
+        start, so they appear in no `docker inspect`. Every helper carries its owner
+        (host, boot, pid: `drplan.owner`), so only a dead owner's helpers are ever
+        removed by another run.
         """
         try:
             c = self.client.containers.create(
                 image,
                 ["sleep", "86400"],
                 mounts=mounts,
-                labels={HELPER_LABEL: "1", **labels},
+                labels={HELPER_LABEL: "1", OWNER_LABEL: owner.current().label(), **labels},
                 network_mode=network or "bridge",
                 hostname=hostname,
                 detach=True,
@@ -380,10 +511,19 @@ class Engine:
             raise
         return c
 
-    def remove_helpers(self, labels: dict[str, str]) -> int:
-        """Remove helper containers with these labels (also those a killed run left)."""
+    def remove_helpers(self, labels: dict[str, str], *, only_dead: bool = True) -> int:
+        """Remove helper containers with these labels that a dead run left.
+
+        With `only_dead` (the default) a helper is removed only when it is this
+        process's own or its owner is provably dead (`drplan.owner`): another live
+        operation's helpers are left to it. `only_dead=False` removes them all.
+        """
         filters = {"label": [f"{HELPER_LABEL}=1", *(f"{k}={v}" for k, v in labels.items())]}
-        found = self.api.containers(all=True, filters=filters)
+        found = [
+            c for c in self.api.containers(all=True, filters=filters)
+            if not only_dead or owner.removable((c.get("Labels") or {}).get(OWNER_LABEL))
+        ]
+        ids = {c["Id"] for c in found}
         for c in found:
             try:
                 self.api.remove_container(c["Id"], force=True)
@@ -395,7 +535,7 @@ class Engine:
                 if "already in progress" not in str(exc):
                     raise
         deadline = time.monotonic() + 60
-        while found and self.api.containers(all=True, filters=filters):
+        while ids & {c["Id"] for c in self.api.containers(all=True, filters=filters)}:
             if time.monotonic() > deadline:
                 raise OperationError("helper containers are still being removed", where=self.where)
             time.sleep(0.2)
@@ -579,6 +719,64 @@ class Engine:
             return True
         except docker.errors.APIError:
             return False
+
+
+# A command fed on stdin is started as `sh -c _PID_WRAPPER sh ARGV...`: it writes its pid
+# on stderr first, so a failing feed can kill it before it sees end-of-input.
+_PID_MARK = b"drplan-exec-pid:"
+_PID_WRAPPER = 'echo "drplan-exec-pid:$$" >&2; exec "$@"'
+# how long an ended output may wait for the engine to record the exit status
+EXIT_GRACE_S = 60.0
+
+
+class _Liveness:
+    """Watches a running exec whose stream has no read timeout.
+
+    Every `interval` seconds it asks the engine whether the process still runs. If the
+    engine stops answering for longer than the client timeout, or reports the process
+    ended while its stream stays open past a grace period, the stream is shut down so
+    the reader wakes up; the exit status then decides (unknown is a failure). A silent
+    process that runs is never interrupted, however long it takes.
+    """
+
+    def __init__(self, engine: Engine, exec_id: str, sock, *, interval: float | None = None):
+        self.engine, self.exec_id, self.sock = engine, exec_id, sock
+        self.interval = interval or max(1.0, min(30.0, engine.timeout / 4))
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+
+    def __enter__(self) -> _Liveness:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(5)
+
+    def _watch(self) -> None:
+        unreachable_since = ended_since = None
+        while not self._stop.wait(self.interval):
+            now = time.monotonic()
+            try:
+                running = bool(self.engine.api.exec_inspect(self.exec_id).get("Running"))
+                unreachable_since = None
+            except Exception:
+                unreachable_since = unreachable_since or now
+                if now - unreachable_since > self.engine.timeout:
+                    self._cut()
+                    return
+                continue
+            if running:
+                ended_since = None
+            else:
+                ended_since = ended_since or now
+                if now - ended_since > max(EXIT_GRACE_S, self.interval * 2):
+                    self._cut()
+                    return
+
+    def _cut(self) -> None:
+        with contextlib.suppress(OSError):
+            self.sock.shutdown(socket.SHUT_RDWR)
 
 
 def _tar(files: dict[str, bytes]) -> bytes:

@@ -13,13 +13,20 @@ import fcntl
 import hashlib
 import json
 import os
+import posixpath
+import re
 import subprocess
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from drplan import process
+from drplan import owner, process
 from drplan.errors import InputError, OperationError
+
+# restic's snapshot ids: hex, full (64) or a unique prefix. Every id given to restic is
+# checked against it and comes after `--`: ids are read back from manifests, which an
+# attacker with write access to the repository can forge (threat model, class 1).
+SNAPSHOT_ID_RE = re.compile(r"[0-9a-f]{8,64}")
 
 # restic commands that never add or remove snapshots
 _READ_ONLY = frozenset({"snapshots", "cat", "ls", "dump", "stats", "check", "list", "unlock"})
@@ -191,7 +198,7 @@ class Repository:
     def backup_paths(
         self, paths: list[str], *, tags: list[str], host: str, what: str, cwd: str | None = None
     ) -> dict:
-        argv = ["backup", "--host", host, "--json", *_tag_args(tags), *paths]
+        argv = ["backup", "--host", host, "--json", *_tag_args(tags), "--", *paths]
         proc = subprocess.run(
             ["restic", *self.option_args(), *argv],
             env={**os.environ, **self.environ()},
@@ -206,7 +213,8 @@ class Repository:
     def dump(self, snapshot: str, path: str, *, what: str) -> Iterator[bytes]:
         """Stream one file of a snapshot; the exit status is checked when it ends."""
         proc = process.start(
-            ["restic", *self.option_args(), "dump", "--no-lock", snapshot, path],
+            ["restic", *self.option_args(), "dump", "--no-lock", "--",
+             snapshot_id(snapshot), stored_path(path)],
             env=self.environ(),
             stdin=subprocess.DEVNULL,
         )
@@ -226,7 +234,8 @@ class Repository:
 
     def ls(self, snapshot: str) -> list[dict]:
         """The nodes of a snapshot (restic ls --json), without the snapshot header."""
-        out = self.run(["ls", "--no-lock", "--json", snapshot], timeout=3600).stdout
+        out = self.run(["ls", "--no-lock", "--json", "--", snapshot_id(snapshot)],
+                       timeout=3600).stdout
         nodes = []
         for line in out.splitlines():
             obj = json.loads(line)
@@ -237,7 +246,8 @@ class Repository:
     def forget(self, snapshot_ids: list[str], *, what: str) -> None:
         if snapshot_ids:
             self.refuse_if_append_only("forget")
-            self.run(["forget", *snapshot_ids], what=what, timeout=3600)
+            self.run(["forget", "--", *map(snapshot_id, snapshot_ids)], what=what,
+                     timeout=3600)
 
     def prune(self, *, what: str) -> None:
         self.refuse_if_append_only("prune")
@@ -250,20 +260,40 @@ class Repository:
                 "repository's own host, where deletions are allowed)"
             )
 
-    def unlock(self, *, remove_all: bool = False) -> None:
-        """Remove stale restic locks (all of them with `remove_all`). A local repository
-        with no lock file at all needs no restic run (and no key derivation) for that."""
+    def unlock(self) -> None:
+        """Remove the locks whose owner is provably dead, and only those.
+
+        restic's own `unlock` removes locks of a dead process of this host and locks not
+        refreshed for 30 minutes. Locks taken in helper containers name their drplan
+        process instead (`owner.helper_hostname`): when every lock left is provably dead
+        by either rule, all are removed; a live lock of another operation or host is
+        never touched. A local repository with no lock file needs no restic run at all.
+        """
         if self.type == "local":
             locks = Path(self.url, "locks")
             with contextlib.suppress(OSError):
                 if not any(locks.iterdir()):
                     return
-        self.run(["unlock", *(["--remove-all"] if remove_all else [])], timeout=600)
+        ids = self.run(["list", "locks", "--no-lock"], timeout=600).stdout.decode().split()
+        if not ids:
+            return
+        held = []
+        for lock_id in ids:
+            proc = self.run(["cat", "--no-lock", "lock", "--", lock_id], timeout=600,
+                            check=False)
+            if proc.returncode == 0:  # else removed meanwhile by its owner
+                with contextlib.suppress(ValueError):
+                    held.append(json.loads(proc.stdout))
+        dead = [lock for lock in held if owner.lock_is_dead(lock)]
+        if held and len(dead) == len(held):
+            self.run(["unlock", "--remove-all"], timeout=600)
+        else:
+            self.run(["unlock"], timeout=600)
 
     def check(self, *, read_data_subset: str | None = None) -> str:
         args = ["check"]
         if read_data_subset:
-            args += ["--read-data-subset", read_data_subset]
+            args += [f"--read-data-subset={read_data_subset}"]
         proc = self.run(args, check=False, timeout=24 * 3600)
         if proc.returncode != 0:
             raise OperationError(
@@ -288,7 +318,8 @@ class Repository:
         options = {**self.options, **target.options}
         opts = [arg for k, v in sorted(options.items()) for arg in ("-o", f"{k}={v}")]
         proc = process.run(
-            ["restic", *opts, "copy", *snapshot_ids], env=env, what=what, check=False,
+            ["restic", *opts, "copy", "--", *map(snapshot_id, snapshot_ids)], env=env,
+            what=what, check=False,
             timeout=24 * 3600,
         )
         if proc.returncode != 0:
@@ -318,6 +349,22 @@ class Repository:
             yield
         finally:
             os.close(fd)
+
+
+def snapshot_id(value: str) -> str:
+    """`value` if it has the shape of a restic snapshot id; refused otherwise, so a forged
+    id can never become an option of restic."""
+    if not isinstance(value, str) or not SNAPSHOT_ID_RE.fullmatch(value):
+        raise InputError(f"not a restic snapshot id: {str(value)[:80]!r}")
+    return value
+
+
+def stored_path(value: str) -> str:
+    """An absolute, normalised path inside a snapshot (no `..`, no control character)."""
+    if (not isinstance(value, str) or not value.startswith("/") or value.startswith("//")
+            or posixpath.normpath(value) != value or any(ord(c) < 32 for c in value)):
+        raise InputError(f"not a path inside a snapshot: {str(value)[:80]!r}")
+    return value
 
 
 def summary(stdout: bytes) -> dict:

@@ -9,17 +9,24 @@ it writes, into one directory:
   their own with ``bash -euo pipefail``), the checks, the expected duration (measured by
   past drills when there are some) and the crisis-cell role that does it;
 * ``README.md``: the index: environment, waves, critical path, Gantt chart, contacts;
-* ``gantt.svg``, ``compose/`` (the stack at zero replicas) and ``runbook.html``, a single
-  printable file with no external asset.
+* ``gantt.svg``, ``compose/`` (the stack at zero replicas, each file under its path
+  relative to the plan, so that ``a/compose.yml`` and ``b/compose.yml`` are both kept) and
+  ``runbook.html``, a single printable file with no external asset.
+
+Values from the plan and from the run's manifest are never written raw: shell words go
+through :func:`drplan.runbook.quote.sh` (in :mod:`drplan.runbook.commands`, and the
+``sh`` filter of the templates), Markdown text through the ``md`` and ``code`` filters;
+the templates fail on any undefined value. :func:`write` writes only into a new, empty or
+drplan-made directory (see :mod:`drplan.runbook.output`).
 """
 
 from __future__ import annotations
 
+import posixpath
 import re
-import shutil
 from dataclasses import dataclass, field
 from importlib import resources
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import jinja2
 import yaml
@@ -29,10 +36,12 @@ from drplan import manifest as mf
 from drplan.actions.context import PlanContext
 from drplan.actions.drill import list_drills, step_history
 from drplan.actions.recover import zero_compose
-from drplan.errors import DrplanError
+from drplan.errors import DrplanError, InputError
 from drplan.plan.units import format_duration
 from drplan.repository.restic import Repository
+from drplan.runbook import output
 from drplan.runbook.commands import Generator
+from drplan.runbook.quote import FENCE_LINE, code, md, sh
 from drplan.schedule import Estimator, build_schedule
 from drplan.schedule.gantt import render_gantt
 
@@ -56,6 +65,7 @@ class StepPage:
     after: list[tuple[str, str]]  # (step id, file)
     blocks: list[tuple[str, str]]
     checks: list[tuple[str, str]]
+    alternatives: list[tuple[str, str, str]]  # (when, caption, sh text)
     expected_s: float
     basis: str
     on_critical_path: bool
@@ -64,8 +74,37 @@ class StepPage:
     role_people: list[dict] = field(default_factory=list)
 
 
+ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
 def slug(step_id: str) -> str:
     return re.sub(r"[^A-Za-z0-9]+", "-", step_id).strip("-")
+
+
+def compose_name(rel: str) -> str:
+    """Where a compose file of the plan goes in the runbook: under compose/, at its path
+    relative to the plan (``..`` becomes ``_up``, an absolute path goes under ``_root``),
+    each name reduced to ``[A-Za-z0-9._-]`` (docker reads ``-c a,b`` as two files)."""
+    p = PurePosixPath(posixpath.normpath(rel.replace("\\", "/")))
+    parts = ["_root"] if p.is_absolute() else []
+    for part in p.parts:
+        if part in ("/", "."):
+            continue
+        parts.append("_up" if part == ".." else re.sub(r"[^A-Za-z0-9._-]", "_", part))
+    return "compose/" + "/".join(parts or ["_"])
+
+
+def _compose_names(rels: list[str]) -> list[str]:
+    names = [compose_name(rel) for rel in rels]
+    for i, name in enumerate(names):
+        if name in names[:i]:
+            other = rels[names.index(name)]
+            raise InputError(
+                f"compose files {other!r} and {rels[i]!r} would both be written as {name} in "
+                "the runbook: rename one",
+                where="stack.compose",
+            )
+    return names
 
 
 def _people(pc: PlanContext, role: str) -> list[dict]:
@@ -111,7 +150,14 @@ def build(
     history.update(measured)
     schedule = build_schedule(pc.plan, profile=profile, estimator=Estimator(history=history))
     stack = stack or f"{site_spec.stack_prefix}{pc.name}"
-    compose_files = [f"compose/{Path(rel).name}" for rel in pc.plan.stack.compose]
+    for key in repo.env:
+        # written as `export NAME=...` in the runbook: a name, never shell text
+        if not ENV_NAME.fullmatch(key):
+            raise InputError(
+                f"environment variable name {key!r} is not a valid shell name",
+                where=f"repositories.{repo.name}.env",
+            )
+    compose_files = _compose_names(list(pc.plan.stack.compose))
     gen = Generator(pc, repo, manifest, site_spec, stack, schedule.services, compose_files)
     order = [sid for wave in schedule.waves for sid in wave]
     files = {sid: f"{i:02d}-{slug(sid)}.md" for i, sid in enumerate(order, 1)}
@@ -127,7 +173,8 @@ def build(
             number=i, id=sid, kind=step.kind.value, service=step.service, file=files[sid],
             wave=wave_of[sid] + 1, purpose=cmds.purpose,
             after=[(a, files[a]) for a in sorted(step.after, key=order.index)],
-            blocks=cmds.blocks, checks=cmds.checks, expected_s=step.estimate_s, basis=basis,
+            blocks=cmds.blocks, checks=cmds.checks, alternatives=cmds.alternatives,
+            expected_s=step.estimate_s, basis=basis,
             on_critical_path=sid in critical, critical=step.critical,
             role="technical_coordination", role_people=tech,
         ))
@@ -190,11 +237,17 @@ def _absolute_files(doc: dict, base: Path) -> dict:
 
 
 def _env(autoescape: bool) -> jinja2.Environment:
+    """The templates' environment: an undefined value is an error, never an empty
+    string; `sh` quotes a shell word, `md` and `code` write Markdown text and inline code
+    that cannot add structure (see drplan.runbook.quote)."""
     env = jinja2.Environment(
         autoescape=autoescape, trim_blocks=True, lstrip_blocks=True,
         undefined=jinja2.StrictUndefined,
     )
     env.filters["dur"] = lambda s: format_duration(None if s is None else float(s))
+    env.filters["sh"] = sh
+    env.filters["md"] = md
+    env.filters["code"] = code
     return env
 
 
@@ -202,26 +255,44 @@ def _template(name: str) -> str:
     return resources.files("drplan.runbook").joinpath(f"templates/{name}").read_text("utf-8")
 
 
+def _check_block(text: str) -> None:
+    """A shell block is written between ``` fences: it must end with a newline and hold
+    no line that a Markdown reader would take for a fence. Values never put one there
+    (quote.sh keeps every value on its line); this guards the generator itself."""
+    if not text.endswith("\n") or FENCE_LINE.search(text):
+        raise AssertionError(f"runbook block would break its Markdown fence: {text[:200]!r}")
+
+
+def check_output(out: Path) -> None:
+    """Refuse (InputError naming it) an output directory drplan must not write into, before
+    any work is done (see drplan.runbook.output)."""
+    output.previous_files(out)
+
+
 def write(book: dict, out: Path) -> dict[str, str]:
-    """Write the runbook into `out` (its previous step files are replaced)."""
-    out.mkdir(parents=True, exist_ok=True)
-    for old in out.glob("[0-9][0-9]-*.md"):
-        old.unlink()
-    if (out / "compose").exists():
-        shutil.rmtree(out / "compose")
-    (out / "compose").mkdir()
-    for name, doc in book["_compose"].items():
-        (out / name).write_text(yaml.safe_dump(doc, sort_keys=False))
-    svg = render_gantt(book["_schedule"], title=f"Recovery of {book['stack']} (runbook)")
-    (out / "gantt.svg").write_text(svg, "utf-8")
-    md = _env(False)
-    step_t = md.from_string(_template("step.md.j2"))
+    """Write the runbook into `out`: a new or empty directory, or one a previous runbook
+    was written into, where its files are replaced and its stale step files removed;
+    nothing else there is touched (drplan.runbook.output)."""
     for page in book["steps"]:
-        (out / page.file).write_text(step_t.render(b=book, s=page, total=len(book["steps"])))
-    (out / "README.md").write_text(md.from_string(_template("index.md.j2")).render(b=book))
-    html = _env(True).from_string(_template("runbook.html.j2")).render(
+        for _, text in [*page.blocks, *page.checks]:
+            _check_block(text)
+        for _, _, text in page.alternatives:
+            # written as inline code: one line, or its line breaks would become spaces
+            if "\n" in text.rstrip("\n"):
+                raise AssertionError(f"runbook alternative is not one line: {text[:200]!r}")
+    files: dict[str, str] = {}
+    for name, doc in book["_compose"].items():
+        files[name] = yaml.safe_dump(doc, sort_keys=False)
+    svg = render_gantt(book["_schedule"], title=f"Recovery of {book['stack']} (runbook)")
+    files["gantt.svg"] = svg
+    md_env = _env(False)
+    step_t = md_env.from_string(_template("step.md.j2"))
+    for page in book["steps"]:
+        files[page.file] = step_t.render(b=book, s=page, total=len(book["steps"]))
+    files["README.md"] = md_env.from_string(_template("index.md.j2")).render(b=book)
+    files["runbook.html"] = _env(True).from_string(_template("runbook.html.j2")).render(
         b=book, svg=_strip_xml_decl(svg))
-    (out / "runbook.html").write_text(html, "utf-8")
+    output.write_files(out, files)
     return {
         "index": str(out / "README.md"),
         "html": str(out / "runbook.html"),

@@ -7,23 +7,41 @@ drplan's recovery does (see drplan.actions.recover and drplan.sources), in the o
 the schedule: deploy the stack at zero replicas, put files back into fresh volumes before
 their service starts, replay database dumps into the running server, scale services up
 in dependency order, wait for health, run the checks and compare with the backup.
+
+Every value in a block (from the plan, and from the run's manifest, which comes from a
+repository an attacker may have written to) is one quoted shell word (:func:`sh`), SQL
+identifiers are quoted as identifiers, and values that a command takes as positional
+arguments come after ``--`` (option values are written ``--option=value``), so that a
+value starting with ``-`` is never read as an option. No heredoc holds a value: the only
+heredocs feed drplan's own constant scripts (checked against their delimiters).
 """
 
 from __future__ import annotations
 
 import posixpath
-import shlex
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from drplan import manifest as mf
 from drplan.actions import checks as chk
 from drplan.actions.context import PlanContext
+from drplan.errors import OperationError
 from drplan.plan import model as m
 from drplan.repository.restic import Repository
+from drplan.runbook.quote import (
+    my_ident,
+    my_table,
+    pg_dbname,
+    pg_ident,
+    pg_table,
+    sh,
+    sh_join,
+    sqlite_ident,
+)
 from drplan.schedule.steps import Step, StepKind
 
 SERVICE_LABEL = "com.docker.swarm.service.name"
 STACK_LABEL = "com.docker.stack.namespace"
+MOUNTPOINT = "'{{.Mountpoint}}'"
 
 
 @dataclass
@@ -31,6 +49,21 @@ class StepCommands:
     purpose: str
     blocks: list[tuple[str, str]]  # (caption, sh text)
     checks: list[tuple[str, str]]
+    # what to run instead of `blocks` in another situation: (when, caption, one-line sh
+    # text), shown as inline code so that running every block in order stays right
+    alternatives: list[tuple[str, str, str]] = field(default_factory=list)
+
+
+def heredoc(delimiter: str, body: str) -> str:
+    """``<<'DELIM'`` + body + the delimiter, for drplan's own constant scripts only: the
+    body must not hold a line equal to the delimiter, which would end it early."""
+    if delimiter in body.split("\n"):
+        raise ValueError(f"a heredoc body holds its delimiter {delimiter}")
+    return f"<<'{delimiter}'\n{body}\n{delimiter}\n"
+
+
+HTTP_HEREDOC = heredoc("DRPLAN_HTTP", chk.HTTP_SCRIPT.strip())
+TCP_HEREDOC = heredoc("DRPLAN_TCP", chk.TCP_SCRIPT.strip())
 
 
 class Generator:
@@ -46,13 +79,13 @@ class Generator:
     ) -> None:
         self.pc, self.repo, self.run, self.site = pc, repo, run, site
         self.stack, self.services, self.compose_files = stack, services, compose_files
-        self.restic = shlex.join(["restic", *repo.option_args()])
+        # `--option=k=v`, one word each: a key or value starting with `-` stays the value
+        self.restic = " ".join(
+            ["restic", *(sh(f"--option={k}={v}") for k, v in sorted(repo.options.items()))]
+        )
         self.local = site.docker_host.startswith("unix://")
 
     # -- helpers ------------------------------------------------------------------------
-
-    def q(self, s: str) -> str:
-        return shlex.quote(s)
 
     def volume(self, name: str) -> str:
         return self.pc.volume_name(self.stack, name)
@@ -60,16 +93,45 @@ class Generator:
     def svc(self, service: str) -> str:
         return f"{self.stack}_{service}"
 
+    def dump(self, snapshot: str, path: str) -> str:
+        """restic writing one file of a snapshot to stdout."""
+        return f"{self.restic} dump --no-lock -- {sh(snapshot)} {sh(path)}"
+
+    def running(self, service: str) -> str:
+        """`docker ps` listing the running containers of a service (in `$(...)`)."""
+        label = sh(f"label={SERVICE_LABEL}={self.svc(service)}")
+        return f"docker ps -q --filter {label} --filter status=running"
+
     def container(self, service: str) -> str:
-        full = self.svc(service)
+        full = sh(self.svc(service))
         return (
-            f"C=$(docker ps -q -f label={SERVICE_LABEL}={full} -f status=running)\n"
+            f"C=$({self.running(service)})\n"
             "C=${C%%$'\\n'*}  # the first one\n"
-            f'[ -n "$C" ] || {{ echo "no running container of {full}" >&2; exit 1; }}\n'
+            f"[ -n \"$C\" ] || {{ printf 'no running container of %s\\n' {full} >&2; exit 1; }}\n"
         )
 
     def mountpoint(self, volume: str) -> str:
-        return f"MP=$(docker volume inspect --format '{{{{.Mountpoint}}}}' {self.q(volume)})\n"
+        """`MP` set to the volume's directory on this host, or the block stops (never an
+        empty MP: `"$MP"/file` would then be a file of the host's root)."""
+        v = sh(volume)
+        return (
+            f"MP=$(docker volume inspect --format {MOUNTPOINT} -- {v})\n"
+            f"[ -n \"$MP\" ] && [ -d \"$MP\" ] || "
+            f"{{ printf 'volume %s has no directory on this host\\n' {v} >&2; exit 1; }}\n"
+        )
+
+    def volume_file(self, service: str, source: str, rel: object) -> str:
+        """A file name from the manifest, relative to its volume: refused when it leaves
+        the volume (absolute, or with a `..`), since the runbook writes it on the host."""
+        text = str(rel)
+        parts = text.split("/")
+        if not text or text.startswith("/") or ".." in parts or posixpath.normpath(text) == ".":
+            raise OperationError(
+                f"the run's manifest gives {service}/{source} the file {text[:80]!r}, which is "
+                "not a path inside its volume: refusing to write a runbook that writes it",
+                where=f"run {self.run.run_id}",
+            )
+        return text
 
     # -- per kind -----------------------------------------------------------------------
 
@@ -98,8 +160,8 @@ class Generator:
             [
                 (
                     "The repository opens with the password file and holds the run",
-                    f"found=$({self.restic} snapshots --no-lock --tag {self.q(tags)})\n"
-                    f"grep -qF {self.q('complete:yes')} <<<\"$found\"\n",
+                    f"found=$({self.restic} snapshots --no-lock {sh('--tag=' + tags)})\n"
+                    "grep -qF complete:yes <<<\"$found\"\n",
                 ),
                 (
                     "Swarm mode on the target engine (once per site)",
@@ -116,17 +178,29 @@ class Generator:
             ],
         )
 
+    def _image_calls(self, function: str) -> str:
+        return "".join(
+            f"{function} {sh(n)} {sh(i)}\n" for n, i in sorted(self.run.images.items())
+        )
+
     def load_images(self) -> StepCommands:
         run = self.run
-        pairs = "".join(f"{n} {i}\n" for n, i in sorted(run.images.items()))
+        # each image is one call with two quoted words: no list of names in a heredoc that
+        # a name could end, no `read` splitting a name on its spaces
         verify = (
-            "while read -r name id; do\n"
-            "  got=$(docker image inspect --format '{{.Id}}' \"$name\" 2>/dev/null || true)\n"
-            '  [ "$got" = "$id" ] || { echo "image $name is $got, expected $id" >&2; exit 1; }\n'
-            f"done <<'IMAGES'\n{pairs}IMAGES\n"
+            "bad=0\n"
+            "check_image() {\n"
+            "  got=$(docker image inspect --format '{{.Id}}' -- \"$1\" 2>/dev/null || true)\n"
+            '  if [ "$got" != "$2" ]; then\n'
+            "    printf 'image %s is %s, expected %s\\n' \"$1\" \"${got:-missing}\" \"$2\" >&2\n"
+            "    bad=1\n"
+            "  fi\n"
+            "}\n"
+            + self._image_calls("check_image")
+            + '[ "$bad" = 0 ]\n'
         )
         if not run.images_snapshot:
-            pulls = "".join(f"docker pull {self.q(n)}\n" for n in sorted(run.images))
+            pulls = "".join(f"docker pull -- {sh(n)}\n" for n in sorted(run.images))
             return StepCommands(
                 "The run holds no images: pull them from your registry.",
                 [("Pull the images", pulls or "true\n")],
@@ -134,12 +208,13 @@ class Generator:
             )
         load = (
             "missing=0\n"
-            "while read -r name id; do\n"
-            "  got=$(docker image inspect --format '{{.Id}}' \"$name\" 2>/dev/null || true)\n"
-            '  [ "$got" = "$id" ] || missing=1\n'
-            f"done <<'IMAGES'\n{pairs}IMAGES\n"
-            'if [ "$missing" = 1 ]; then\n'
-            f"  {self.restic} dump --no-lock {run.images_snapshot} /images.tar | docker load\n"
+            "has_image() {\n"
+            "  got=$(docker image inspect --format '{{.Id}}' -- \"$1\" 2>/dev/null || true)\n"
+            '  [ "$got" = "$2" ] || missing=1\n'
+            "}\n"
+            + self._image_calls("has_image")
+            + 'if [ "$missing" = 1 ]; then\n'
+            f"  {self.dump(run.images_snapshot, '/images.tar')} | docker load\n"
             "fi\n"
         )
         return StepCommands(
@@ -155,13 +230,13 @@ class Generator:
             for spec in self.pc.plan.services[svc].data.values():
                 if spec.volume and self.volume(spec.volume) not in vols:
                     vols.append(self.volume(spec.volume))
-        create = "".join(
-            f"docker volume create --label {STACK_LABEL}={self.stack} {self.q(v)}\n" for v in vols
-        )
-        files = " ".join(f"-c {self.q(f)}" for f in self.compose_files)
-        deploy = f"docker stack deploy --resolve-image never {files} {self.q(self.stack)}\n"
+        label = sh(f"--label={STACK_LABEL}={self.stack}")
+        create = "".join(f"docker volume create {label} -- {sh(v)}\n" for v in vols)
+        files = " ".join(sh(f"--compose-file={f}") for f in self.compose_files)
+        deploy = f"docker stack deploy --resolve-image never {files} -- {sh(self.stack)}\n"
         listing = "".join(
-            f"docker service inspect --format '{{{{.Spec.Name}}}}' {self.svc(s)} >/dev/null\n"
+            f"docker service inspect --format '{{{{.Spec.Name}}}}' -- {sh(self.svc(s))} "
+            ">/dev/null\n"
             for s in self.services
         )
         return StepCommands(
@@ -190,64 +265,71 @@ class Generator:
             vol = self.volume(spec.volume or "")
             compose_svc = self.pc.compose.services.get(service)
             image = (compose_svc.image if compose_svc else None) or "IMAGE-WITH-TAR"
+            # --mount type=volume: a name holding `/` or `:` cannot turn into a bind
+            # mount of a host directory, as it could with -v NAME:/volume
+            mount = sh(f"--mount=type=volume,{_csv_field('source=' + vol)},target=/volume")
             through = (
-                f"{self.restic} dump --no-lock {snap} {path} | docker run --rm -i "
-                f"--network none -v {vol}:/volume --entrypoint tar {self.q(image)} "
+                f"{self.dump(snap, path)} | docker run --rm -i --network none {mount} "
+                f"--entrypoint tar -- {sh(image)} "
                 "-x -C /volume --numeric-owner --strip-components=1\n"
             )
             direct = (
                 self.mountpoint(vol)
-                + f'{self.restic} dump --no-lock {snap} {path} | tar -x -C "$MP" '
+                + f'{self.dump(snap, path)} | tar -x -C "$MP" '
                 "--numeric-owner --strip-components=1\n"
             )
-            blocks = (
-                [("Extract the snapshot into the volume (the engine is on this host)", direct)]
-                if self.local
-                else [("Extract the snapshot into the volume through a container", through)]
-            )
-            return StepCommands(
+            purpose = (
                 f"Put the files of {what} back into the empty volume {vol} before the service "
                 f"starts (snapshot {snap}: {fp.get('files')} files, {fp.get('bytes')} bytes)."
-                + (" With a remote engine, extract through a container instead: "
-                   f"`{through.strip()}`." if self.local else ""),
-                blocks,
+            )
+            if not self.local:
+                return StepCommands(
+                    purpose,
+                    [("Extract the snapshot into the volume through a container", through)],
+                    [],
+                )
+            return StepCommands(
+                purpose,
+                [("Extract the snapshot into the volume (the engine is on this host)", direct)],
                 [],
+                [("With a remote engine", "extract through a container", through)],
             )
         if engine in ("redis", "sqlite"):
             vol = self.volume(spec.volume or "")
-            rel = fp.get("file") or ("dump.rdb" if engine == "redis" else "data.db")
-            target = f'"$MP"/{self.q(rel)}'
-            extra = f'rm -f {target}-wal {target}-shm\n' if engine == "sqlite" else ""
+            rel = self.volume_file(
+                service, source, fp.get("file") or ("dump.rdb" if engine == "redis" else "data.db")
+            )
+            target = f'"$MP"/{sh(rel)}'
+            extra = f"rm -f -- {target}-wal {target}-shm\n" if engine == "sqlite" else ""
             cmd = (
                 self.mountpoint(vol)
-                + f'mkdir -p "$(dirname {target})"\n'
+                + f'mkdir -p -- "$(dirname -- {target})"\n'
                 + extra
-                + f"{self.restic} dump --no-lock {snap} {path} > {target}.drplan\n"
-                + f"mv {target}.drplan {target}\n"
-                + (f"chown {self.q(fp['owner'])} {target}\n" if fp.get("owner") else "")
+                + f"{self.dump(snap, path)} > {target}.drplan\n"
+                + f"mv -- {target}.drplan {target}\n"
+                + (f"chown -- {sh(fp['owner'])} {target}\n" if fp.get("owner") else "")
             )
             kind = "the RDB file, which Redis loads" if engine == "redis" else "the database file"
             return StepCommands(
                 f"Put {kind} of {what} into the empty volume {vol} before the service starts "
                 f"(snapshot {snap}).",
                 [("Write the file into the volume (engine on this host)", cmd)],
-                [("The file is there", f'{self.mountpoint(vol)}test -s {target}\n')],
+                [("The file is there", f"{self.mountpoint(vol)}test -s {target}\n")],
             )
         if engine == "postgresql":
-            user = spec.user or "postgres"
-            drop_sql = 'DROP DATABASE IF EXISTS "{}" WITH (FORCE)'
+            user = sh("--username=" + (spec.user or "postgres"))
             drops = "".join(
-                f'docker exec "$C" psql -X -U {self.q(user)} -d postgres -c '
-                f"{self.q(drop_sql.format(db))}\n"
+                f'docker exec "$C" psql -X {user} --dbname=postgres '
+                f"{sh(f'--command=DROP DATABASE IF EXISTS {pg_ident(db)} WITH (FORCE)')}\n"
                 for db in fp.get("databases", [])
                 if db not in ("postgres", "template0", "template1")
             )
             replay = (
-                'err=$(mktemp)\n'
-                f"{self.restic} dump --no-lock {snap} {path} | docker exec -i \"$C\" psql -X -q "
-                f"-U {self.q(user)} -d postgres -v ON_ERROR_STOP=0 >/dev/null 2>\"$err\"\n"
+                "err=$(mktemp)\n"
+                f"{self.dump(snap, path)} | docker exec -i \"$C\" psql -X -q {user} "
+                "--dbname=postgres -v ON_ERROR_STOP=0 >/dev/null 2>\"$err\"\n"
                 "if grep 'ERROR:' \"$err\" | grep -v 'role \".*\" already exists'; then\n"
-                '  echo "psql reported errors (see $err)" >&2; exit 1\n'
+                "  printf 'psql reported errors (see %s)\\n' \"$err\" >&2; exit 1\n"
                 "fi\n"
             )
             return StepCommands(
@@ -260,22 +342,16 @@ class Generator:
                 [],
             )
         if engine == "mariadb":
-            auth = ["-u", spec.user] if spec.user else []
-            pw = " -e MYSQL_PWD" if spec.password is not None else ""
-            client = (
-                f"docker exec{pw} -i \"$C\" sh -c "
-                "'exec \"$(command -v mariadb || command -v mysql)\" \"$@\"' sh"
-                + "".join(" " + self.q(a) for a in auth)
-            )
+            client = self.mariadb_client(spec)
             drops = "".join(
-                f"{client} -e {self.q(f'DROP DATABASE IF EXISTS `{db}`')}\n"
+                f"{client} {sh(f'--execute=DROP DATABASE IF EXISTS {my_ident(db)}')}\n"
                 for db in fp.get("databases", [])
             )
             note = (
                 "# the database password: export MYSQL_PWD first (from your secret store)\n"
-                if pw else ""
+                if spec.password is not None else ""
             )
-            replay = f"{self.restic} dump --no-lock {snap} {path} | {client}\n"
+            replay = f"{self.dump(snap, path)} | {client}\n"
             return StepCommands(
                 f"Replay the dump of {what} into the running server of {service}: drop the "
                 "databases the image created, then feed the dump to the client.",
@@ -284,6 +360,16 @@ class Generator:
                 [],
             )
         return StepCommands(f"No by-hand procedure for {what}.", [], [])
+
+    def mariadb_client(self, spec: m.DataSource, stdin: bool = True) -> str:
+        """The server's own client (mariadb, else mysql) in its container, with the
+        source's user; the password, if any, from MYSQL_PWD of the operator's shell."""
+        pw = " -e MYSQL_PWD" if spec.password is not None else ""
+        return (
+            f"docker exec{pw}{' -i' if stdin else ''} \"$C\" sh -c "
+            "'exec \"$(command -v mariadb || command -v mysql)\" \"$@\"' sh"
+            + (f" {sh('--user=' + spec.user)}" if spec.user else "")
+        )
 
     def replicas(self, service: str) -> int:
         override = self.site.services.get(service)
@@ -295,37 +381,38 @@ class Generator:
         return 1
 
     def start(self, service: str) -> StepCommands:
-        n = self.replicas(service)
+        n = int(self.replicas(service))
         full = self.svc(service)
         return StepCommands(
             f"Start {service} ({n} replica(s)): its data and its dependencies are back.",
-            [("Scale the service up", f"docker service scale --detach {full}={n}\n")],
+            [("Scale the service up",
+              f"docker service scale --detach -- {sh(f'{full}={n}')}\n")],
             [(
                 "The service asks for its replicas",
                 "[ \"$(docker service inspect --format "
-                f"'{{{{.Spec.Mode.Replicated.Replicas}}}}' {full})\" = {n} ]\n",
+                f"'{{{{.Spec.Mode.Replicated.Replicas}}}}' -- {sh(full)})\" = {n} ]\n",
             )],
         )
 
     def health(self, step: Step) -> StepCommands:
         service = step.service or ""
-        full = self.svc(service)
+        full = sh(self.svc(service))
         wait = (
             f"deadline=$(( $(date +%s) + {int(step.timeout_s)} ))\n"
             "while :; do\n"
-            f"  C=$(docker ps -q -f label={SERVICE_LABEL}={full} -f status=running)\n"
+            f"  C=$({self.running(service)})\n"
             "  C=${C%%$'\\n'*}\n"
             '  if [ -n "$C" ]; then\n'
             "    h=$(docker inspect --format "
-            "'{{if .State.Health}}{{.State.Health.Status}}{{else}}none{{end}}' \"$C\" "
+            "'{{if .State.Health}}{{.State.Health.Status}}{{else}}none{{end}}' -- \"$C\" "
             "|| true)\n"
             '    if [ "$h" = healthy ] || [ "$h" = none ]; then break; fi\n'
             "  fi\n"
-            f'  [ "$(date +%s)" -lt "$deadline" ] || {{ echo "{full} is not healthy in time"'
-            " >&2; exit 1; }\n"
+            f'  [ "$(date +%s)" -lt "$deadline" ] || '
+            f"{{ printf '%s is not healthy in time\\n' {full} >&2; exit 1; }}\n"
             "  sleep 2\n"
             "done\n"
-            f'echo "{full} is up ($C)"\n'
+            f"printf '%s is up (%s)\\n' {full} \"$C\"\n"
         )
         svc = self.pc.plan.services[service]
         blocks = [("Wait until a container runs and is healthy", wait)]
@@ -362,29 +449,26 @@ class Generator:
             "  if attempt; then ok=1; break; fi\n"
             f"  sleep {int(check.interval)}\n"
             "done\n"
-            f'[ "$ok" = 1 ] || {{ echo {self.q("check failed: " + chk.describe(check))} >&2; '
-            "exit 1; }\n"
+            f'[ "$ok" = 1 ] || {{ printf \'%s\\n\' {sh("check failed: " + chk.describe(check))} '
+            ">&2; exit 1; }\n"
         )
 
     def check(self, service: str, check) -> str:
         c = self.container(service)
         if isinstance(check, m.HttpCheck):
+            args = sh_join([check.url, check.method, str(int(check.timeout))])
             body = (
-                "  out=$(docker exec -i \"$C\" sh -s "
-                f"{self.q(check.url)} {check.method} {int(check.timeout)} <<'DRPLAN_HTTP'\n"
-                f"{chk.HTTP_SCRIPT.strip()}\nDRPLAN_HTTP\n  ) || return 1\n"
+                f'  out=$(docker exec -i "$C" sh -s -- {args} {HTTP_HEREDOC}'
+                "  ) || return 1\n"
                 "  status=${out%%$'\\n'*}\n"
-                f'  [ "$status" = {check.status} ] || return 1\n'
+                f'  [ "$status" = {sh(check.status)} ] || return 1\n'
             )
             if check.body_contains:
-                body += f'  grep -qF -- {self.q(check.body_contains)} <<<"$out" || return 1\n'
+                body += f'  grep -qF -- {sh(check.body_contains)} <<<"$out" || return 1\n'
             return c + self._retry(body, check)
         if isinstance(check, m.TcpCheck):
-            body = (
-                "  docker exec -i \"$C\" sh -s "
-                f"{self.q(check.host)} {check.port} {int(check.timeout)} <<'DRPLAN_TCP'\n"
-                f"{chk.TCP_SCRIPT.strip()}\nDRPLAN_TCP\n"
-            )
+            args = sh_join([check.host, str(int(check.port)), str(int(check.timeout))])
+            body = f'  docker exec -i "$C" sh -s -- {args} {TCP_HEREDOC}'
             return c + self._retry(body, check)
         if isinstance(check, m.SqlCheck):
             src = self.pc.plan.services[service].data
@@ -396,27 +480,31 @@ class Generator:
             s = sources[0]
             if s.engine == "postgresql":
                 db = s.databases[0] if s.databases else "postgres"
-                q = (f"docker exec \"$C\" psql -X -At -U {self.q(s.user or 'postgres')} "
-                     f"-d {self.q(db)} -c {self.q(check.query)}")
+                q = 'docker exec "$C" psql -X -At ' + sh_join([
+                    "--username=" + (s.user or "postgres"),
+                    "--dbname=" + pg_dbname(db),
+                    "--command=" + check.query,
+                ])
             else:
-                q = (f"docker exec \"$C\" mariadb -N -B "
-                     f"{'-u ' + self.q(s.user) + ' ' if s.user else ''}"
-                     f"{self.q(s.databases[0]) + ' ' if s.databases else ''}"
-                     f"-e {self.q(check.query)}")
+                q = 'docker exec "$C" mariadb -N -B ' + sh_join(
+                    (["--user=" + s.user] if s.user else [])
+                    + (["--database=" + s.databases[0]] if s.databases else [])
+                    + ["--execute=" + check.query]
+                )
             body = f"  got=$({q}) || return 1\n"
             if check.expect is not None:
-                body += f'  [ "$got" = {self.q(check.expect.strip())} ] || return 1\n'
+                body += f'  [ "$got" = {sh(check.expect.strip())} ] || return 1\n'
             return c + self._retry(body, check)
         if isinstance(check, m.CommandCheck):
             argv = check.command if isinstance(check.command, list) else ["sh", "-c", check.command]
-            cmd = shlex.join(argv)
+            cmd = sh_join(argv)
             run = cmd if check.where == "host" else f'docker exec "$C" {cmd}'
             body = (
                 f"  code=0; out=$({run}) || code=$?\n"
-                f'  [ "$code" = {check.expect_exit} ] || return 1\n'
+                f'  [ "$code" = {sh(check.expect_exit)} ] || return 1\n'
             )
             if check.expect_output:
-                body += f'  grep -qF -- {self.q(check.expect_output)} <<<"$out" || return 1\n'
+                body += f'  grep -qF -- {sh(check.expect_output)} <<<"$out" || return 1\n'
             return (c if check.where != "host" else "") + self._retry(body, check)
         return "true\n"
 
@@ -427,12 +515,15 @@ class Generator:
         lines = []
 
         def expect(cmd: str, value, label: str) -> None:
-            msg = self.q(f"{label}: expected {value}")
             lines.append(
                 f"got=$({cmd})\n"
-                f'[ "$got" = {self.q(str(value))} ] || '
-                f'{{ echo {msg}", found $got" >&2; exit 1; }}\n'
+                f'[ "$got" = {sh(value)} ] || '
+                f"{{ printf '%s, found %s\\n' {sh(f'{label}: expected {value}')} \"$got\" >&2; "
+                "exit 1; }\n"
             )
+
+        def rows(t) -> object:
+            return t.get("rows") if isinstance(t, dict) else t
 
         if rec.method == "cold" or engine == "files":
             if not self.local:
@@ -447,28 +538,38 @@ class Generator:
             )
         elif engine == "postgresql":
             lines.append(self.container(service))
-            user = self.q(spec.user or "postgres")
+            user = sh("--username=" + (spec.user or "postgres"))
             for key, t in sorted(fp.get("tables", {}).items()):
                 db, _, table = key.partition(".")
-                expect(f"docker exec \"$C\" psql -X -At -U {user} -d {self.q(db)} -c "
-                       f"{self.q('SELECT count(*) FROM ' + table)}", t["rows"], f"rows of {key}")
+                sql = "SELECT count(*) FROM " + pg_table(table)
+                expect(f'docker exec "$C" psql -X -At {user} '
+                       f"{sh('--dbname=' + pg_dbname(db))} {sh('--command=' + sql)}",
+                       rows(t), f"rows of {key}")
         elif engine == "mariadb":
             lines.append(self.container(service))
-            auth = f"-u {self.q(spec.user)} " if spec.user else ""
-            pw = "-e MYSQL_PWD " if spec.password is not None else ""
+            client = self.mariadb_client(spec, stdin=False)
             for key, t in sorted(fp.get("tables", {}).items()):
                 db, _, table = key.partition(".")
-                sql = f"SELECT COUNT(*) FROM `{db}`.`{table}`"
-                expect(f"docker exec {pw}\"$C\" sh -c "
-                       "'exec \"$(command -v mariadb || command -v mysql)\" \"$@\"' sh "
-                       f"{auth}-N -B -e {self.q(sql)}", t["rows"], f"rows of {key}")
+                sql = f"SELECT COUNT(*) FROM {my_table(db)}.{my_table(table)}"
+                expect(f"{client} -N -B {sh('--execute=' + sql)}", rows(t), f"rows of {key}")
         elif engine == "redis" and fp.get("keys") is not None:
             lines.append(self.container(service))
             expect('docker exec "$C" redis-cli --no-auth-warning DBSIZE', fp["keys"], "keys")
         elif engine == "sqlite" and self.local:
             lines.append(self.mountpoint(self.volume(spec.volume or "")))
-            db = f'"$MP"/{self.q(fp.get("file") or posixpath.basename(spec.path or ""))}'
+            rel = self.volume_file(
+                service, source, fp.get("file") or posixpath.basename(spec.path or "") or "data.db"
+            )
+            db = f'"$MP"/{sh(rel)}'
             for table, n in sorted(fp.get("tables", {}).items()):
-                sql = f'SELECT count(*) FROM "{table}"'
-                expect(f"sqlite3 -readonly {db} {self.q(sql)}", n, f"rows of {table}")
+                sql = f"SELECT count(*) FROM {sqlite_ident(table)}"
+                expect(f"sqlite3 -readonly {db} {sh(sql)}", n, f"rows of {table}")
         return "".join(lines)
+
+
+def _csv_field(value: str) -> str:
+    """One field of docker's CSV-parsed --mount value: double-quoted when it holds a
+    comma, a quote or a line break, so a name cannot add `type=bind` or `source=/`."""
+    if any(ch in value for ch in ',"\r\n') or value != value.strip():
+        return '"' + value.replace('"', '""') + '"'
+    return value

@@ -103,6 +103,12 @@ class DataSourceEngine(Protocol):
 
     def compare(self, expected: dict, actual: dict) -> list[str]: ...
 
+    def stored_fingerprint(self, repo: Repository, record, **where) -> dict:
+        """The fingerprint of what a backup stored, read back from the repository
+        (`drplan check`); `where` may offer `engine=` and `labels=` so a stored file is
+        opened in a helper container rather than by this host's tools."""
+        ...
+
 
 def compare_dicts(expected: dict, actual: dict, prefix: str = "") -> list[str]:
     """Readable differences between two fingerprints (empty when equal)."""

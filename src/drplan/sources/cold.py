@@ -2,40 +2,45 @@
 
 The services that write to the volume are quiesced (scaled to 0, dependents first), the
 volume is copied file by file, and they are scaled back in dependency order and waited
-healthy. Whatever happens during the copy, the services are brought back. The downtime
-of each service is measured and reported.
+healthy. Production must never stay down because a backup failed:
+- every service is scaled back whatever fails, the copy or another scale-back (errors are
+  collected, the first one raised after all were tried);
+- SIGINT/SIGTERM interrupt the copy (the executor removes this run's helpers) and these
+  `finally` blocks still run before drplan exits;
+- each stopped service carries a mark on the engine (its replicas, drplan's pid): after a
+  SIGKILL, the next drplan command on the plan scales it back (`restore_abandoned`).
+The downtime of each service is measured and reported.
 """
 
 from __future__ import annotations
 
 import time
 
+from drplan.errors import OperationError
+from drplan.platform.docker import Engine
 from drplan.sources.base import BackupResult, SourceContext
 from drplan.sources.files import SOURCE as files
+
+# how long a service brought back may take to be running again before it is reported
+BACK_WAIT_S = 600.0
 
 
 class Cold:
     consistency = "cold copy: writers stopped during the copy"
 
     def backup(self, ctx: SourceContext) -> BackupResult:
-        stopped: list[tuple[str, int, float]] = []
+        stopped: list[tuple[str, float]] = []
         downtime: dict[str, float] = {}
         try:
             for service in ctx.quiesce:  # dependents first
-                replicas = ctx.engine.service_replicas(ctx.stack, service)
-                if not replicas:
-                    continue
                 t0 = time.monotonic()
-                ctx.engine.scale(ctx.stack, service, 0)
-                stopped.append((service, replicas, t0))
-            for service, _, _ in stopped:
+                if ctx.engine.scale_down_marked(ctx.stack, service):
+                    stopped.append((service, t0))
+            for service, _ in stopped:
                 ctx.engine.wait_stopped(ctx.stack, service, ctx.deadline)
             result = files.backup(ctx)
         finally:
-            for service, replicas, t0 in reversed(stopped):  # dependencies first
-                ctx.engine.scale(ctx.stack, service, replicas)
-                ctx.engine.wait_running(ctx.stack, service, time.monotonic() + 600)
-                downtime[service] = round(time.monotonic() - t0, 3)
+            downtime = scale_back(ctx.engine, ctx.stack, stopped, what=ctx.what)
         result.consistency = self.consistency
         result.downtime_s = downtime
         return result
@@ -46,14 +51,50 @@ class Cold:
     def compare(self, expected: dict, actual: dict) -> list[str]:
         return files.compare(expected, actual)
 
-    def stored_fingerprint(self, repo, record) -> dict:
-        return files.stored_fingerprint(repo, record)
+    def stored_fingerprint(self, repo, record, **where) -> dict:
+        return files.stored_fingerprint(repo, record, **where)
 
     def is_empty(self, ctx: SourceContext) -> bool:
         return files.is_empty(ctx)
 
     def restore(self, ctx: SourceContext, snapshot: str, path: str, fingerprint: dict) -> None:
         files.restore(ctx, snapshot, path, fingerprint)
+
+
+def scale_back(engine: Engine, stack: str, stopped: list[tuple[str, float]], *, what: str
+               ) -> dict[str, float]:
+    """Scale every stopped service back (dependencies first), then wait for each to run.
+    Every one is tried; the first error is raised once all were."""
+    errors: list[BaseException] = []
+    back: list[tuple[str, float]] = []
+    for service, t0 in reversed(stopped):  # dependencies first
+        try:
+            engine.scale_back_marked(stack, service)
+            back.append((service, t0))
+        except Exception as exc:
+            errors.append(exc)
+    downtime = {}
+    for service, t0 in back:
+        try:
+            engine.wait_running(stack, service, time.monotonic() + BACK_WAIT_S)
+        except Exception as exc:
+            errors.append(exc)
+        downtime[service] = round(time.monotonic() - t0, 3)
+    if errors:
+        raise OperationError(
+            f"bringing services back after the cold copy: {errors[0]}"
+            + (f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""), where=what
+        ) from errors[0]
+    return downtime
+
+
+def restore_abandoned(engine: Engine, stack: str) -> list[str]:
+    """Scale back the services a killed cold backup left at 0 (their owner is dead);
+    the names of those brought back."""
+    names = engine.abandoned_scale_downs(stack)
+    for name in names:
+        engine.scale_back_marked(stack, name)
+    return names
 
 
 SOURCE = Cold()

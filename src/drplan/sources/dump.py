@@ -54,7 +54,8 @@ class SqlDump:
     def compare(self, expected: dict, actual: dict) -> list[str]:
         return compare_dicts(expected, actual)
 
-    def stored_fingerprint(self, repo, record) -> dict:
+    def stored_fingerprint(self, repo, record, **where) -> dict:
+        """Re-parsed from the stored dump, in this process (no tool reads it)."""
         parser = self.parser()
         drain(tee_lines(repo.dump(record.snapshot, record.path, what="check"), parser.line))
         return {"databases": parser.dbs, "tables": parser.tables.result()}

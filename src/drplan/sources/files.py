@@ -23,6 +23,7 @@ import posixpath
 from concurrent.futures import ThreadPoolExecutor
 
 from drplan.errors import OperationError
+from drplan.repository.restic import snapshot_id
 from drplan.sources import volume as vol
 from drplan.sources.base import BackupResult, SourceContext, compare_dicts
 from drplan.sources.split import restore_split
@@ -55,7 +56,6 @@ class Files:
             "restic",
             *ctx.repo.option_args(),
             "backup",
-            vol.MOUNT,
             "--json",
             "--host",
             ctx.host,
@@ -63,14 +63,14 @@ class Files:
             ",".join(ctx.tags("files")),
         ]
         if ctx.parent:
-            argv += ["--parent", ctx.parent]
+            argv += [f"--parent={snapshot_id(ctx.parent)}"]
         else:
             # No parent of *this* source: without --force restic would pick the latest
             # snapshot with the same host and path (/volume), i.e. another source's, and
             # trust its metadata for files that merely look alike.
             argv += ["--force"]
-        for pattern in ctx.spec.exclude:
-            argv += ["--exclude", pattern]
+        argv += [f"--exclude={pattern}" for pattern in ctx.spec.exclude]
+        argv += ["--", vol.MOUNT]
         summary: dict = {}
         done = 0
         with vol.holding(ctx.engine, volume, labels=vol.labels_of(ctx), repo=ctx.repo) as (c, env):
@@ -120,7 +120,7 @@ class Files:
             stats=stats,
         )
 
-    def stored_fingerprint(self, repo, record) -> dict:
+    def stored_fingerprint(self, repo, record, **where) -> dict:
         return self.snapshot_fingerprint(repo, record.snapshot)
 
     def snapshot_fingerprint(self, repo, snapshot: str) -> dict:
@@ -164,8 +164,8 @@ class Files:
             def restore(share: list[str]) -> None:
                 ctx.engine.exec_run(
                     c,
-                    ["restic", *ctx.repo.option_args(), "restore", snapshot, "--target", "/",
-                     "--no-lock", *share],
+                    ["restic", *ctx.repo.option_args(), "restore", "--target=/", "--no-lock",
+                     *share, "--", snapshot_id(snapshot)],
                     what=f"{ctx.what}: restic restore",
                     env=env,
                 )

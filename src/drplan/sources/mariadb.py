@@ -6,6 +6,7 @@ from the very bytes stored.
 
 from __future__ import annotations
 
+import contextlib
 import re
 
 from drplan.sources.base import (
@@ -95,18 +96,34 @@ class MariaDB(SqlDump):
         return not n or int(n[0]) == 0
 
     def restore(self, ctx: SourceContext, snapshot: str, path: str, fingerprint: dict) -> None:
+        """Replay the dump, stopping at the first error (the client's default). MySQL's
+        DDL commits as it goes, so all-or-nothing is kept by hand: if the stream fails
+        (restic dump killed), the client is killed before it sees end-of-input and the
+        databases this restore created are dropped again."""
         container = ctx.container()
-        for db in fingerprint.get("databases", []):
-            self._sql(ctx, container, f"DROP DATABASE IF EXISTS `{db}`")
+        dbs = list(fingerprint.get("databases", []))
+        for db in dbs:
+            self._sql(ctx, container, f"DROP DATABASE IF EXISTS {quote_ident(db)}")
         auth, env = self._auth(ctx)
         client = self._tool(ctx, container, ["mariadb", "mysql"])
-        ctx.engine.exec_in(
-            container,
-            [client, *auth],
-            ctx.counted(ctx.repo.dump(snapshot, path, what=ctx.what)),
-            what=ctx.what,
-            env=env,
-        )
+        try:
+            ctx.engine.exec_in(
+                container,
+                [client, *auth],
+                ctx.counted(ctx.repo.dump(snapshot, path, what=ctx.what)),
+                what=ctx.what,
+                env=env,
+            )
+        except BaseException:
+            for db in dbs:
+                with contextlib.suppress(Exception):
+                    self._sql(ctx, container, f"DROP DATABASE IF EXISTS {quote_ident(db)}")
+            raise
+
+
+def quote_ident(name: str) -> str:
+    """A MySQL identifier, quoted (database names come from the workload)."""
+    return "`" + name.replace("`", "``") + "`"
 
 
 class DumpParser:

@@ -6,9 +6,12 @@ order-independent checksum of the COPY lines) is computed from the very bytes st
 
 from __future__ import annotations
 
+import contextlib
 import re
+from collections.abc import Iterable, Iterator
 
 from drplan.errors import OperationError
+from drplan.process import tail as process_tail
 from drplan.sources.base import (
     SourceContext,
     TableHasher,
@@ -29,7 +32,7 @@ class PostgreSQL(SqlDump):
     def _psql(self, ctx: SourceContext, container, db: str, sql: str) -> list[str]:
         res = ctx.engine.exec_run(
             container,
-            ["psql", "-X", "-U", self._user(ctx), "-d", db, "-At", "-c", sql],
+            ["psql", "-X", "-U", self._user(ctx), "-d", conninfo(db), "-At", "-c", sql],
             what=ctx.what,
         )
         return [x for x in res.stdout.decode().splitlines() if x]
@@ -56,7 +59,8 @@ class PostgreSQL(SqlDump):
             yield b"\n" + MARK + db.encode() + b"\n"
             yield from ctx.engine.exec_out(
                 container,
-                ["pg_dump", "-U", self._user(ctx), "--create", "--no-password", db],
+                ["pg_dump", "-U", self._user(ctx), "--create", "--no-password",
+                 f"--dbname={conninfo(db)}"],
                 what=f"{ctx.what}: pg_dump {db}",
             )
 
@@ -78,29 +82,100 @@ class PostgreSQL(SqlDump):
         return True
 
     def restore(self, ctx: SourceContext, snapshot: str, path: str, fingerprint: dict) -> None:
+        """Replay the dump into the server, all or nothing.
+
+        Roles first, tolerating those the image already created; then each database in
+        one transaction (PostgreSQL's DDL is transactional), stopping at the first
+        error. If the stream fails (restic dump killed), psql is killed before it sees
+        end-of-input and the databases this restore created are dropped again: the
+        server is left as it was before the step, never with a partial database.
+        """
         container = ctx.container()
-        for db in fingerprint.get("databases", []):
-            if db in SYSTEM_DBS:
-                continue
-            self._psql(ctx, container, "postgres", f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
-        # ON_ERROR_STOP is off only so that roles which the image already created are
-        # accepted; every other error fails the restore below.
-        res = ctx.engine.exec_in(
-            container,
-            ["psql", "-X", "-q", "-U", self._user(ctx), "-d", "postgres", "-v", "ON_ERROR_STOP=0"],
-            ctx.counted(ctx.repo.dump(snapshot, path, what=ctx.what)),
-            what=ctx.what,
-        )
-        errors = [
-            line
-            for line in res.stderr.decode(errors="replace").splitlines()
-            if "ERROR:" in line and not re.search(r'role "[^"]+" already exists', line)
-        ]
-        if errors:
-            raise OperationError(
-                f"psql reported {len(errors)} error(s) while restoring: {errors[0][:300]}",
-                where=ctx.what,
+        dbs = [db for db in fingerprint.get("databases", []) if db not in SYSTEM_DBS]
+        for db in dbs:
+            self._drop(ctx, container, db)
+        try:
+            res = ctx.engine.exec_in(
+                container,
+                ["psql", "-X", "-q", "-U", self._user(ctx), "-d", "postgres"],
+                replay(ctx.counted(ctx.repo.dump(snapshot, path, what=ctx.what))),
+                what=ctx.what,
+                check=False,
             )
+            errors = [
+                line
+                for line in res.stderr.decode(errors="replace").splitlines()
+                if "ERROR:" in line and not re.search(r'role "[^"]+" already exists', line)
+            ]
+            if res.exit_code != 0 or errors:
+                first = errors[0][:300] if errors else process_tail(res.stderr)
+                raise OperationError(
+                    f"psql stopped the restore (status {res.exit_code}): {first}",
+                    where=ctx.what,
+                )
+        except BaseException:
+            for db in dbs:
+                with contextlib.suppress(Exception):
+                    self._drop(ctx, container, db)
+            raise
+
+    def _drop(self, ctx: SourceContext, container, db: str) -> None:
+        self._psql(ctx, container, "postgres", f"DROP DATABASE IF EXISTS {quote_ident(db)} "
+                   "WITH (FORCE)")
+
+
+def quote_ident(name: str) -> str:
+    """A PostgreSQL identifier, quoted (database names come from the workload)."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def conninfo(db: str) -> str:
+    """`dbname='...'`: psql and pg_dump read a database name holding `=` or a URI prefix as
+    connection parameters (another host); as a quoted conninfo value it is only a name."""
+    return "dbname='" + db.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def replay(chunks: Iterable[bytes]) -> Iterator[bytes]:
+    """The stored dump as psql must replay it: the roles section with errors tolerated
+    (an image creates its own user), then every database in one transaction with
+    ON_ERROR_STOP, committed only once its whole section has arrived."""
+    yield b"\\set ON_ERROR_STOP off\n"
+    state = {"open": False, "copy": False}
+
+    def lines() -> Iterator[bytes]:
+        rest = b""
+        for chunk in chunks:
+            data = rest + chunk
+            *whole, rest = data.split(b"\n")
+            yield from whole
+        if rest:
+            yield rest
+
+    out = bytearray()
+    for line in lines():
+        if state["copy"]:
+            if line == b"\\.":
+                state["copy"] = False
+        elif line.startswith(MARK):
+            if state["open"]:
+                out += b"COMMIT;\n"
+                state["open"] = False
+            out += b"\\set ON_ERROR_STOP on\n"
+        elif line.startswith(b"\\connect "):
+            if state["open"]:
+                out += b"COMMIT;\n"
+            out += line + b"\nBEGIN;\n"
+            state["open"] = True
+            continue
+        elif line.startswith(b"COPY ") and line.rstrip().endswith(b"FROM stdin;"):
+            state["copy"] = True
+        out += line + b"\n"
+        if len(out) >= 1 << 20:
+            yield bytes(out)
+            out.clear()
+    if state["open"]:
+        out += b"COMMIT;\n"
+    yield bytes(out)
 
 
 class DumpParser:

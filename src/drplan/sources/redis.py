@@ -118,7 +118,7 @@ class Redis:
         keys = ["keys"] + (["sha256"] if "sha256" in actual else [])
         return compare_dicts({k: expected.get(k) for k in keys}, {k: actual.get(k) for k in keys})
 
-    def stored_fingerprint(self, repo, record) -> dict:
+    def stored_fingerprint(self, repo, record, **where) -> dict:
         digest = hashlib.sha256()
         head = bytearray()
         for chunk in repo.dump(record.snapshot, record.path, what="check"):

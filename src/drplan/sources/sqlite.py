@@ -2,26 +2,115 @@
 helper container on the volume's engine — never a copy of a file being written. The
 fingerprint is SQLite's content hash (`.sha3sum`, independent of page layout) and the row
 count of every table.
+
+The database file, its schema and its table names belong to the workload, which may be
+hostile. So table names are read hex-encoded (any byte, even a newline, survives) and
+put back into SQL only through :func:`quote_identifier`; every read runs in sqlite3's
+safe mode with ``trusted_schema`` off (see :func:`sqlite3`); and a stored database read
+back for ``drplan check`` is opened in a helper container without network or mounts
+when an engine is at hand, rather than by this host's sqlite3.
 """
 
 from __future__ import annotations
 
+import contextlib
 import posixpath
+import tempfile
+from collections.abc import Callable
 
+from drplan import process
 from drplan.errors import OperationError
+from drplan.platform import helper as helper_image
+from drplan.platform.docker import Engine
 from drplan.sources import volume as vol
 from drplan.sources.base import BackupResult, SourceContext, compare_dicts
 
 TMP = "/tmp/drplan-backup.sqlite"
+CHECK_TMP = "/tmp/drplan-check.sqlite"
 # How long a sqlite3 call waits on a lock held by the service (a WAL checkpoint, a write
 # transaction) before failing with "database is locked"; SQLite's default is not to wait.
 BUSY_TIMEOUT_MS = 60_000
+TABLES = "SELECT hex(name) FROM sqlite_master WHERE type='table' ORDER BY name"
+# Row counts are asked for many tables per sqlite3 call, in one argument; Linux refuses
+# a single argument over 128 KiB (MAX_ARG_STRLEN), so a batch stays well under it.
+BATCH_BYTES = 64 * 1024
+
+
+def quote_identifier(name: str) -> str:
+    """`name` as an SQL identifier, whatever it holds: in double quotes, each `"` doubled.
+
+    Table names come from the workload's database. Pasted into SQL as they are, a table
+    named ``x";SELECT writefile('/etc/cron.d/x', ...);--`` would end the name and run
+    its own statements wherever drplan's sqlite3 runs. Inside double quotes with inner
+    quotes doubled, SQLite (and PostgreSQL) read every character as part of the name —
+    `]`, `;`, `--`, newlines included. NUL cannot be passed in an SQL text at all."""
+    if "\x00" in name:
+        raise ValueError("an SQL identifier cannot hold a NUL character")
+    return '"' + name.replace('"', '""') + '"'
+
+
+def quote_literal(text: str) -> str:
+    """`text` as an SQL string literal: in single quotes, each `'` doubled.
+
+    Right for SQLite, and for PostgreSQL with ``standard_conforming_strings`` on (its
+    default); not for MySQL/MariaDB, where a backslash escapes too."""
+    if "\x00" in text:
+        raise ValueError("an SQL string literal cannot hold a NUL character")
+    return "'" + text.replace("'", "''") + "'"
 
 
 def sqlite3(db: str, *args: str, readonly: bool = True) -> list[str]:
-    """The sqlite3 command line for `db`, waiting on locks instead of failing at once."""
-    ro = ["-readonly"] if readonly else []
+    """The sqlite3 command line for `db`, waiting on locks instead of failing at once.
+
+    Read-only calls (all but ``.backup``, which must write its copy) also run in safe mode
+    (``-safe``: no ATTACH, writefile(), readfile(), load_extension(), .shell, .output…)
+    with ``trusted_schema`` off (no function with side effects in the database's own
+    views, triggers or generated columns): whatever SQL reaches sqlite3 or hides in the
+    workload's schema, reading a fingerprint cannot write a file."""
+    ro = ["-readonly", "-safe", "-cmd", "PRAGMA trusted_schema=OFF"] if readonly else []
     return ["sqlite3", *ro, "-batch", "-noheader", "-cmd", f".timeout {BUSY_TIMEOUT_MS}", db, *args]
+
+
+def _table_name(hexed: bytes) -> str:
+    try:
+        return bytes.fromhex(hexed.decode("ascii")).decode("utf-8")
+    except (UnicodeDecodeError, ValueError):
+        raise OperationError(f"a table name is not UTF-8 text (hex {hexed[:80]!r})") from None
+
+
+def _count_batches(names: list[str]) -> list[list[str]]:
+    batches: list[list[str]] = [[]]
+    size = 0
+    for name in names:
+        cost = len(quote_identifier(name).encode()) + 30
+        if batches[-1] and size + cost > BATCH_BYTES:
+            batches.append([])
+            size = 0
+        batches[-1].append(name)
+        size += cost
+    return [b for b in batches if b]
+
+
+def fingerprint_db(run: Callable[[list[str]], bytes], db: str) -> dict:
+    """Row count of every table and ``.sha3sum`` of the database `db`.
+
+    `run` runs a sqlite3 command line (from :func:`sqlite3`) where the file is — in a
+    container or here — and returns its standard output."""
+    names = [_table_name(h) for h in run(sqlite3(db, TABLES)).split()]
+    counts: dict[str, int] = {}
+    for batch in _count_batches(names):
+        try:
+            sql = ";".join(f"SELECT count(*) FROM {quote_identifier(t)}" for t in batch)
+        except ValueError as exc:
+            raise OperationError(f"a table name cannot be queried: {exc}") from None
+        out = run(sqlite3(db, sql)).split()
+        if len(out) != len(batch) or not all(n.isdigit() for n in out):
+            raise OperationError(
+                f"sqlite3 did not give one row count for each of {len(batch)} tables"
+            )
+        counts.update(zip(batch, (int(n) for n in out), strict=True))
+    sha = run(sqlite3(db, ".sha3sum")).decode().strip()
+    return {"tables": counts, "sha3": sha}
 
 
 class SQLite:
@@ -35,30 +124,9 @@ class SQLite:
         return ctx.mount_relative(ctx.spec.path)
 
     def _fingerprint_file(self, ctx: SourceContext, c, db: str) -> dict:
-        run = ctx.engine.exec_run
-        tables = (
-            run(
-                c,
-                sqlite3(db, "SELECT name FROM sqlite_master WHERE type='table' ORDER BY 1"),
-                what=f"{ctx.what}: sqlite3",
-            )
-            .stdout.decode()
-            .split()
+        return fingerprint_db(
+            lambda argv: ctx.engine.exec_run(c, argv, what=f"{ctx.what}: sqlite3").stdout, db
         )
-        counts = {}
-        for t in tables:
-            n = run(
-                c,
-                sqlite3(db, f'SELECT count(*) FROM "{t}"'),
-                what=f"{ctx.what}: sqlite3",
-            ).stdout
-            counts[t] = int(n.strip() or 0)
-        sha = (
-            run(c, sqlite3(db, ".sha3sum"), what=f"{ctx.what}: sqlite3 .sha3sum")
-            .stdout.decode()
-            .strip()
-        )
-        return {"tables": counts, "sha3": sha}
 
     def backup(self, ctx: SourceContext) -> BackupResult:
         rel = self._rel(ctx)
@@ -105,26 +173,41 @@ class SQLite:
         keep = ("tables", "sha3")
         return compare_dicts({k: expected.get(k) for k in keep}, {k: actual.get(k) for k in keep})
 
-    def stored_fingerprint(self, repo, record) -> dict:
-        import subprocess
-        import tempfile
+    def stored_fingerprint(
+        self, repo, record, *, engine: Engine | None = None, labels: dict[str, str] | None = None
+    ) -> dict:
+        """The fingerprint of the database file stored by a backup (``drplan check``).
 
-        with tempfile.NamedTemporaryFile(suffix=".sqlite") as tmp:
-            for chunk in repo.dump(record.snapshot, record.path, what="check"):
-                tmp.write(chunk)
-            tmp.flush()
+        The file is whatever the workload made of it. With an `engine`, it is read in a
+        helper container with no network and no mounts, so even a flaw in SQLite's own
+        parsing stays there; without one, this host's sqlite3 reads a private temporary
+        copy, read-only and in safe mode (:func:`sqlite3`), as the user drplan runs as."""
+        what = f"check of {record.service}/{record.source}"
+        chunks = repo.dump(record.snapshot, record.path, what=what)
+        if engine is not None:
+            return self._stored_in_helper(engine, chunks, labels or {}, what)
+        with tempfile.TemporaryDirectory(prefix="drplan-check-") as tmp:
+            db = posixpath.join(tmp, "stored.sqlite")
+            with open(db, "wb") as fh:
+                for chunk in chunks:
+                    fh.write(chunk)
 
-            def q(*args: str) -> str:
-                return subprocess.run(
-                    sqlite3(tmp.name, *args),
-                    capture_output=True,
-                    text=True,
-                    check=True,
-                ).stdout.strip()
+            def run(argv: list[str]) -> bytes:
+                return process.run(argv, what=f"{what}: sqlite3").stdout
 
-            tables = q("SELECT name FROM sqlite_master WHERE type='table' ORDER BY 1").split()
-            counts = {t: int(q(f'SELECT count(*) FROM "{t}"') or 0) for t in tables}
-            return {"tables": counts, "sha3": q(".sha3sum")}
+            return fingerprint_db(run, db)
+
+    def _stored_in_helper(self, engine: Engine, chunks, labels: dict[str, str], what: str) -> dict:
+        image = helper_image.ensure(engine)
+        c = engine.start_helper(image, mounts=[], labels=labels, network="none")
+        try:
+            engine.exec_in(c, ["sh", "-c", 'exec cat > "$1"', "sh", CHECK_TMP], chunks, what=what)
+            return fingerprint_db(
+                lambda argv: engine.exec_run(c, argv, what=f"{what}: sqlite3").stdout, CHECK_TMP
+            )
+        finally:
+            with contextlib.suppress(Exception):
+                c.remove(force=True)
 
     def is_empty(self, ctx: SourceContext) -> bool:
         return vol.is_empty(ctx.engine, ctx.volume or "", vol.labels_of(ctx))

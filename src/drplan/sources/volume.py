@@ -13,13 +13,13 @@ import contextlib
 import posixpath
 from collections.abc import Iterator
 
+from drplan import owner
 from drplan.errors import InputError
 from drplan.platform import helper as helper_image
 from drplan.platform.docker import Engine
 from drplan.repository.restic import Repository
 
 MOUNT = "/volume"
-PASSWORD_FILE = "/run/drplan/password"
 CACHE_VOLUME = "drplan-restic-cache"
 
 
@@ -35,7 +35,6 @@ def holding(
     """A running helper with `volume` at /volume; yields (container, restic env)."""
     image = helper_image.ensure(engine)
     mounts = [Engine.volume_mount(volume, MOUNT, read_only=read_only)]
-    files: dict[str, bytes] = {}
     env: dict[str, str] = {}
     if repo is not None:
         if repo.type == "local":
@@ -47,14 +46,17 @@ def holding(
                 )
             mounts.append(Engine.bind_mount(repo.url, repo.url))
         mounts.append(Engine.volume_mount(CACHE_VOLUME, "/cache"))
-        files[PASSWORD_FILE] = repo.password.encode()
+        # the password reaches restic in the environment of each command that needs it
+        # (an exec's environment is not stored in the container or shown by inspect),
+        # never in a file of the container that outlives the command
         env = {
             "RESTIC_REPOSITORY": repo.url,
-            "RESTIC_PASSWORD_FILE": PASSWORD_FILE,
+            "RESTIC_PASSWORD": repo.password,
             "RESTIC_CACHE_DIR": "/cache",
             **repo.env,
         }
-    container = engine.start_helper(image, mounts=mounts, labels=labels, files=files)
+    container = engine.start_helper(image, mounts=mounts, labels=labels,
+                                     hostname=owner.helper_hostname())
     try:
         yield container, env
     finally:
@@ -79,20 +81,31 @@ def labels_of(ctx) -> dict[str, str]:
 
 
 def put_file(ctx, rel: str, chunks, *, owner: str = "", drop: tuple[str, ...] = ()) -> None:
-    """Write a stream as file `rel` of the source's volume, atomically (temp + rename),
-    removing the sibling files `drop` (suffixes, e.g. SQLite's -wal and -shm) first, and
-    giving it `owner` (uid:gid) as it had when backed up. Used before the service starts.
-    The file is on disk before this returns: the recovery journal then records the step
-    done, and a resumed recovery trusts that record."""
+    """Write a stream as file `rel` of the source's volume, atomically, removing the
+    sibling files `drop` (suffixes, e.g. SQLite's -wal and -shm) and giving it `owner`
+    (uid:gid) as it had when backed up. Used before the service starts.
+
+    The stream goes to a temporary file; only once it has ended well does a second
+    command rename it into place. If the stream fails (restic dump killed), the writer is
+    killed before it sees end-of-input (`Engine.exec_in`) and the temporary file is
+    removed: a partial file is never renamed into place. The file is on disk before this
+    returns: the recovery journal then records the step done, and a resume trusts it."""
     target = posixpath.join(MOUNT, rel)
+    temp = target + ".drplan-partial"
     ctx.engine.create_volume(ctx.volume)
-    removals = " ".join(f'"$1{suffix}"' for suffix in drop)
-    script = (
-        'mkdir -p "$(dirname "$1")" && '
-        + (f"rm -f {removals} && " if drop else "")
-        + 'cat > "$1.drplan" && sync "$1.drplan" && mv "$1.drplan" "$1" && sync -f "$1"'
+    commit = (
+        'set -e; t=$1; p=$2; shift 2; for s in "$@"; do rm -f -- "$t$s"; done; '
+        'sync -- "$p"; mv -f -- "$p" "$t"; sync -f -- "$t"'
     )
     with holding(ctx.engine, ctx.volume, labels=labels_of(ctx), read_only=False) as (c, _):
-        ctx.engine.exec_in(c, ["sh", "-c", script, "sh", target], chunks, what=ctx.what)
+        try:
+            ctx.engine.exec_in(
+                c, ["sh", "-c", 'mkdir -p -- "$(dirname -- "$1")" && exec cat > "$1"', "sh",
+                    temp], chunks, what=ctx.what,
+            )
+        except BaseException:
+            ctx.engine.exec_run(c, ["rm", "-f", "--", temp], what=ctx.what, check=False)
+            raise
+        ctx.engine.exec_run(c, ["sh", "-c", commit, "sh", target, temp, *drop], what=ctx.what)
         if owner:
-            ctx.engine.exec_run(c, ["chown", owner, target], what=ctx.what)
+            ctx.engine.exec_run(c, ["chown", "--", owner, target], what=ctx.what)
