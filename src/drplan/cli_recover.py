@@ -36,6 +36,12 @@ def recover(
     password_command: str | None = typer.Option(None, "--password-command", help="With --repo."),
     report_dir: str | None = typer.Option(None, "--report-dir", help="Where reports go."),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
+    trust_stored_plan: bool = typer.Option(
+        False,
+        "--trust-stored-plan",
+        help="With --repo: let the plan read from the repository run its {command:} "
+        "secrets, host-side checks and hooks on this host (read it with --dry-run first).",
+    ),
 ) -> None:
     """Rebuild the stack of a backup run on a site, verified, with measured RTO and RPO."""
     from drplan.actions.recover import RecoverOptions
@@ -50,6 +56,7 @@ def recover(
         dry_run=dry_run,
         prefix=prefix,
         incident_at=parse_incident(incident_at),
+        trust_stored_plan=trust_stored_plan,
     )
     raise typer.Exit(
         run_recover(

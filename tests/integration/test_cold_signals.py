@@ -77,7 +77,7 @@ def cold_campus(testbed, tmp_path):
         plans.remove(url, tp)
 
 
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 def test_a_signal_in_the_cold_window_brings_every_service_back(cold_campus, sig):
     client, tp = cold_campus
     complete_before = [r["run_id"] for r in plans.ok_json("runs", tp.path)["runs"]

@@ -96,7 +96,7 @@ def _restic_dumps(repo: str) -> list[int]:
 
 
 def test_a_restic_dump_killed_mid_restore_fails_the_step_and_leaves_no_partial_data(
-        slow_campus, testbed):
+        slow_campus, testbed, tmp_path):
     tp, _ = slow_campus
     stack = f"kd{tp.name}"
     killed: list[int] = []
@@ -117,7 +117,7 @@ def test_a_restic_dump_killed_mid_restore_fails_the_step_and_leaves_no_partial_d
     t = threading.Thread(target=killer, daemon=True)
     t.start()
     try:
-        proc = plans.drplan("recover", tp.path, "--prefix", "kd")
+        proc = plans.drplan("recover", tp.path, "--prefix", "kd", "--report-dir", tmp_path)
         stop.set()
         t.join()
         out = proc.stdout + proc.stderr

@@ -24,7 +24,6 @@ from drplan.platform.docker import Engine
 from drplan.repository.restic import Repository
 from drplan.sources import engine_for
 from drplan.sources.base import SourceContext
-from drplan.sources.cold import restore_abandoned
 
 WORKERS = 4
 # dumps run in the database's own container: how long to wait for it to be running
@@ -71,7 +70,6 @@ def run_backup(
     engine = pc.engine(site_name)
     repo = pc.repository()
     stack = pc.stack_name(site)
-    restore_abandoned(engine, stack)
     with repo.exclusive(f"backup of {pc.name}"):
         prepare_repository(pc, engine, repo)
         wanted = {(s, n) for s in services for n in pc.plan.services[s].data}
@@ -243,9 +241,10 @@ def _config(pc: PlanContext, repo: Repository, run_id: str) -> str:
     """The plan and its compose files, so recovery needs neither this host nor a checkout."""
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w") as tar:
-        tar.add(pc.path, arcname=pc.path.name)
+        # links are followed: a recovery accepts only regular files in this tar
+        tar.add(pc.path, arcname=pc.path.name, dereference=True)
         for rel in pc.plan.stack.compose:
-            tar.add(pc.dir / rel, arcname=rel)
+            tar.add(pc.dir / rel, arcname=rel, dereference=True)
     summary = repo.backup_stream(
         [buf.getvalue()],
         filename="config.tar",

@@ -4,6 +4,14 @@ A recovery interrupted anywhere (crash, SIGKILL, lost connection) is resumed by 
 the same command again: the journal says which steps finished, so they are not redone.
 It lives in a volume on the target engine (not on the operator's laptop, which may be
 gone too) and is appended to through one helper container held for the recovery.
+
+A journal is also an authorisation: a resumed recovery skips the target check (the stack
+it defined and the volumes it half-filled are its own) and empties the volumes of the
+restores it had not finished. So a journal only ever resumes the very attempt that wrote
+it: same run, plan, stack, site and profile (:class:`JournalKey`). Any other journal
+found for the stack (another run, another plan or site of the same name, an older drplan
+that recorded less) is not resumed: the recovery starts afresh with the full target check,
+and --force is needed to overwrite anything.
 """
 
 from __future__ import annotations
@@ -11,12 +19,32 @@ from __future__ import annotations
 import contextlib
 import json
 import threading
+from dataclasses import asdict, dataclass
 
 from drplan.executor import now_iso
 from drplan.platform import helper as helper_image
 from drplan.platform.docker import Engine
 
 VOLUME = "drplan-journal"
+
+
+@dataclass(frozen=True)
+class JournalKey:
+    """What identifies one recovery attempt: a journal resumes only an equal key."""
+
+    run_id: str
+    plan: str
+    stack: str
+    site: str
+    profile: str
+
+    def fields(self) -> dict[str, str]:
+        return asdict(self)
+
+    def matches(self, entry: dict) -> bool:
+        """The `begin` entry was written by this very attempt (every field equal; an
+        entry missing one, e.g. from an older drplan, does not match)."""
+        return all(entry.get(k) == v for k, v in self.fields().items())
 
 
 class TargetJournal:
@@ -75,11 +103,18 @@ class TargetJournal:
     def remove(self) -> None:
         self.reset()
 
+    def begin(self, key: JournalKey) -> None:
+        """Start the journal of a fresh attempt (after its target check passed)."""
+        self.append(event="begin", **key.fields())
+
     @staticmethod
-    def state(entries: list[dict], run_id: str) -> tuple[bool, set[str]]:
-        """(this run's journal exists, steps it recorded as done)."""
+    def state(entries: list[dict], key: JournalKey) -> tuple[bool, set[str]]:
+        """(the journal is this very attempt's, steps it recorded as done).
+
+        Only the newest `begin` counts, and only when it matches `key` in full: a journal
+        of another run, plan, site or profile never makes a recovery a resume."""
         begun = [e for e in entries if e.get("event") == "begin"]
-        if not begun or begun[-1].get("run_id") != run_id:
+        if not begun or not key.matches(begun[-1]):
             return False, set()
         last = entries.index(begun[-1])
         done = {e["step"] for e in entries[last:] if e.get("event") == "done"}

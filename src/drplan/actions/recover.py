@@ -6,13 +6,38 @@ replicas (Swarm ignores depends_on: drplan enforces the order by scaling service
 dependency level at a time), restore each data source, start services, wait on their
 health, validate them and compare each source with the run's fingerprints.
 
-Safety: it refuses to write into a non-empty volume without --force, and it only ever
-talks to the one engine it was given. A journal on the target makes a re-run resume.
+Safety: it only ever talks to the one engine it was given, and every step that could
+destroy something on it is gated by --force, checked before anything is written:
+
+- data: a stack of that name already defined, or a non-empty target volume, is refused
+  (with --force, volumes are emptied and databases dropped before their restore);
+- images: `docker load` moves a `name:tag` to the run's image id; when the tag already
+  points at another id that a container or a service of another stack uses, the load is
+  refused (with --force, those users run the backup's image on their next start);
+- services: a profile's deploy (`docker stack deploy --prune`) would remove the stack's
+  services outside the profile; while one of them runs, the recovery is refused; idle
+  ones are kept (deployed without --prune). With --force, they are pruned as before.
+
+A journal on the target makes a re-run resume; it authorises its wipes only for the very
+same attempt (run, plan, stack, site, profile: see drplan.actions.journal), any other is
+a fresh recovery with the full check.
+
+A plan read back from the repository is not trusted (drplan.actions.context): unless the
+operator passes --trust-stored-plan, a recovery that would run its `{command:}` secrets,
+host-side checks or hooks is refused before it starts, and a dry run only lists them.
+
+Compose copies (the zero-replica documents handed to `docker stack deploy`) are written
+0600 into a private temporary directory, never beside the plan: the plan's folder may be
+shared, and the copies name every secret and config of the stack.
 """
 
 from __future__ import annotations
 
-import contextlib
+import io
+import os
+import posixpath
+import shutil
+import tarfile
 import tempfile
 import time
 from collections.abc import Callable
@@ -25,12 +50,13 @@ import yaml
 from drplan import manifest as mf
 from drplan.actions import checks
 from drplan.actions.context import PlanContext
-from drplan.actions.journal import TargetJournal
+from drplan.actions.journal import JournalKey, TargetJournal
 from drplan.errors import InputError, OperationError
 from drplan.executor import Event, Executor, Outcome, Task
+from drplan.plan import model as m
 from drplan.plan.compose import long_port, published_by_service
 from drplan.plan.graph import profile_services
-from drplan.platform.docker import Engine
+from drplan.platform.docker import STACK_LABEL, Engine
 from drplan.repository.restic import Repository
 from drplan.schedule import Estimator, Schedule, build_schedule
 from drplan.schedule.steps import Step, StepKind, restores_into_server
@@ -61,6 +87,9 @@ class RecoverOptions:
     # a drill's copy: external networks and volumes of the compose become the copy's own,
     # so nothing is shared with production (published ports are dropped for any prefix)
     isolate: bool = False
+    # --trust-stored-plan: a plan read back from the repository may run its commands
+    # (commands.recover loads it trusted); a local plan is always trusted
+    trust_stored_plan: bool = False
 
 
 @dataclass
@@ -81,6 +110,10 @@ class Recovery:
     measured_rto_s: float | None = None
     ok: bool = False
     incident_at: str = ""
+    # the step durations the schedule was estimated from (a dry run prints that schedule)
+    history: dict[str, float] = field(default_factory=dict)
+    # what an untrusted stored plan would have run on this host (listed by a dry run)
+    not_run: list[str] = field(default_factory=list)
 
 
 def recover(
@@ -100,6 +133,10 @@ def recover(
             where=str(pc.path),
         )
     services, _ = profile_services(pc.plan, opts.profile)
+    # a stored plan runs nothing of its own on this host unless the operator trusts it
+    not_run = [] if pc.trusted else pc.host_actions(services)
+    if not_run and not opts.dry_run:
+        raise InputError(pc.untrusted_refusal(not_run), where=str(pc.path))
     needs = {(svc, src) for svc in services for src in pc.plan.services[svc].data}
     run = mf.find_run(repo, pc.name, opts.run, needs=needs)
     # Until recoveries have been timed, a source's backup time is the best first guess
@@ -127,24 +164,28 @@ def recover(
         incident_at=(opts.incident_at or datetime.now(UTC))
         .isoformat(timespec="seconds")
         .replace("+00:00", "Z"),
+        history=history,
+        not_run=not_run,
     )
     if opts.dry_run:
         return rec
     engine = Engine(site_name, site.docker_host)
     # helpers of this plan still on the target belong to an interrupted attempt
     engine.remove_helpers({"org.drplan.plan": pc.name})
+    key = JournalKey(
+        run_id=run.run_id, plan=pc.name, stack=stack, site=site_name, profile=rec.profile
+    )
     with TargetJournal(engine, stack, pc.name) as journal:
         runner = _Runner(pc, repo, engine, run, stack, services, opts, journal, on_bytes, site)
-        entries = journal.read()
-        resuming, done = TargetJournal.state(entries, run.run_id)
-        if not resuming:
+        resuming, done = TargetJournal.state(journal.read(), key)
+        runner.resuming, runner.done = resuming, done
+        if resuming:
+            runner.check_resume()  # the gates that are not this attempt's own business
+        else:
             runner.check_target()  # before anything is written
             journal.reset()
-            journal.append(
-                event="begin", run_id=run.run_id, plan=pc.name, stack=stack, profile=rec.profile
-            )
+            journal.begin(key)
         rec.resumed = resuming
-        runner.resuming = resuming
         tasks = [
             Task(
                 s.id,
@@ -202,6 +243,8 @@ class _Runner:
         self.journal, self.on_bytes, self.site = journal, on_bytes, site
         self.verification: dict[str, list[str]] = {}
         self.resuming = False
+        # restores the resumed attempt's journal recorded as done (their data is kept)
+        self.done: set[str] = set()
         self.labels = {"org.drplan.plan": pc.name, "org.drplan.run": run.run_id}
 
     # -- safety -------------------------------------------------------------------------
@@ -216,7 +259,9 @@ class _Runner:
         return out
 
     def check_target(self) -> None:
-        """Refuse to overwrite anything unless --force (checked before any write)."""
+        """Refuse to overwrite anything unless --force (checked before any write): the
+        stack already defined, non-empty volumes, tags other stacks use, running services
+        a profile's deploy would prune. A port someone else holds is refused even then."""
         self.check_ports()
         running = self.engine.swarm_state() == "active" and self.engine.services(self.stack)
         if running and not self.opts.force:
@@ -232,6 +277,108 @@ class _Runner:
                     f"{self.engine.site}; nothing was changed. Pass --force to overwrite it",
                     where=self.engine.where,
                 )
+        self.check_images()
+        self.check_prune()
+
+    def check_resume(self) -> None:
+        """The checks a resumed attempt still needs: its stack and its half-filled volumes
+        are its own (its first attempt was checked, or forced), but ports, image tags and
+        services outside its profile may have changed hands since."""
+        self.check_ports()
+        self.check_images()
+        self.check_prune()
+
+    def check_images(self) -> None:
+        """Refuse, without --force, a `docker load` that would move a tag other stacks run.
+
+        `docker load` retags each `name:tag` of the archive to the run's image id. That
+        is harmless when the tag is absent or already points at that id, or when nothing
+        outside this stack uses the id it points at now; otherwise the other stack's
+        services (and containers) would silently run another image on their next start.
+        """
+        if self.opts.force:
+            return
+        for name, want in self.run.images.items():
+            have = self.engine.image_id(name)
+            if have is None or have == want:
+                continue
+            users = self._image_users(name, have)
+            if users:
+                raise InputError(
+                    f"image {name} is {have[:19]} on site {self.engine.site}, the run's is "
+                    f"{want[:19]}: loading the run's images would retag it under "
+                    f"{', '.join(users[:10])}; nothing was changed. Pass --force to retag "
+                    "it anyway (they would run the run's image on their next start), or "
+                    "recover on another engine",
+                    where=self.engine.where,
+                )
+
+    def _image_users(self, name: str, image_id: str) -> list[str]:
+        """Containers (any state) made from `image_id`, and services whose image is
+        `name` or resolves to `image_id`, outside this stack."""
+        users = []
+        for c in self.engine.api.containers(all=True):
+            labels = c.get("Labels") or {}
+            if c.get("ImageID") != image_id or labels.get(STACK_LABEL) == self.stack:
+                continue
+            cname = (c.get("Names") or ["?"])[0].lstrip("/")
+            stack = labels.get(STACK_LABEL)
+            users.append(f"container {cname}" + (f" (stack {stack})" if stack else ""))
+        if self.engine.swarm_state() != "active":
+            return users
+        resolved: dict[str, str | None] = {}
+        for svc in self.engine.api.services():
+            spec = svc.get("Spec") or {}
+            if (spec.get("Labels") or {}).get(STACK_LABEL) == self.stack:
+                continue
+            ref = (
+                ((spec.get("TaskTemplate") or {}).get("ContainerSpec") or {}).get("Image") or ""
+            ).split("@", 1)[0]
+            if not ref:
+                continue
+            if ref not in resolved:
+                resolved[ref] = self.engine.image_id(ref)
+            if _normal_ref(ref) == _normal_ref(name) or resolved[ref] == image_id:
+                users.append(f"service {spec.get('Name', svc.get('ID', '?'))}")
+        return users
+
+    def _outside_services(self) -> list[tuple[str, bool]]:
+        """(name, running) of the stack's services on the target that this recovery does
+        not deploy (outside its profile): `docker stack deploy --prune` removes them."""
+        if self.engine.swarm_state() != "active":
+            return []
+        wanted = {f"{self.stack}_{svc}" for svc in self.services}
+        out = []
+        for svc in self.engine.services(self.stack):
+            if svc.name in wanted:
+                continue
+            mode = svc.attrs.get("Spec", {}).get("Mode", {})
+            replicas = mode["Replicated"].get("Replicas", 1) if "Replicated" in mode else 1
+            short = svc.name.removeprefix(f"{self.stack}_")
+            running = replicas > 0 or bool(self.engine.containers(self.stack, short))
+            out.append((svc.name, running))
+        return out
+
+    def check_prune(self) -> None:
+        """Refuse, without --force, a deploy that would prune running services.
+
+        A profile deploys only its services, and `docker stack deploy --prune` removes the
+        stack's other services. Without --force, a running one (replicas above zero, or a
+        container still up) makes the recovery stop here, before anything is written;
+        idle ones (zero replicas, no container) are kept: the deploy then skips --prune
+        (see deploy_at_zero). With --force, the deploy prunes them, as the operator said.
+        """
+        if self.opts.force:
+            return
+        running = [name for name, up in self._outside_services() if up]
+        if running:
+            raise InputError(
+                f"stack {self.stack} on site {self.engine.site} runs services outside "
+                f"profile {self.opts.profile or 'full'} ({', '.join(running)}): deploying "
+                "the profile would remove them (docker stack deploy --prune); nothing was "
+                "changed. Pass --force to remove them, or scale them to 0 first",
+                where=self.engine.where,
+            )
 
     def check_ports(self) -> None:
         """Refuse a host port another stack or container of the site already publishes:
@@ -292,6 +439,7 @@ class _Runner:
         missing = [n for n, i in self.run.images.items() if self.engine.image_id(n) != i]
         if not missing:
             return
+        self.check_images()  # again: the engine may have changed since the check
         if not self.run.images_snapshot:
             raise OperationError(
                 f"the run holds no images and the site lacks {missing}", where="load-images"
@@ -311,6 +459,8 @@ class _Runner:
             )
 
     def create_volumes(self) -> None:
+        """Create the volumes, emptied first where --force or this resumed attempt says so
+        (never on a journal that is not this attempt's: see recover())."""
         for volume, (svc, src) in self.volumes().items():
             if self.opts.force or self.resuming:
                 self._wipe_if_needed(volume, svc, src)
@@ -321,10 +471,8 @@ class _Runner:
 
     def _wipe_if_needed(self, volume: str, svc: str, src: str) -> None:
         """With --force, or on resume for a restore not recorded done, start from empty."""
-        if self.resuming:
-            _, done = TargetJournal.state(self.journal.read(), self.run.run_id)
-            if f"restore:{svc}/{src}" in done:
-                return
+        if self.resuming and f"restore:{svc}/{src}" in self.done:
+            return
         if not self.engine.volume_exists(volume):
             return
         spec = self.pc.plan.services[svc].data[src]
@@ -341,18 +489,30 @@ class _Runner:
             )
 
     def deploy_at_zero(self) -> None:
-        """Define the stack (networks, secrets, configs, services) with nothing running."""
-        files = []
+        """Define the stack (networks, secrets, configs, services) with nothing running.
+
+        The documents go to a private temporary directory (0700, files 0600), never beside
+        the plan, with their relative paths made absolute. `--prune` is left out when,
+        without --force, the stack holds services this deploy does not define: those are
+        idle ones (check_prune refused running ones), kept as they are.
+        """
+        prune = self.opts.force or not self._outside_services()
+        if not prune:
+            self.check_prune()  # one may have started since the check
+        tmp = tempfile.mkdtemp(prefix="drplan-deploy-")
         try:
-            for src, data in self._compose_documents():
-                out = src.parent / f".drplan-deploy-{self.stack}-{src.name}"
-                out.write_text(yaml.safe_dump(data, sort_keys=False))
+            files = []
+            for i, (src, data) in enumerate(self._compose_documents()):
+                out = Path(tmp) / f"{i}-{src.name}"
+                _write_private(
+                    out, yaml.safe_dump(absolute_paths(data, src.parent), sort_keys=False)
+                )
                 files.append(str(out))
-            self.engine.stack_deploy(self.stack, files)
+            # a stored plan's compose files interpolate nothing of the operator's
+            self.engine.stack_deploy(self.stack, files, prune=prune,
+                                     inherit_env=self.pc.trusted)
         finally:
-            for f in files:
-                with contextlib.suppress(OSError):
-                    Path(f).unlink()
+            shutil.rmtree(tmp, ignore_errors=True)
 
     def _ctx(self, service: str, source: str) -> SourceContext:
         spec = self.pc.plan.services[service].data[source]
@@ -397,17 +557,29 @@ class _Runner:
             replicas = max(compose_svc.replicas, 1)
         self.engine.scale(self.stack, service, replicas)
 
+    def _allowed(self, check, where: str) -> None:
+        """A host-side check of an untrusted plan never runs (recover() refused it up
+        front; this holds should a new path reach a check)."""
+        if not self.pc.trusted and isinstance(check, m.CommandCheck) and check.where == "host":
+            raise InputError(
+                "a host-side check of the plan read from the repository was not run; "
+                "drplan runs a stored plan's commands only if you pass --trust-stored-plan",
+                where=where,
+            )
+
     def health(self, step: Step) -> None:
         deadline = time.monotonic() + step.timeout_s
         svc = self.pc.plan.services[step.service]
         self.engine.wait_running(self.stack, step.service, deadline, healthy=True)
         if svc.health is not None and svc.health.type != "docker":
+            self._allowed(svc.health, f"services.{step.service}.health")
             checks.run(self.engine, self.stack, step.service, svc.health, self.pc.plan, deadline)
 
     def validate(self, step: Step) -> None:
         deadline = time.monotonic() + step.timeout_s
         svc = self.pc.plan.services[step.service]
-        for check in svc.checks:
+        for i, check in enumerate(svc.checks):
+            self._allowed(check, f"services.{step.service}.checks[{i}]")
             checks.run(self.engine, self.stack, step.service, check, self.pc.plan, deadline)
         diffs: list[str] = []
         for source in svc.data:
@@ -477,17 +649,129 @@ def _override_ports(ports: list, mapping: dict[int, int]) -> list:
 
 
 def load_run_config(repo: Repository, run: mf.Manifest, into: Path) -> Path:
-    """Unpack a run's plan and compose files (recovery with no local plan)."""
-    import io
-    import tarfile
+    """Unpack a run's plan and compose files (recovery with no local plan) into `into`,
+    which must be private (temp_dir()); return the plan file's path.
 
+    The config tar comes from the repository, which whoever wrote to it controls: only
+    regular files and directories with relative paths that stay inside `into` are
+    accepted (no absolute path, no `..`, no link, device or fifo), extracted with
+    tarfile's "data" filter, files 0600 and directories 0700.
+    """
     if not run.config_snapshot:
         raise OperationError(f"run {run.run_id} holds no plan", where=repo.where)
     data = repo.read_file(run.config_snapshot, "/config.tar", what="reading the run's plan")
-    with tarfile.open(fileobj=io.BytesIO(data)) as tar:
-        tar.extractall(into, filter="data")
-    return into / run.plan_file
+    where = f"run {run.run_id}: config.tar"
+    try:
+        with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+            members = tar.getmembers()
+            for member in members:
+                _check_member(member, where)
+            tar.extractall(into, members=members, filter="data")
+    except tarfile.TarError as exc:
+        raise InputError(f"the run's plan cannot be unpacked: {exc}", where=where) from exc
+    for root, dirs, names in os.walk(into):
+        for d in dirs:
+            os.chmod(os.path.join(root, d), 0o700)
+        for n in names:
+            os.chmod(os.path.join(root, n), 0o600)
+    plan = posixpath.normpath(run.plan_file)
+    if (
+        plan.startswith(("/", "../"))
+        or plan == ".."
+        or not (into / plan).is_file()
+        or (into / plan).is_symlink()
+    ):
+        raise InputError(f"the run's plan file {run.plan_file!r} is not in it", where=where)
+    return into / plan
+
+
+def _check_member(member: tarfile.TarInfo, where: str) -> None:
+    """Refuse a tar member that is not a plain file or directory inside the target."""
+    name = member.name
+    parts = name.replace("\\", "/").split("/")
+    if name.startswith("/") or ".." in parts or (len(name) > 1 and name[1] == ":"):
+        raise InputError(f"the run's plan holds a path outside its folder: {name!r}", where=where)
+    if not (member.isreg() or member.isdir()):
+        kind = "link" if member.issym() or member.islnk() else "special file"
+        raise InputError(
+            f"the run's plan holds a {kind} ({name!r}): only files and folders are accepted",
+            where=where,
+        )
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Write `text` to a new file readable by its owner only (created 0600, never widened)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(text)
+
+
+def absolute_paths(doc: dict, base: Path) -> dict:
+    """The compose document with its host paths made absolute against `base` (the
+    original file's folder), so it deploys the same from elsewhere: secrets and configs
+    `file:`, env_file, and the source of bind mounts."""
+
+    def full(path: str) -> str:
+        if path.startswith(("/", "~")) or "$" in path:
+            return path
+        return str((base / path).resolve())
+
+    for key in ("configs", "secrets"):
+        for spec in (doc.get(key) or {}).values():
+            if isinstance(spec, dict) and isinstance(spec.get("file"), str):
+                spec["file"] = full(spec["file"])
+    for svc in (doc.get("services") or {}).values():
+        if not isinstance(svc, dict):
+            continue
+        env_file = svc.get("env_file")
+        if isinstance(env_file, str):
+            svc["env_file"] = full(env_file)
+        elif isinstance(env_file, list):
+            svc["env_file"] = [
+                full(f)
+                if isinstance(f, str)
+                else {**f, "path": full(f["path"])}
+                if isinstance(f, dict) and isinstance(f.get("path"), str)
+                else f
+                for f in env_file
+            ]
+        volumes = svc.get("volumes")
+        if isinstance(volumes, list):
+            svc["volumes"] = [_absolute_mount(v, full) for v in volumes]
+    return doc
+
+
+def _absolute_mount(mount, full):
+    """A bind mount with a relative source (`./x:/y`, or long syntax) made absolute."""
+    if isinstance(mount, str):
+        source, sep, rest = mount.partition(":")
+        if sep and source.startswith("."):
+            return f"{full(source)}:{rest}"
+        return mount
+    if (
+        isinstance(mount, dict)
+        and mount.get("type") == "bind"
+        and isinstance(mount.get("source"), str)
+    ):
+        return {**mount, "source": full(mount["source"])}
+    return mount
+
+
+def _normal_ref(ref: str) -> str:
+    """An image reference as Docker resolves it: `postgres` → `postgres:latest`,
+    `docker.io/library/postgres:16` → `postgres:16` (digest dropped)."""
+    ref = ref.split("@", 1)[0]
+    if ":" not in ref.rsplit("/", 1)[-1]:
+        ref += ":latest"
+    for prefix in ("docker.io/", "index.docker.io/", "registry-1.docker.io/"):
+        if ref.startswith(prefix):
+            ref = ref[len(prefix) :]
+            break
+    if ref.startswith("library/") and ref.count("/") == 1:
+        ref = ref[len("library/") :]
+    return ref
 
 
 def temp_dir() -> tempfile.TemporaryDirectory:
+    """A private (0700) temporary directory, e.g. for the run's unpacked plan."""
     return tempfile.TemporaryDirectory(prefix="drplan-run-")

@@ -1,9 +1,18 @@
-"""`drplan recover`: from a local plan, or from the repository alone (no local plan)."""
+"""`drplan recover`: from a local plan, or from the repository alone (no local plan).
+
+With the repository alone, the plan and compose files are those of the run, unpacked into
+a private temporary directory and loaded as untrusted (drplan.actions.context): their
+`{command:}` secrets, host-side checks and hooks do not run unless --trust-stored-plan.
+A dry run reads the manifest and the stored plan and prints the schedule, nothing more:
+it runs nothing the plan names, loads no image and writes nothing to the target.
+"""
 
 from __future__ import annotations
 
 import json
 import os
+import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from rich.console import Console
@@ -60,7 +69,9 @@ def run_recover(
     report_dir: str | None,
     as_json: bool,
     out,
+    err: Callable[[str], None] | None = None,
 ) -> int:
+    err = err or (lambda line: print(line, file=sys.stderr))
     with rc.temp_dir() as tmp:
         if plan is not None:
             pc = load_plan(plan)
@@ -73,7 +84,9 @@ def run_recover(
             repo = repository_from_url(repo_url, password_env, password_file, password_command)
             repo.open()
             run = mf.find_run(repo, plan_name, opts.run)
-            pc = load_plan(rc.load_run_config(repo, run, Path(tmp)))
+            pc = load_plan(
+                rc.load_run_config(repo, run, Path(tmp)), trusted=opts.trust_stored_plan
+            )
             opts.run = run.run_id
         if docker_host:
             site_name, site = pc.site(opts.site, role="recovery")
@@ -86,10 +99,25 @@ def run_recover(
 
             out(
                 f"dry run: would recover run {rec.run.run_id} of {pc.name} as stack "
-                f"{rec.stack} on site {rec.site}"
+                f"{rec.stack} on site {rec.site} ({pc.plan.sites[rec.site].docker_host})"
             )
+            if rec.not_run:
+                err(
+                    "the plan read from the repository names what drplan would run or read "
+                    "on this host; none of it was run, and a recovery refuses it unless you "
+                    "pass --trust-stored-plan:\n  " + "\n  ".join(rec.not_run)
+                )
+            # the schedule the recovery computed: run_plan would otherwise open the
+            # plan's own repository to find drill timings (resolving its secrets, handing
+            # restic its options), which a stored plan must not make this host do
             return run_plan(
-                str(pc.path), profile=opts.profile, as_json=as_json, svg=None, out=out, err=out
+                str(pc.path),
+                profile=opts.profile,
+                as_json=as_json,
+                svg=None,
+                out=out,
+                err=out,
+                history=rec.history,
             )
         data = report.build(rec, pc.plan)
         written = _write_reports(rec, data, report_dir)

@@ -96,16 +96,30 @@ class Engine:
     def where(self) -> str:
         return f"site {self.site}"
 
-    def stack_deploy(self, stack: str, compose_files: list[str], *, cwd: str | None = None) -> None:
-        """`docker stack deploy` (no Engine API call exists for it)."""
-        argv = ["docker", "stack", "deploy", "--resolve-image", "never", "--prune"]
+    def stack_deploy(self, stack: str, compose_files: list[str], *, prune: bool = True,
+                     inherit_env: bool = True) -> None:
+        """`docker stack deploy` (no Engine API call exists for it).
+
+        `prune` removes the stack's services that the files no longer name (callers gate
+        it: it is destructive). With `inherit_env` False the CLI gets no more environment
+        than it needs: a compose file read back from a repository must not interpolate
+        `${DRPLAN_REPO_PASSWORD}` or any other variable of the operator's into a service.
+        """
+        argv = ["docker", "stack", "deploy", "--resolve-image", "never"]
+        if prune:
+            argv.append("--prune")
         for f in compose_files:
             argv += ["-c", f]
+        env = {"DOCKER_HOST": self.url}
+        if not inherit_env:
+            env |= {k: os.environ[k] for k in ("PATH", "HOME", "DOCKER_CONFIG")
+                    if k in os.environ}
         process.run(
-            [*argv, stack],
-            env={"DOCKER_HOST": self.url},
+            [*argv, "--", stack],
+            env=env,
             what=f"{self.where}: deploy of stack {stack}",
             timeout=600,
+            inherit_env=inherit_env,
         )
 
     def services(self, stack: str) -> list:

@@ -112,7 +112,8 @@ class Repository:
 
     def exists(self) -> bool:
         proc = self.run(
-            ["snapshots", "--no-lock", "--tag", "drplan", "--json"], check=False, timeout=600
+            ["snapshots", "--no-lock", "--tag", "drplan", "--json"], check=False,
+            timeout=process.repo_timeout()
         )
         if proc.returncode == 0:
             self._listing = json.loads(proc.stdout) if proc.stdout.strip() else []
@@ -135,7 +136,7 @@ class Repository:
         """Create the repository; False when it already existed (nothing is changed then)."""
         if self.exists():
             return False
-        self.run(["init"], timeout=300)
+        self.run(["init"], timeout=process.repo_timeout())
         return True
 
     # -- snapshots --------------------------------------------------------------------
@@ -149,7 +150,7 @@ class Repository:
         args = ["snapshots", "--no-lock"]
         if tags:
             args += ["--tag", ",".join(tags)]
-        return self.json(args, timeout=600) or []
+        return self.json(args, timeout=process.repo_timeout()) or []
 
     def backup_stream(
         self, chunks: Iterable[bytes], *, filename: str, tags: list[str], host: str, what: str
@@ -174,7 +175,7 @@ class Repository:
         proc = process.start(
             argv, env=self.environ(), stdin=subprocess.PIPE, stdout=subprocess.PIPE
         )
-        out, stderr = process.drain_in_background(proc)
+        out, stderr = process.drain_in_background(proc, keep=lambda line: b'"summary"' in line)
         assert proc.stdin is not None
         try:
             for chunk in chunks:
@@ -184,7 +185,7 @@ class Repository:
         except BaseException:
             # the producer failed: kill restic *before* it sees end-of-input, so no
             # snapshot of a truncated stream is ever written
-            proc.kill()
+            process.kill_tree(proc)
             proc.wait()
             raise
         finally:
@@ -195,53 +196,50 @@ class Repository:
             self._raise(["backup"], stderr.result(), what)
         return summary(out.result())
 
-    def backup_paths(
-        self, paths: list[str], *, tags: list[str], host: str, what: str, cwd: str | None = None
-    ) -> dict:
-        argv = ["backup", "--host", host, "--json", *_tag_args(tags), "--", *paths]
-        proc = subprocess.run(
-            ["restic", *self.option_args(), *argv],
-            env={**os.environ, **self.environ()},
-            capture_output=True,
-            cwd=cwd,
-            check=False,
-        )
-        if proc.returncode != 0:
-            self._raise(argv, proc.stderr, what)
-        return summary(proc.stdout)
-
     def dump(self, snapshot: str, path: str, *, what: str) -> Iterator[bytes]:
-        """Stream one file of a snapshot; the exit status is checked when it ends."""
+        """Stream one file of a snapshot; the exit status is checked when it ends. A dump
+        that stalls (no byte for DRPLAN_REPO_TIMEOUT seconds when asked) is stopped."""
         proc = process.start(
             ["restic", *self.option_args(), "dump", "--no-lock", "--",
              snapshot_id(snapshot), stored_path(path)],
             env=self.environ(),
             stdin=subprocess.DEVNULL,
         )
-        assert proc.stdout is not None
+        stderr = process.Collected(proc.stderr)
         try:
-            while chunk := proc.stdout.read(1 << 20):
-                yield chunk
+            yield from process.read_chunks(proc, idle_s=process.repo_timeout(), what=what)
         finally:
-            if proc.poll() is None and proc.stdout.closed is False:
-                pass
-        _, stderr = proc.communicate()
+            if proc.poll() is None:  # the consumer stopped early: no orphan restic
+                process.kill_tree(proc)
+            proc.wait()
         if proc.returncode != 0:
-            self._raise(["dump"], stderr, what)
+            self._raise(["dump"], stderr.result(), what)
 
     def read_file(self, snapshot: str, path: str, *, what: str) -> bytes:
         return b"".join(self.dump(snapshot, path, what=what))
 
-    def ls(self, snapshot: str) -> list[dict]:
-        """The nodes of a snapshot (restic ls --json), without the snapshot header."""
-        out = self.run(["ls", "--no-lock", "--json", "--", snapshot_id(snapshot)],
-                       timeout=3600).stdout
-        nodes = []
-        for line in out.splitlines():
-            obj = json.loads(line)
-            if obj.get("struct_type") == "node":
-                nodes.append(obj)
-        return nodes
+    def ls(self, snapshot: str) -> Iterator[dict]:
+        """The nodes of a snapshot (restic ls --json), streamed: a volume of millions of
+        files is never held whole in memory, and a stalled backend is stopped."""
+        proc = process.start(
+            ["restic", *self.option_args(), "ls", "--no-lock", "--json", "--",
+             snapshot_id(snapshot)],
+            env=self.environ(), stdin=subprocess.DEVNULL,
+        )
+        stderr = process.Collected(proc.stderr)
+        try:
+            for line in process.read_lines(proc, idle_s=process.repo_timeout(),
+                                           what=self.where):
+                if line.startswith(b"{"):
+                    obj = json.loads(line)
+                    if obj.get("struct_type") == "node":
+                        yield obj
+        finally:
+            if proc.poll() is None:
+                process.kill_tree(proc)
+            proc.wait()
+        if proc.returncode != 0:
+            self._raise(["ls"], stderr.result(), None)
 
     def forget(self, snapshot_ids: list[str], *, what: str) -> None:
         if snapshot_ids:
@@ -274,21 +272,22 @@ class Repository:
             with contextlib.suppress(OSError):
                 if not any(locks.iterdir()):
                     return
-        ids = self.run(["list", "locks", "--no-lock"], timeout=600).stdout.decode().split()
+        quick = process.repo_timeout()
+        ids = self.run(["list", "locks", "--no-lock"], timeout=quick).stdout.decode().split()
         if not ids:
             return
         held = []
         for lock_id in ids:
-            proc = self.run(["cat", "--no-lock", "lock", "--", lock_id], timeout=600,
+            proc = self.run(["cat", "--no-lock", "lock", "--", lock_id], timeout=quick,
                             check=False)
             if proc.returncode == 0:  # else removed meanwhile by its owner
                 with contextlib.suppress(ValueError):
                     held.append(json.loads(proc.stdout))
         dead = [lock for lock in held if owner.lock_is_dead(lock)]
         if held and len(dead) == len(held):
-            self.run(["unlock", "--remove-all"], timeout=600)
+            self.run(["unlock", "--remove-all"], timeout=quick)
         else:
-            self.run(["unlock"], timeout=600)
+            self.run(["unlock"], timeout=quick)
 
     def check(self, *, read_data_subset: str | None = None) -> str:
         args = ["check"]
