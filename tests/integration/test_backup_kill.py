@@ -49,6 +49,8 @@ def _manifest_snapshots(tp, run_id: str) -> list[str]:
         x for x in (m["images_snapshot"], m["config_snapshot"]) if x]
 
 
+# ten trials, each a whole run: the hang guard scales with that work, not one test's
+@pytest.mark.timeout(3600)
 def test_sigkill_at_random_moments_leaves_earlier_runs_intact(testbed, tmp_path):
     url = testbed["primary"]
     tp = plans.adapt("helpdesk", tmp_path, name=f"bkkill{uuid.uuid4().hex[:6]}")

@@ -22,6 +22,8 @@ def backed(testbed, tmp_path_factory):
     yield from backed_fixture(testbed, tmp_path_factory, ("helpdesk",))
 
 
+# ten trials, each a whole run: the hang guard scales with that work, not one test's
+@pytest.mark.timeout(3600)
 def test_sigkill_at_random_moments_then_the_same_command_completes(testbed, backed, tmp_path):
     b = backed["helpdesk"]
     rng = random.Random(int.from_bytes(os.urandom(4), "big"))

@@ -78,6 +78,7 @@ class MariaDB(SqlDump):
             "--hex-blob",
             "--skip-dump-date",
             "--databases",
+            "--",  # database names come from the workload: never an option
             *dbs,
         ]
         yield from ctx.engine.exec_out(container, argv, what=f"{ctx.what}: {tool}", env=env)
