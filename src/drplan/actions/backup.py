@@ -240,11 +240,11 @@ def _images(
 def _config(pc: PlanContext, repo: Repository, run_id: str) -> str:
     """The plan and its compose files, so recovery needs neither this host nor a checkout."""
     buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w") as tar:
-        # links are followed: a recovery accepts only regular files in this tar
-        tar.add(pc.path, arcname=pc.path.name, dereference=True)
+    # links are followed: a recovery accepts only regular files in this tar
+    with tarfile.open(fileobj=buf, mode="w", dereference=True) as tar:
+        tar.add(pc.path, arcname=pc.path.name)
         for rel in pc.plan.stack.compose:
-            tar.add(pc.dir / rel, arcname=rel, dereference=True)
+            tar.add(pc.dir / rel, arcname=rel)
     summary = repo.backup_stream(
         [buf.getvalue()],
         filename="config.tar",
