@@ -281,8 +281,11 @@ def test_backup_under_writes_is_complete_live_and_restores_consistent(kind, requ
         if s["engine"] in RESTORE_CHECKS:
             RESTORE_CHECKS[s["engine"]](tp, rec_url, rec_client, s)
 
-    # drplan's own re-verification agrees, and the run is listed complete
+    # drplan's own re-verification agrees, is recorded where `status` finds it, and the
+    # run is listed complete
     plans.ok("check", tp.path)
+    health = plans.ok_json("status", tp.path)["repository"]
+    assert health["last_check"] and health["last_check_ok"] is True, health
     listed = plans.ok_json("runs", tp.path)["runs"]
     assert [r["run_id"] for r in listed if r["complete"]][-1] == run["run_id"]
 

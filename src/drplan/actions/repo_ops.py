@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import random
 from datetime import datetime
 
@@ -148,11 +149,29 @@ def check(pc: PlanContext, *, read_data_subset: str | None = None, samples: int 
         results.append(
             {"service": rec.service, "source": rec.source, "ok": not diffs, "differences": diffs}
         )
-    return {
+    result = {
         "repository": "ok",
         "name": repo.name,
         "url": repo.url,
         "run_id": latest.run_id,
         "samples": results,
         "ok": all(r["ok"] for r in results),
+        "checked_at": mf.utc_now(),
+        "read_data_subset": read_data_subset,
     }
+    record_check(pc, repo, result)
+    return result
+
+
+def record_check(pc: PlanContext, repo, result: dict) -> str:
+    """Keep the check's outcome in the repository beside the runs, where `drplan status`
+    (and whoever holds the repository after a disaster) finds it."""
+    summary = repo.backup_stream(
+        [json.dumps(result, indent=2).encode()],
+        filename="check.json",
+        tags=["drplan", f"plan:{pc.name}", "kind:check",
+              f"result:{'ok' if result['ok'] else 'failed'}"],
+        host=pc.host,
+        what=f"recording the check of {pc.name}",
+    )
+    return summary["snapshot_id"]

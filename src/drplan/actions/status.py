@@ -29,6 +29,8 @@ def gather(pc: PlanContext, now: datetime | None = None) -> dict:
         health["reachable_s"] = round(time.monotonic() - t0, 3)
         checks = repo.snapshots(["drplan", f"plan:{pc.name}", "kind:check"])
         health["last_check"] = checks[-1]["time"] if checks else None
+        health["last_check_ok"] = ("result:ok" in (checks[-1].get("tags") or [])
+                                   if checks else None)
     except DrplanError as exc:
         health["opens"] = False
         health["error"] = str(exc)

@@ -49,6 +49,8 @@ def run_status(plan: str, *, as_json: bool, out) -> int:
         console.print(
             f"Repository {r['repository']}: opens, reachable in {r['reachable_s']}s; last "
             f"restic check: {r['last_check'] or 'not recorded'}"
+            + ("" if r.get("last_check_ok") is None
+               else " (passed)" if r["last_check_ok"] else " (FAILED)")
         )
     else:
         console.print(f"Repository {r['repository']}: [bold red]{r.get('error')}[/]")
