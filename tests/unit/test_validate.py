@@ -289,3 +289,40 @@ def test_unreadable_file(runner, tmp_path):
 
 def test_compose_fixture_parses():
     assert "services:" in COMPOSE
+
+
+def test_storage_a_drill_would_share_with_production_is_warned_about(runner, tmp_path):
+    """Named, external, driver_opts volumes and bind mounts: a warning each, located at
+    the service's mount in the compose file, saying what a drill does with it."""
+    compose = (
+        COMPOSE.replace("volumes: [redis-data:/data]", "volumes: [redis-data:/data, ./conf:/c:ro]")
+        .replace("volumes: [files:/srv/files]",
+                 "volumes:\n      - files:/srv/files\n      - ./media:/srv/media")
+        .replace("      redis: {condition: service_started}\n",
+                 "      redis: {condition: service_started}\n    volumes:\n"
+                 "      - {type: bind, source: /var/run/docker.sock, target: /s.sock}\n")
+        .replace("  db-data:\n", "  db-data:\n    driver_opts: {type: nfs, device: ':/x'}\n")
+        .replace("  redis-data:\n", "  redis-data: {external: true}\n")
+        .replace("  files:\n", "  files: {name: campus_files}\n")
+    )
+    path = write_stack(tmp_path, compose=compose)
+    result = run(runner, path)
+    assert result.exit_code == 0, result.stdout  # warnings only
+    lines = assert_problem_lines("\n".join(result.stdout.strip().split("\n")[:-1]))
+    c = tmp_path / "compose.yml"
+    assert lines == [
+        f"{c}:5:15: services.db.volumes[0]: warning: service db: volume db-data has "
+        "driver_opts (type=nfs, device=:/x): a drill remaps it to an isolated copy of its own",
+        f"{c}:8:15: services.redis.volumes[0]: warning: service redis: volume redis-data is "
+        "external: a drill remaps it to an isolated copy of its own",
+        f"{c}:8:33: services.redis.volumes[1]: warning: service redis: bind mount ./conf is "
+        "read-only: a drill keeps it (it can read production's files, not change them)",
+        f"{c}:14:9: services.web.volumes[0]: warning: service web: volume files has an "
+        "explicit name (campus_files): a drill remaps it to an isolated copy of its own",
+        f"{c}:15:9: services.web.volumes[1]: warning: service web: bind mount ./media is "
+        "writable: a drill remaps it to an isolated copy of its own",
+        f"{c}:23:9: services.exam.volumes[0]: warning: service exam: bind mount "
+        "/var/run/docker.sock is a socket or runtime directory (read-only does not stop a "
+        "connection to production's daemons): a drill refuses to run this service (drill a "
+        "profile without it)",
+    ]

@@ -5,6 +5,40 @@ A drill recovers the newest complete run on the recovery site under its own name
 networks and volumes replaced by the copy's own), runs every check and the fingerprint
 verification, measures RTO and RPO, and tears everything down.
 
+**Isolation from production.** A drill may run on the primary site, next to production,
+so its copy of the compose files must not reach production's data: the stack prefix
+namespaces only plain volumes and networks. `plan.isolation.isolate_compose` rewrites the
+compose files before anything is deployed, and `plan.isolation.shared_storage` lists what
+it rewrites (so `drplan validate` can warn about it), one choice per kind:
+
+- a volume with an explicit ``name:``, an ``external`` volume, a volume with a
+  ``driver``/``driver_opts`` (NFS, ``local`` with ``o: bind`` + ``device:``, a plugin):
+  **remapped** to a plain local volume of the drill's own (``name``, ``external``,
+  ``driver`` and ``driver_opts`` dropped, so the drill's stack prefix namespaces it). It
+  is what the restore writes into, and the teardown removes it with the rest of the copy.
+  Remapping keeps the drill possible; sharing would let the drill's restore overwrite
+  production's database files or uploads.
+- a writable bind mount (``./media:/srv/media``, ``type: bind``): **remapped** to a fresh
+  named volume of the drill's own, one per host path (services sharing a directory still
+  share it within the drill); every mount of that path, read-only ones included, uses it.
+  The directory is empty unless the plan restores into it: a drill exercises the backups,
+  not the live host directory.
+- a read-only bind mount (a configuration file, ``./nginx.conf:/etc/nginx.conf:ro``):
+  **kept**. The kernel enforces read-only, so the drill cannot change production's files,
+  and the service keeps its configuration (an empty volume cannot stand in for a file).
+- a bind mount of a socket or runtime directory (``/var/run/docker.sock``, any ``*.sock``,
+  anything under ``/run`` or ``/var/run``), or a mount type drplan cannot copy
+  (``cluster``, ``npipe``, ...): the drill is **refused** up front, naming the service and
+  the path, before it changes anything. Read-only does not stop a process from connecting
+  to a socket, so such a service could act on production's daemons; a ``--profile``
+  without that service can still be drilled.
+- networks with an explicit ``name:`` get the copy's own (a shared network would let the
+  copy's services resolve production's ``db``), as external networks already did.
+
+The rewritten files are written into a private temporary directory (0700, files 0600,
+never through an existing file or link; relative host paths made absolute against the
+originals' folders), recorded in the marker and removed by the teardown.
+
 Teardown is driven by a **marker** written on the target before the drill creates
 anything: a small volume labelled `org.drplan.drill` whose labels say which stack the
 drill uses and what the engine lacked before (the shared journal and cache volumes, the
@@ -21,6 +55,7 @@ the measured step durations back into the schedule's estimates.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import fcntl
 import hashlib
 import json
@@ -28,17 +63,23 @@ import os
 import secrets
 import signal
 import socket
+import tempfile
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
+
+import yaml
 
 from drplan import manifest as mf
 from drplan.actions.context import PlanContext
 from drplan.actions.journal import VOLUME as JOURNAL_VOLUME
-from drplan.errors import DrplanError, OperationError
+from drplan.errors import DrplanError, InputError, OperationError
+from drplan.plan.graph import profile_services
+from drplan.plan.isolation import Shared, isolate_compose, shared_storage
 from drplan.platform import helper as helper_image
 from drplan.platform.docker import Engine
 from drplan.repository.restic import LOCK_DIR, Repository
@@ -77,6 +118,7 @@ class Marker:
     helper_absent: str | None = None
     swarm_was_active: bool = True
     gwbridge_absent: bool = False
+    files: list[str] = field(default_factory=list)  # the drill's isolated compose files
 
     @property
     def volume(self) -> str:
@@ -124,6 +166,46 @@ def markers(engine: Engine, plan: str) -> list[Marker]:
         except (ValueError, TypeError):
             continue
     return found
+
+
+def drill_context(pc: PlanContext, drill_id: str, services: list[str]) -> tuple[
+        PlanContext, dict[Path, Any], list[Shared]]:
+    """The plan as the drill deploys it: its compose files isolated (see
+    :func:`drplan.plan.isolation.isolate_compose`), to be written into a private
+    directory of the drill's own (0700, files 0600: never into the plan's folder, which
+    may be shared), with their relative host paths made absolute against the originals'
+    folders so they keep their meaning.
+
+    Returns the drill's PlanContext, {path to write: document} and what was isolated.
+    Raises InputError before any change when the drill cannot be isolated.
+    """
+    from drplan.actions import recover as rc  # (recover imports drill: a cycle to undo)
+
+    originals = [yaml.safe_load((pc.dir / rel).read_text()) or {}
+                 for rel in pc.plan.stack.compose]
+    isolated = isolate_compose(originals, services)
+    private = Path(tempfile.mkdtemp(prefix=f"drplan-drill-{drill_id}-"))
+    paths = [private / f"{i}-{Path(rel).name}" for i, rel in enumerate(pc.plan.stack.compose)]
+    plan = pc.plan.model_copy(deep=True)
+    plan.stack.compose = [str(p) for p in paths]
+    shared = [s for s in shared_storage(originals) if s.service in services]
+    files = {
+        path: rc.absolute_paths(data, (pc.dir / rel).parent)
+        for path, rel, data in zip(paths, pc.plan.stack.compose, isolated, strict=True)
+    }
+    return dataclasses.replace(pc, plan=plan), files, shared
+
+
+def _write_new(path: Path, text: str) -> None:
+    """Create `path` (0600, never through a link someone placed there: the plan's folder
+    may be shared) and write `text` into it."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    except OSError as exc:
+        raise OperationError(f"cannot write the drill's compose file {path}: {exc.strerror}",
+                             where="drill") from exc
+    with os.fdopen(fd, "w") as fh:
+        fh.write(text)
 
 
 # -- teardown ---------------------------------------------------------------------------------
@@ -181,9 +263,15 @@ def teardown(engine: Engine, m: Marker, *, remove_marker: bool = True) -> Teardo
     gone = m.gwbridge_absent and GWBRIDGE in engine.inventory()["networks"]
     if gone and engine.remove_network(GWBRIDGE):
         td.removed.append(f"network {GWBRIDGE}")
-    for f in Path(m.plan_dir).glob(f".drplan-deploy-{m.stack}-*"):
+    # the isolated compose files, and what recover wrote next to them (and to the plan)
+    dirs = {Path(m.plan_dir), *(Path(f).parent for f in m.files)}
+    deployed = [f for d in dirs for f in d.glob(f".drplan-deploy-{m.stack}-*")]
+    for f in [*map(Path, m.files), *deployed]:
         with contextlib.suppress(OSError):
             f.unlink()
+    for d in {Path(f).parent for f in m.files}:
+        with contextlib.suppress(OSError):
+            d.rmdir()  # the drill's private directory, once empty
     # what is still there, by name, decides whether the marker can go
     have = engine.inventory()
     left = sorted(x for kind in ("volumes", "networks") for x in have[kind]
@@ -361,15 +449,26 @@ def run_drill(
     from drplan.actions import recover as rc
     from drplan.reports import recovery as recovery_report
 
+    site_name, site = pc.site(opts.site, role="recovery")
+    try:
+        services, _ = profile_services(pc.plan, opts.profile)
+    except KeyError:
+        raise InputError(
+            f"unknown profile {opts.profile!r} (the plan has: full, {', '.join(pc.plan.profiles)})",
+            where=str(pc.path),
+        ) from None
+    drill_id = secrets.token_hex(3)
+    # before anything is changed: a drill that cannot be isolated from production is refused
+    drill_pc, files, isolated = drill_context(pc, drill_id, services)
     repo = repo or pc.repository()
     repo.open()
-    site_name, site = pc.site(opts.site, role="recovery")
     engine = Engine(site_name, site.docker_host)
     digest = plan_digest(pc)
     with _drill_lock(pc.name, site_name), _Signals() as signals:
         cleaned = cleanup_leftovers(engine, pc)
         run = mf.find_run(repo, pc.name, opts.run)
-        marker = _snapshot_state(engine, pc, run, secrets.token_hex(3))
+        marker = _snapshot_state(engine, pc, run, drill_id)
+        marker.files = sorted(str(f) for f in files)
         started = mf.utc_now()
         t0 = time.monotonic()
         box: dict[str, object] = {}
@@ -385,7 +484,8 @@ def run_drill(
 
         def work() -> None:
             try:
-                box["rec"] = rc.recover(pc, repo, ropts, on_event=on_event, on_bytes=on_bytes)
+                box["rec"] = rc.recover(drill_pc, repo, ropts, on_event=on_event,
+                                        on_bytes=on_bytes)
             except BaseException as exc:  # reported by the main thread
                 box["error"] = exc
 
@@ -394,6 +494,8 @@ def run_drill(
         td = Teardown()
         try:
             engine.create_volume(marker.volume, labels=marker.labels())
+            for path, data in files.items():  # after the marker: the teardown removes them
+                _write_new(path, yaml.safe_dump(data, sort_keys=False))
             worker.start()
             while worker.is_alive():
                 worker.join(0.5)
@@ -423,6 +525,7 @@ def run_drill(
             failure = "teardown incomplete: " + "; ".join(td.errors[:3])
         record = _record(pc, marker, run, site_name, opts, started, t0, report, failure, td,
                          digest, signals.received)
+        record["isolated"] = [s.message for s in isolated]
         try:
             record["recorded_as"] = record_drill(repo, pc, record)
         except DrplanError as exc:

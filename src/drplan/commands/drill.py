@@ -36,6 +36,9 @@ def run_drill_cmd(
     else:
         for c in result.cleaned_before:
             out(f"cleaned what drill {c['drill_id']} left: {', '.join(c['removed'])}")
+        # what the drill did not share with production (see drplan.actions.drill)
+        for line in record.get("isolated", []):
+            out(f"isolated: {line}")
         out(report.markdown(record))
         for p in written.values():
             out(f"report: {p}")

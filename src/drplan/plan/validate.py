@@ -17,6 +17,7 @@ from typing import Any
 from drplan.plan import model as m
 from drplan.plan.compose import ComposeProject, load_compose
 from drplan.plan.graph import FULL_PROFILE, DependencyGraph
+from drplan.plan.isolation import shared_storage
 from drplan.plan.loader import Document, LoadedPlan, Problem, load_plan
 from drplan.plan.units import format_duration
 
@@ -374,7 +375,22 @@ def _check_compose(
                     severity="warning",
                 )
             )
+    problems.extend(_drill_isolation(project, set(plan.services)))
     return problems, project
+
+
+def _drill_isolation(project: ComposeProject, services: set[str]) -> list[Problem]:
+    """Warnings: storage of the plan's services that a drill's copy would share with
+    production (explicit names, external, driver options, bind mounts), and what a drill
+    does with each. Warnings, not errors: production runs fine with them; the operator
+    should know a drill remaps them (its restore would otherwise overwrite production's
+    data) or refuses the service."""
+    docs = project.documents
+    return [
+        docs[s.doc].problem(s.loc, s.message, severity="warning")
+        for s in shared_storage([d.data for d in docs])
+        if s.service in services
+    ]
 
 
 def _raw_view(data: Any) -> Any:
