@@ -16,16 +16,6 @@ from drplan.errors import InputError, OperationError
 from tests.unit.crisis_helpers import Clock, crisis_plan, open_quietly, run_cli
 
 
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-def ctx(tmp_path: Path, clock: Clock) -> cell.Context:
-    return cell.load_context(str(crisis_plan(tmp_path)), clock=clock)
-
-
 def full_crisis(ctx: cell.Context, clock: Clock) -> None:
     cell.open_crisis(
         ctx,

@@ -24,7 +24,7 @@ import pytest
 from drplan.crisis import cell
 from drplan.crisis.activation import Observations
 from drplan.errors import InputError, OperationError
-from tests.unit.crisis_helpers import Clock, crisis_plan
+from tests.unit.crisis_helpers import Clock
 from tests.unit.test_crisis_journal import full_crisis, lines_of, write_lines
 
 # Written by drplan's journal as of commit 7364975 (before lines had to be canonical):
@@ -43,15 +43,6 @@ V1_JOURNAL = r"""
 """.strip("\n").split("\n")  # noqa: E501
 V1_HEAD = "f255ae80b18a83e74405baa8358f37c0cfee8261e6e0990f766aae647c86ff20"
 
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-def ctx(tmp_path: Path, clock: Clock) -> cell.Context:
-    return cell.load_context(str(crisis_plan(tmp_path)), clock=clock)
 
 
 @pytest.fixture
