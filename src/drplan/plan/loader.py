@@ -346,20 +346,62 @@ _SECRET_KEY = re.compile(
     r"credentials?)",
     re.I,
 )
-_SECRET_VALUE = [
-    (r"[a-z][a-z0-9+.-]*://[^/\s:@]+:[^/\s@]+@", "a URL with a password"),
-    (r"-----BEGIN [A-Z ]*PRIVATE KEY-----", "a private key"),
-    (r"\bAKIA[0-9A-Z]{16}\b", "an AWS access key"),
-    (r"\b(?:ghp|gho|ghs|glpat|xox[bap])[-_][A-Za-z0-9_-]{10,}", "an API token"),
-    (
-        r"(?i:\b\w*(?:password|passwd|secret|token)\w*=(?![$\"'{]|\s|$)\S+)",
-        "a password assigned in clear",
-    ),
+# Values that look like a secret. Every test is linear in the value's length (a plan's
+# description may be megabytes): no pattern may retry a long run of characters from each
+# of its positions, so fixed markers are found first ("://", "=", a tool's name) and the
+# text around each is examined within a bounded window.
+_URL_USERINFO = re.compile(r"://[^/\s:@]{1,256}+:[^/\s@]{1,256}+@")
+# after a key word: the rest of the word (bounded), "=", and a literal value
+_ASSIGNED = re.compile(r"\w{0,128}+=(?![$\s\"'{]|\Z)")
+_KEY_WORD = re.compile(r"(?:password|passwd|secret|token)", re.I)
+_MARKERS = [
+    (re.compile(r"-----BEGIN [A-Z ]{0,64}PRIVATE KEY-----"), "a private key"),
+    (re.compile(r"\bAKIA[0-9A-Z]{16}\b"), "an AWS access key"),
+    (re.compile(r"\b(?:ghp|gho|ghs|glpat|xox[bap])[-_][A-Za-z0-9_-]{10}"), "an API token"),
+    (re.compile(r"--pass(?:word)?(?:=|\s+)(?![$\s\"'{-])\S"), "a password option"),
 ]
-# one pass per scalar: a single alternation with a named group per kind
-_SECRET_ANY = re.compile(
-    "|".join(f"(?P<s{i}>{pattern})" for i, (pattern, _) in enumerate(_SECRET_VALUE)), re.I
-)
+# password options of common clients given a literal (not $VAR, not a reference): the
+# option is found first, then its client's name earlier on the same line (bounded)
+_CLIENT_OPTIONS = [
+    (re.compile(r"\s-a\s++(?![$\"'{])\S"), ("redis-cli",)),
+    (re.compile(r"\s(?:-u|--user)\s++[^\s:]{1,128}+:(?![$\s\"'{])\S"), ("curl",)),
+    (re.compile(r"\s-p(?![$\s\"'{])\S"),
+     ("mysql", "mariadb", "mysqldump", "mariadb-dump", "mysqladmin", "mariadb-admin")),
+]
+
+
+def clear_secret(value: str) -> str | None:
+    """What kind of secret `value` seems to hold in clear, or None; linear in its length."""
+    for hit in _URL_USERINFO.finditer(value):
+        scheme = _run_before(value, hit.start(), _SCHEME_CHARS, 32)
+        if any(c.isalpha() for c in scheme):
+            return "a URL with a password"
+    for hit in _KEY_WORD.finditer(value):
+        if _ASSIGNED.match(value, hit.end()):
+            return "a password assigned in clear"
+    for pattern, what in _MARKERS:
+        if pattern.search(value):
+            return what
+    for pattern, clients in _CLIENT_OPTIONS:
+        for hit in pattern.finditer(value):
+            line = max(value.rfind("\n", 0, hit.start()) + 1, hit.start() - 512)
+            if any(value.find(c, line, hit.start()) != -1 for c in clients):
+                return "a password option"
+    return None
+
+
+_SCHEME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+.-")
+
+
+def _run_before(text: str, end: int, chars: frozenset[str], limit: int) -> str:
+    """The run of `chars` just before `end`, at most `limit` long (a bounded backward
+    scan that stops at the first other character)."""
+    start = end
+    while start > max(0, end - limit) and text[start - 1] in chars:
+        start -= 1
+    return text[start:end]
+
+
 SECRET_HINT = "reference it with {env: VAR}, {file: PATH} or {command: CMD} instead"
 
 
@@ -378,9 +420,8 @@ def find_clear_secrets(doc: Document) -> list[Problem]:
             return
         seen.add(id(node))
         if isinstance(node, ScalarNode):
-            hit = _SECRET_ANY.search(node.value) if len(node.value) >= 8 else None
-            if hit:
-                what = _SECRET_VALUE[int(hit.lastgroup[1:])][1]  # type: ignore[index]
+            what = clear_secret(node.value) if len(node.value) >= 8 else None
+            if what:
                 problems.append(
                     doc.problem(loc, f"looks like {what} written in clear; {SECRET_HINT}")
                 )
