@@ -63,19 +63,14 @@ class Cold:
 
 def scale_back(engine: Engine, stack: str, stopped: list[tuple[str, float]], *, what: str
                ) -> dict[str, float]:
-    """Scale every stopped service back (dependencies first), then wait for each to run.
-    Every one is tried; the first error is raised once all were."""
+    """Scale every stopped service back, dependencies first, each waited running before
+    the next (a dependent must find what it needs). Every one is tried whatever fails
+    before it; the first error is raised once all were."""
     errors: list[BaseException] = []
-    back: list[tuple[str, float]] = []
+    downtime = {}
     for service, t0 in reversed(stopped):  # dependencies first
         try:
             engine.scale_back_marked(stack, service)
-            back.append((service, t0))
-        except Exception as exc:
-            errors.append(exc)
-    downtime = {}
-    for service, t0 in back:
-        try:
             engine.wait_running(stack, service, time.monotonic() + BACK_WAIT_S)
         except Exception as exc:
             errors.append(exc)
