@@ -27,6 +27,8 @@ from typing import Annotated
 from pydantic import AfterValidator, BaseModel, Field, ValidationError, field_validator
 
 from drplan.errors import OperationError
+from drplan.plan.model import Engine as EngineKind
+from drplan.plan.model import Method
 from drplan.repository.restic import Repository
 
 FORMAT = 1
@@ -46,8 +48,6 @@ IMAGE_REF_RE = re.compile(
     r"[a-z0-9]+(?:[._-][a-z0-9]+)*(?::[0-9]{1,5})?(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*"
     r"(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(?:@sha256:[0-9a-f]{64})?"
 )
-KNOWN_ENGINES = frozenset({"postgresql", "mariadb", "mysql", "redis", "sqlite", "files"})
-KNOWN_METHODS = frozenset({"dump", "cold"})
 _CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
 
 
@@ -96,8 +96,8 @@ Text = Annotated[str, AfterValidator(_plain_text)]
 class SourceRecord(BaseModel):
     service: Name
     source: Name
-    engine: str
-    method: str
+    engine: EngineKind
+    method: Method
     consistency: str
     volume: Name | None = None
     snapshot: SnapshotId
@@ -108,20 +108,6 @@ class SourceRecord(BaseModel):
     finished_at: str
     fingerprint: dict
     stats: dict = Field(default_factory=dict)
-
-    @field_validator("engine")
-    @classmethod
-    def _engine(cls, value: str) -> str:
-        if value not in KNOWN_ENGINES:
-            raise ValueError(f"unknown engine {value[:40]!r}")
-        return value
-
-    @field_validator("method")
-    @classmethod
-    def _method(cls, value: str) -> str:
-        if value not in KNOWN_METHODS:
-            raise ValueError(f"unknown method {value[:40]!r}")
-        return value
 
     @field_validator("fingerprint")
     @classmethod

@@ -147,18 +147,18 @@ def test_a_respelt_version_1_line_is_refused(v1: cell.Context, name: str) -> Non
     _assert_refused(v1, index + 1, index + 1, reason)
 
 
+def _reopen(ctx: cell.Context) -> None:
+    """A new crisis opened on the journal (its lines are written in the current format)."""
+    cell.open_crisis(ctx, role="direction", author="boss", reason="again",
+                     observations=Observations(down=[], run_commands=False))
+
+
 def test_a_version_1_journal_still_verifies_and_grows(v1: cell.Context, clock: Clock) -> None:
     result = cell.verify(v1, head=V1_HEAD)
     assert result.ok and result.entries == 8 and result.head == V1_HEAD
     assert [e["seq"] for e in v1.journal.entries()] == list(range(1, 9))
     clock.advance(hours=2)
-    cell.open_crisis(
-        v1,
-        role="direction",
-        author="boss",
-        reason="again",
-        observations=Observations(down=[], run_commands=False),
-    )
+    _reopen(v1)
     lines = lines_of(v1)
     assert lines[:8] == V1_JOURNAL
     assert all(json.loads(ln)["v"] == 2 for ln in lines[8:])
@@ -171,13 +171,7 @@ def test_no_version_1_line_after_version_2(v1: cell.Context, clock: Clock) -> No
     from drplan.crisis.journal import entry_hash, serialise
 
     clock.advance(hours=2)
-    cell.open_crisis(
-        v1,
-        role="direction",
-        author="boss",
-        reason="again",
-        observations=Observations(down=[], run_commands=False),
-    )
+    _reopen(v1)
     lines = lines_of(v1)
     last = json.loads(lines[-1])
     old = {
