@@ -91,8 +91,10 @@ def fs_used(path: Path) -> int:
 def scratch_dirs(client, plan: str) -> list[Path]:
     """Where a backup could leave bytes outside the repository: restic caches (host and
     helper volume), the engine's tmp (docker save), the helpers' writable layers."""
-    dirs = [Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "restic",
-            Path(client.info()["DockerRootDir"]) / "tmp"]
+    dirs = [
+        Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "restic",
+        Path(client.info()["DockerRootDir"]) / "tmp",
+    ]
     with contextlib.suppress(docker.errors.NotFound):
         dirs.append(Path(client.volumes.get("drplan-restic-cache").attrs["Mountpoint"]))
     for c in client.containers.list(filters={"label": f"org.drplan.plan={plan}"}):
@@ -148,21 +150,30 @@ class Monitor:
     def done(self) -> dict:
         self.stop = True
         self.t.join()
-        return {"peak_rss_mb": round(self.peak_rss / 1024, 1),
-                "peak_tree_rss_mb": round(self.peak_tree / 1024, 1),
-                "peak_extra_disk_mb": round(max(0, self.peak_extra) / 2**20, 1),
-                "peak_scratch_disk_mb": round(max(0, self.peak_scratch) / 2**20, 1),
-                "load_avg_max": max(self.load),
-                "scratch_peak_by_dir_mb": {k: round(v / 2**20, 1)
-                                           for k, v in self.by_dir.items()}}
+        return {
+            "peak_rss_mb": round(self.peak_rss / 1024, 1),
+            "peak_tree_rss_mb": round(self.peak_tree / 1024, 1),
+            "peak_extra_disk_mb": round(max(0, self.peak_extra) / 2**20, 1),
+            "peak_scratch_disk_mb": round(max(0, self.peak_scratch) / 2**20, 1),
+            "load_avg_max": max(self.load),
+            "scratch_peak_by_dir_mb": {k: round(v / 2**20, 1) for k, v in self.by_dir.items()},
+        }
 
 
 def drplan_backup(tp, *args: str, monitor: bool = True) -> dict:
     t0 = time.monotonic()
-    proc = subprocess.Popen([plans.DRPLAN, "backup", "--json", str(tp.path), *args],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=ENV, text=True)
-    mon = (Monitor(proc.pid, Path(tp.repo), docker.DockerClient(base_url=URL[0]), tp.name)
-           if monitor else None)
+    proc = subprocess.Popen(
+        [plans.DRPLAN, "backup", "--json", str(tp.path), *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=ENV,
+        text=True,
+    )
+    mon = (
+        Monitor(proc.pid, Path(tp.repo), docker.DockerClient(base_url=URL[0]), tp.name)
+        if monitor
+        else None
+    )
     out, err = proc.communicate()
     wall = time.monotonic() - t0
     res = mon.done() if mon else {}
@@ -186,14 +197,17 @@ def seed_method(url: str, name: str, volumes: list[str], out: Path) -> float:
     while client.api.containers(filters={"label": f"com.docker.stack.namespace={name}"}):
         time.sleep(0.2)
     for vol in volumes:
-        subprocess.run(["tar", "czf", str(out / f"{vol}.tar.gz"), "-C",
-                        mountpoint(client, vol), "."], check=True)
+        subprocess.run(
+            ["tar", "czf", str(out / f"{vol}.tar.gz"), "-C", mountpoint(client, vol), "."],
+            check=True,
+        )
     for svc in ORDER_UP:
         client.services.get(f"{name}_{svc}").scale(1)
         deadline = time.monotonic() + 300
         while True:
-            cs = client.containers.list(filters={
-                "label": f"com.docker.swarm.service.name={name}_{svc}"})
+            cs = client.containers.list(
+                filters={"label": f"com.docker.swarm.service.name={name}_{svc}"}
+            )
             if cs and cs[0].attrs["State"].get("Health", {}).get("Status") == "healthy":
                 break
             if time.monotonic() > deadline:
@@ -219,15 +233,23 @@ def files_throughput(client, tp, work: Path, trials: int = 2) -> dict:
         subprocess.run(["restic", "init"], env=renv, check=True, capture_output=True)
         drop_caches()
         t0 = time.monotonic()
-        subprocess.run(["restic", "backup", "--host", "raw", web_dir], env=renv,
-                       check=True, capture_output=True)
+        subprocess.run(
+            ["restic", "backup", "--host", "raw", web_dir],
+            env=renv,
+            check=True,
+            capture_output=True,
+        )
         raw_times.append(time.monotonic() - t0)
         shutil.rmtree(raw_repo)
 
         alone = plans.adapt("campus", work / f"alone-{n}", name=tp.name)
         alone.ports = tp.ports
-        subprocess.run([plans.DRPLAN, "repo", "init", str(alone.path)], env=ENV, check=True,
-                       capture_output=True)
+        subprocess.run(
+            [plans.DRPLAN, "repo", "init", str(alone.path)],
+            env=ENV,
+            check=True,
+            capture_output=True,
+        )
         drplan_backup(alone, "--service", "redis", monitor=False)  # images and plan stored
         drop_caches()
         web_run = drplan_backup(alone, "--service", "web", monitor=False)
@@ -240,14 +262,19 @@ def files_throughput(client, tp, work: Path, trials: int = 2) -> dict:
     src_s = sum(src_times) / trials
     run_s = sum(run_times) / trials
     result = {
-        "bytes": web_bytes, "trials": trials,
-        "raw_restic_s": round(raw_s, 2), "raw_restic_runs_s": [round(x, 2) for x in raw_times],
-        "drplan_source_s": round(src_s, 2), "drplan_source_runs_s": src_times,
-        "drplan_run_s": round(run_s, 2), "drplan_run_runs_s": [round(x, 2) for x in run_times],
+        "bytes": web_bytes,
+        "trials": trials,
+        "raw_restic_s": round(raw_s, 2),
+        "raw_restic_runs_s": [round(x, 2) for x in raw_times],
+        "drplan_source_s": round(src_s, 2),
+        "drplan_source_runs_s": src_times,
+        "drplan_run_s": round(run_s, 2),
+        "drplan_run_runs_s": [round(x, 2) for x in run_times],
         "raw_mb_s": round(web_bytes / raw_s / 1e6, 1),
         "drplan_mb_s": round(web_bytes / src_s / 1e6, 1),
         "ratio_source": round(raw_s / src_s, 3),
-        "ratio_whole_command": round(raw_s / run_s, 3)}
+        "ratio_whole_command": round(raw_s / run_s, 3),
+    }
     print("files throughput:", result, flush=True)
     return result
 
@@ -258,8 +285,9 @@ def main() -> None:
     ap.add_argument("--workdir", default="/var/tmp/drplan-bench")
     ap.add_argument("--json", default=None)
     ap.add_argument("--keep", action="store_true", help="keep the stack and repositories")
-    ap.add_argument("--only-files", action="store_true",
-                    help="measure the files throughput only (step 3)")
+    ap.add_argument(
+        "--only-files", action="store_true", help="measure the files throughput only (step 3)"
+    )
     a = ap.parse_args()
     url = sites.up()["primary"]
     URL.append(url)
@@ -267,27 +295,46 @@ def main() -> None:
     work = Path(a.workdir) / uuid.uuid4().hex[:6]
     work.mkdir(parents=True)
     tp = plans.adapt("campus", work / "plan", name=f"bench{work.name}")
-    results: dict = {"machine": {"cpus": os.cpu_count(), "kernel": platform.release(),
-                                 "python": platform.python_version(),
-                                 "restic": subprocess.run(["restic", "version"],
-                                                          capture_output=True,
-                                                          text=True).stdout.strip()}}
+    results: dict = {
+        "machine": {
+            "cpus": os.cpu_count(),
+            "kernel": platform.release(),
+            "python": platform.python_version(),
+            "restic": subprocess.run(
+                ["restic", "version"], capture_output=True, text=True
+            ).stdout.strip(),
+        }
+    }
     plans.deploy(url, tp)
     try:
         size = generator.Size.gigabytes(a.gb)
         t0 = time.monotonic()
         writers = ("web",) if a.only_files else ("web", "exam")
         for seed, svc in enumerate(writers, start=1):
-            generator.run(client, tp.name, svc, ["--seed", str(seed), "--rows", str(size.rows),
-                                                 "--files", str(size.files), "--file-size",
-                                                 str(size.file_size), "--keys",
-                                                 str(size.keys)])
+            generator.run(
+                client,
+                tp.name,
+                svc,
+                [
+                    "--seed",
+                    str(seed),
+                    "--rows",
+                    str(size.rows),
+                    "--files",
+                    str(size.files),
+                    "--file-size",
+                    str(size.file_size),
+                    "--keys",
+                    str(size.keys),
+                ],
+            )
         results["populate_s"] = round(time.monotonic() - t0, 1)
         vols = [f"{tp.name}_{v}" for v in ("db-data", "redis-data", "files", "exam-files")]
         results["data_bytes"] = sum(dir_bytes(Path(mountpoint(client, v))) for v in vols)
         print(f"data: {results['data_bytes'] / 2**30:.2f} GiB", flush=True)
-        subprocess.run([plans.DRPLAN, "repo", "init", str(tp.path)], env=ENV, check=True,
-                       capture_output=True)
+        subprocess.run(
+            [plans.DRPLAN, "repo", "init", str(tp.path)], env=ENV, check=True, capture_output=True
+        )
 
         if a.only_files:
             results["files_throughput"] = files_throughput(client, tp, work)
@@ -305,36 +352,45 @@ def whole_benchmark(url, client, tp, work: Path, vols: list[str], results: dict)
     """Steps 1, 2 and 4 (and 3): the full run, the 1 % run, the seed's method."""
     full = drplan_backup(tp)
     print("full run:", {k: v for k, v in full.items() if k != "run"}, flush=True)
-    touched = sum(generator.touch_files(client, tp.name, s, percent=1)
-                  for s in ("web", "exam"))
+    touched = sum(generator.touch_files(client, tp.name, s, percent=1) for s in ("web", "exam"))
     incr = drplan_backup(tp)
-    print(f"after 1% ({touched} files):", {k: v for k, v in incr.items() if k != "run"},
-          flush=True)
+    print(f"after 1% ({touched} files):", {k: v for k, v in incr.items() if k != "run"}, flush=True)
     results["full"] = {k: v for k, v in full.items() if k != "run"} | {
         "timings": full["run"]["timings"],
-        "bytes": sum(s["bytes"] for s in full["run"]["sources"])}
+        "bytes": sum(s["bytes"] for s in full["run"]["sources"]),
+    }
     results["one_percent"] = {k: v for k, v in incr.items() if k != "run"} | {
-        "timings": incr["run"]["timings"], "touched_files": touched,
-        "files_stats": {s["service"]: s["stats"] for s in incr["run"]["sources"]
-                        if s["engine"] == "files"}}
+        "timings": incr["run"]["timings"],
+        "touched_files": touched,
+        "files_stats": {
+            s["service"]: s["stats"] for s in incr["run"]["sources"] if s["engine"] == "files"
+        },
+    }
 
     results["files_throughput"] = files_throughput(client, tp, work)
 
     seed_dir = work / "seed"
     seed_dir.mkdir()
     seed_s = seed_method(url, tp.name, vols, seed_dir)
-    results["seed_method"] = {"seconds": round(seed_s, 2),
-                              "archive_bytes": dir_bytes(seed_dir)}
+    results["seed_method"] = {"seconds": round(seed_s, 2), "archive_bytes": dir_bytes(seed_dir)}
     results["ratios"] = {
         "full_vs_seed": round(seed_s / full["seconds"], 2),
         "one_percent_vs_seed": round(seed_s / incr["seconds"], 2),
         "files_vs_raw_restic": results["files_throughput"]["ratio_source"],
         "extra_disk_pct_of_data": round(
-            max(full["peak_extra_disk_mb"], incr["peak_extra_disk_mb"]) * 2**20
-            / results["data_bytes"] * 100, 2),
+            max(full["peak_extra_disk_mb"], incr["peak_extra_disk_mb"])
+            * 2**20
+            / results["data_bytes"]
+            * 100,
+            2,
+        ),
         "scratch_disk_pct_of_data": round(
-            max(full["peak_scratch_disk_mb"], incr["peak_scratch_disk_mb"]) * 2**20
-            / results["data_bytes"] * 100, 2),
+            max(full["peak_scratch_disk_mb"], incr["peak_scratch_disk_mb"])
+            * 2**20
+            / results["data_bytes"]
+            * 100,
+            2,
+        ),
         "peak_rss_mb": max(full["peak_rss_mb"], incr["peak_rss_mb"]),
     }
     print("seed method:", results["seed_method"], flush=True)

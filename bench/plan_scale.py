@@ -108,9 +108,7 @@ def main() -> None:
     )
     print(f"{'phase':<10} {'min':>8} {'median':>8} {'max':>8}   ({args.repeat} runs, seconds)")
     for phase, values in times.items():
-        print(
-            f"{phase:<10} {min(values):8.3f} {statistics.median(values):8.3f} {max(values):8.3f}"
-        )
+        print(f"{phase:<10} {min(values):8.3f} {statistics.median(values):8.3f} {max(values):8.3f}")
 
 
 if __name__ == "__main__":

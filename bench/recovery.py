@@ -73,11 +73,14 @@ def recover(tp, prefix: str, workers: int) -> rc.Recovery:
     drop_caches()
     os.environ["DRPLAN_REPO_PASSWORD"] = plans.PASSWORD
     pc = load_plan(tp.path)
-    rec = rc.recover(pc, pc.repository(), rc.RecoverOptions(site="recovery", prefix=prefix,
-                                                            workers=workers))
+    rec = rc.recover(
+        pc, pc.repository(), rc.RecoverOptions(site="recovery", prefix=prefix, workers=workers)
+    )
     if not rec.ok:
-        raise SystemExit(f"recovery {prefix} failed: "
-                         + str({k: o.error for k, o in rec.outcomes.items() if o.error}))
+        raise SystemExit(
+            f"recovery {prefix} failed: "
+            + str({k: o.error for k, o in rec.outcomes.items() if o.error})
+        )
     return rec
 
 
@@ -98,14 +101,16 @@ def one_round(tp, urls: dict[str, str], client, backup: dict, work: Path, i: int
     cp_warm_s = cp_a(src, dst)  # warm: the source is now in the page cache
     restore_s = seq.outcomes["restore:web/files"].seconds
     return dict(
-        parallel_rto_s=par.measured_rto_s, critical_path_bound_s=round(bound, 2),
+        parallel_rto_s=par.measured_rto_s,
+        critical_path_bound_s=round(bound, 2),
         sequential_rto_s=seq.measured_rto_s,
         rto_over_bound=round(par.measured_rto_s / bound, 3),
         rto_over_sequential=round(par.measured_rto_s / seq.measured_rto_s, 3),
         parallel_steps={k: round(o.seconds, 2) for k, o in par.outcomes.items()},
         sequential_steps={k: round(o.seconds, 2) for k, o in seq.outcomes.items()},
         actual_critical_path=actual_schedule(par).critical_path,
-        web_files_bytes=rec_web["bytes"], cp_a_s=round(cp_s, 2),
+        web_files_bytes=rec_web["bytes"],
+        cp_a_s=round(cp_s, 2),
         restore_web_files_s=round(restore_s, 2),
         cp_a_mb_s=round(rec_web["bytes"] / cp_s / 1e6, 1),
         cp_a_warm_s=round(cp_warm_s, 2),
@@ -119,9 +124,13 @@ def one_round(tp, urls: dict[str, str], client, backup: dict, work: Path, i: int
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--gb", type=float, default=1.0, help="GB of uploads per volume")
-    ap.add_argument("--repeat", type=int, default=1,
-                    help="rounds of (parallel, sequential, cp -a) on one backup; the "
-                    "verdicts use the median of each ratio")
+    ap.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="rounds of (parallel, sequential, cp -a) on one backup; the "
+        "verdicts use the median of each ratio",
+    )
     ap.add_argument("--workdir", default="/var/lib/drplan-bench/recovery")
     a = ap.parse_args()
     urls = sites.up()
@@ -145,27 +154,39 @@ def main() -> None:
         for i in range(a.repeat):
             r = one_round(tp, urls, client, backup, work, i)
             results["rounds"].append(r)
-            print(f"round {i + 1}/{a.repeat}: RTO/bound {r['rto_over_bound']}, RTO/sequential "
-                  f"{r['rto_over_sequential']}, restore/cp -a {r['restore_over_cp']} "
-                  f"(cp -a {r['cp_a_s']} s)", flush=True)
+            print(
+                f"round {i + 1}/{a.repeat}: RTO/bound {r['rto_over_bound']}, RTO/sequential "
+                f"{r['rto_over_sequential']}, restore/cp -a {r['restore_over_cp']} "
+                f"(cp -a {r['cp_a_s']} s)",
+                flush=True,
+            )
     finally:
         plans.remove(urls["primary"], tp)
         shutil.rmtree(work / "cp-a-copy", ignore_errors=True)
     for key in ("rto_over_bound", "rto_over_sequential", "restore_over_cp"):
         results[key] = round(statistics.median(r[key] for r in results["rounds"]), 3)
-    results["machine"] = {"nproc": os.cpu_count(), "python": platform.python_version(),
-                          "cpu": _cpu()}
+    results["machine"] = {
+        "nproc": os.cpu_count(),
+        "python": platform.python_version(),
+        "cpu": _cpu(),
+    }
     print(json.dumps(results, indent=2))
     ok1 = results["rto_over_bound"] <= 1.25
     ok2 = results["rto_over_sequential"] <= 0.6
     ok3 = results["restore_over_cp"] >= 0.7
     print(f"medians of {a.repeat} round(s):")
-    print(f"RTO / critical-path bound = {results['rto_over_bound']} (goal <= 1.25: "
-          f"{'met' if ok1 else 'MISSED'})")
-    print(f"RTO / sequential = {results['rto_over_sequential']} (goal <= 0.6: "
-          f"{'met' if ok2 else 'MISSED'})")
-    print(f"restore throughput / cp -a = {results['restore_over_cp']} (goal >= 0.7: "
-          f"{'met' if ok3 else 'MISSED'})")
+    print(
+        f"RTO / critical-path bound = {results['rto_over_bound']} (goal <= 1.25: "
+        f"{'met' if ok1 else 'MISSED'})"
+    )
+    print(
+        f"RTO / sequential = {results['rto_over_sequential']} (goal <= 0.6: "
+        f"{'met' if ok2 else 'MISSED'})"
+    )
+    print(
+        f"restore throughput / cp -a = {results['restore_over_cp']} (goal >= 0.7: "
+        f"{'met' if ok3 else 'MISSED'})"
+    )
 
 
 def _cpu() -> str:

@@ -100,28 +100,36 @@ def main() -> None:
     env = {**os.environ, "RESTIC_PASSWORD": "bench-only-password"}
     repos = {"auto": work / "repo", "off": work / "repo-nocompress"}
     for mode, repo in repos.items():
-        subprocess.run(["restic", "init", "-q", "-r", str(repo)], env=env, check=True,
-                       stdout=subprocess.DEVNULL)
-        subprocess.run(["restic", "backup", "-q", "-r", str(repo), "--compression", mode,
-                        "data"], env=env, check=True, cwd=work, stdout=subprocess.DEVNULL)
+        subprocess.run(
+            ["restic", "init", "-q", "-r", str(repo)],
+            env=env,
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
+        subprocess.run(
+            ["restic", "backup", "-q", "-r", str(repo), "--compression", mode, "data"],
+            env=env,
+            check=True,
+            cwd=work,
+            stdout=subprocess.DEVNULL,
+        )
     half = [f"--include={data}/{d:02d}" for d in range(0, DIRS, 2)]
 
     def restore(binary: str, repo: Path, *extra: str) -> list[str]:
-        return [binary, "restore", "-q", "-r", str(repo), "latest", "--target", str(out),
-                *extra]
+        return [binary, "restore", "-q", "-r", str(repo), "latest", "--target", str(out), *extra]
 
     variants: dict[str, list[list[str]]] = {
         "cp -a": [["cp", "-a", str(data), str(out)]],
         "restic": [restore("restic", repos["auto"])],
-        "restic x2": [restore("restic", repos["auto"], *half),
-                      restore("restic", repos["auto"],
-                              *[h.replace("--include", "--exclude") for h in half])],
+        "restic x2": [
+            restore("restic", repos["auto"], *half),
+            restore("restic", repos["auto"], *[h.replace("--include", "--exclude") for h in half]),
+        ],
         "restic, no compression": [restore("restic", repos["off"])],
     }
     if a.restic:
         version = subprocess.run([a.restic, "version"], capture_output=True, text=True)
-        variants[f"other restic ({version.stdout.split()[1]})"] = [
-            restore(a.restic, repos["auto"])]
+        variants[f"other restic ({version.stdout.split()[1]})"] = [restore(a.restic, repos["auto"])]
     data_bytes = sum(p.stat().st_size for p in data.rglob("*") if p.is_file())
     runs: dict[str, list[tuple[float, float]]] = {v: [] for v in variants}
     for trial in range(a.trials):
@@ -132,23 +140,32 @@ def main() -> None:
     cp_s = min(w for w, _ in runs["cp -a"])
     results = {
         "data_bytes": data_bytes,
-        "restic": subprocess.run(["restic", "version"], capture_output=True,
-                                 text=True).stdout.strip(),
+        "restic": subprocess.run(
+            ["restic", "version"], capture_output=True, text=True
+        ).stdout.strip(),
         "variants": {
-            name: {"best_s": round(min(w for w, _ in r), 2),
-                   "runs_s": [round(w, 2) for w, _ in r],
-                   "cpu_s": [round(c, 2) for _, c in r],
-                   "mb_s": round(data_bytes / min(w for w, _ in r) / 1e6, 1),
-                   "throughput_vs_cp_a": round(cp_s / min(w for w, _ in r), 3)}
-            for name, r in runs.items()},
-        "machine": {"nproc": os.cpu_count(), "python": platform.python_version(),
-                    "kernel": platform.release()},
+            name: {
+                "best_s": round(min(w for w, _ in r), 2),
+                "runs_s": [round(w, 2) for w, _ in r],
+                "cpu_s": [round(c, 2) for _, c in r],
+                "mb_s": round(data_bytes / min(w for w, _ in r) / 1e6, 1),
+                "throughput_vs_cp_a": round(cp_s / min(w for w, _ in r), 3),
+            }
+            for name, r in runs.items()
+        },
+        "machine": {
+            "nproc": os.cpu_count(),
+            "python": platform.python_version(),
+            "kernel": platform.release(),
+        },
     }
     print(json.dumps(results, indent=2))
     for name, r in results["variants"].items():
         if name != "cp -a":
-            print(f"{name}: {r['throughput_vs_cp_a']}x the throughput of cp -a "
-                  f"(best of {a.trials}; goal for drplan's restore >= 0.7)")
+            print(
+                f"{name}: {r['throughput_vs_cp_a']}x the throughput of cp -a "
+                f"(best of {a.trials}; goal for drplan's restore >= 0.7)"
+            )
     shutil.rmtree(work, ignore_errors=True)
 
 

@@ -25,8 +25,10 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 DEMO = ROOT / "src" / "drplan" / "demo" / "campus"
 DRPLAN = str(Path(sys.executable).parent / "drplan")
-PROSE = ("The exam platform must come back first; uploads may wait. "
-         "Token counts, secrets of the trade and password policies are discussed here. ")
+PROSE = (
+    "The exam platform must come back first; uploads may wait. "
+    "Token counts, secrets of the trade and password policies are discussed here. "
+)
 
 
 def plan_with(dest: Path, description: str | None) -> Path:

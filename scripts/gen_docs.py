@@ -28,8 +28,9 @@ def cli_reference() -> str:
     command = typer.main.get_command(app)
     with typer.Context(command) as ctx:
         ctx.ensure_object(dict)
-        text = get_docs_for_click(obj=command, ctx=ctx, name="drplan",
-                                  title="drplan command-line reference")
+        text = get_docs_for_click(
+            obj=command, ctx=ctx, name="drplan", title="drplan command-line reference"
+        )
     return text.strip() + "\n"
 
 

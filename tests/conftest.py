@@ -62,8 +62,11 @@ def pytest_xdist_make_scheduler(config, log):
                 self._assign_work_unit(node)
 
         def _assign_work_unit(self, node) -> None:
-            held = [scope for scope, unit in self.assigned_work.get(node, {}).items()
-                    if not all(unit.values())]
+            held = [
+                scope
+                for scope, unit in self.assigned_work.get(node, {}).items()
+                if not all(unit.values())
+            ]
             lightest = next(reversed(self.workqueue))
             if held and _weight(Path(held[0])) and not _weight(Path(lightest)):
                 self.workqueue.move_to_end(lightest, last=False)

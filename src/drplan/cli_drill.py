@@ -23,8 +23,17 @@ def drill(
     """Recover the newest run into an isolated copy, verify, measure, tear down, record."""
     from drplan.commands.drill import run_drill_cmd
 
-    raise typer.Exit(run_drill_cmd(plan, site=site, profile=profile, run=run,
-                                   report_dir=report_dir, as_json=as_json, out=_out))
+    raise typer.Exit(
+        run_drill_cmd(
+            plan,
+            site=site,
+            profile=profile,
+            run=run,
+            report_dir=report_dir,
+            as_json=as_json,
+            out=_out,
+        )
+    )
 
 
 @app.command()
@@ -43,14 +52,19 @@ def runbook(
     profile: str | None = typer.Option(None, "--profile", "-p", help="Profile (default full)."),
     run: str = typer.Option("latest", "--run", help="Run id (or prefix), or latest."),
     stack_name: str | None = typer.Option(
-        None, "--stack-name", help="Stack name to recover into (default: the site's prefix "
-        "and the plan's stack name)."),
+        None,
+        "--stack-name",
+        help="Stack name to recover into (default: the site's prefix and the plan's stack name).",
+    ),
 ) -> None:
     """Write the by-hand runbook: one Markdown file per step, an index, SVG and HTML."""
     from drplan.commands.runbook import run_runbook
 
-    raise typer.Exit(run_runbook(plan, output, site=site, profile=profile, run=run,
-                                 stack_name=stack_name, out=_out))
+    raise typer.Exit(
+        run_runbook(
+            plan, output, site=site, profile=profile, run=run, stack_name=stack_name, out=_out
+        )
+    )
 
 
 @app.command()

@@ -72,7 +72,8 @@ def prune(
 def check(
     plan: str = PLAN,
     read_data_subset: str | None = typer.Option(
-        None, "--read-data-subset", help="Also read this share of the data, e.g. 10%."),
+        None, "--read-data-subset", help="Also read this share of the data, e.g. 10%."
+    ),
     samples: int = typer.Option(0, "--samples", help="Sources to re-verify (0 = all)."),
     as_json: bool = JSON,
     repository: str | None = REPOSITORY,

@@ -79,10 +79,13 @@ def recover(
 @app.command()
 def demo(
     docker_host: str | None = typer.Option(
-        None, "--docker-host", help="Engine to run on (default: $DOCKER_HOST or the local one)."),
+        None, "--docker-host", help="Engine to run on (default: $DOCKER_HOST or the local one)."
+    ),
     workdir: str | None = typer.Option(
-        None, "--workdir", help="Where the demo's plan and repository go "
-        "(default /var/lib/drplan/demo)."),
+        None,
+        "--workdir",
+        help="Where the demo's plan and repository go (default /var/lib/drplan/demo).",
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
     """Protect, destroy, recover and verify a demo stack on one Docker engine."""

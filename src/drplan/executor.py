@@ -109,8 +109,9 @@ class Executor:
                     if o.status != "pending":
                         continue
                     deps = [self.outcomes[d] for d in t.after]
-                    bad = sorted(d.id for d in deps
-                                 if d.status in ("failed", "skipped", "cancelled"))
+                    bad = sorted(
+                        d.id for d in deps if d.status in ("failed", "skipped", "cancelled")
+                    )
                     if bad:
                         o.status = "skipped"
                         o.error = "a step it needs did not succeed: " + ", ".join(bad)
@@ -147,8 +148,10 @@ class Executor:
                 except queue.Empty:
                     tid = min(running, key=running.__getitem__)
                     limit = by_id[tid].timeout_s or 0
-                    value, exc = None, TimeoutError(
-                        f"step {tid} did not finish within {limit:.0f}s")
+                    value, exc = (
+                        None,
+                        TimeoutError(f"step {tid} did not finish within {limit:.0f}s"),
+                    )
                 t = by_id[tid]
                 if tid not in running:
                     continue  # a late result of a step already given up on
@@ -163,7 +166,8 @@ class Executor:
                 else:
                     o.status = "failed"
                     o.error = (
-                        str(exc) if isinstance(exc, DrplanError | TimeoutError)
+                        str(exc)
+                        if isinstance(exc, DrplanError | TimeoutError)
                         else f"{type(exc).__name__}: {exc}\n"
                         + "".join(traceback.format_exception(exc)[-3:])
                     )

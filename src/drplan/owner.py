@@ -90,7 +90,7 @@ def lock_is_dead(lock: dict) -> bool:
     host, pid = str(lock.get("hostname", "")), lock.get("pid")
     me = current()
     if host.startswith(HELPER_HOST_PREFIX):
-        parts = host[len(HELPER_HOST_PREFIX):].split("-")
+        parts = host[len(HELPER_HOST_PREFIX) :].split("-")
         if len(parts) != 3 or not parts[1].isdigit():
             return False
         boot, owner_pid, start = parts

@@ -45,8 +45,11 @@ def run(
     full_env = {**(os.environ if inherit_env else {}), **(env or {})}
     try:
         proc = subprocess.Popen(
-            argv, stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=full_env,
+            argv,
+            stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=full_env,
             start_new_session=True,
         )
     except FileNotFoundError as exc:
@@ -67,8 +70,7 @@ def run(
     result = subprocess.CompletedProcess(argv, proc.returncode, out, err)
     if check and proc.returncode != 0:
         raise OperationError(
-            f"{_describe(argv)} exited with status {proc.returncode}: "
-            f"{tail(err) or tail(out)}",
+            f"{_describe(argv)} exited with status {proc.returncode}: {tail(err) or tail(out)}",
             where=what,
         )
     return result
@@ -133,8 +135,9 @@ def feed(proc: subprocess.Popen[bytes], chunks: Iterable[bytes]) -> None:
             proc.stdin.close()
 
 
-def read_chunks(proc: subprocess.Popen[bytes], *, idle_s: float, what: str,
-                size: int = 1 << 20) -> Iterator[bytes]:
+def read_chunks(
+    proc: subprocess.Popen[bytes], *, idle_s: float, what: str, size: int = 1 << 20
+) -> Iterator[bytes]:
     """proc's stdout as it comes; a process that gives no byte for `idle_s` seconds
     when asked for one (a stalled network backend) is killed and reported, so a read
     never hangs forever. Time the caller spends between chunks does not count."""
@@ -145,16 +148,18 @@ def read_chunks(proc: subprocess.Popen[bytes], *, idle_s: float, what: str,
         if not ready:
             kill_tree(proc)
             proc.wait()
-            raise OperationError(f"{_describe(list(map(str, proc.args)))} gave nothing for "
-                                 f"{idle_s:.0f}s: stalled, stopped", where=what)
+            raise OperationError(
+                f"{_describe(list(map(str, proc.args)))} gave nothing for "
+                f"{idle_s:.0f}s: stalled, stopped",
+                where=what,
+            )
         chunk = os.read(fd, size)
         if not chunk:
             return
         yield chunk
 
 
-def read_lines(proc: subprocess.Popen[bytes], *, idle_s: float, what: str
-               ) -> Iterator[bytes]:
+def read_lines(proc: subprocess.Popen[bytes], *, idle_s: float, what: str) -> Iterator[bytes]:
     """proc's stdout line by line (see `read_chunks`), never held whole in memory."""
     rest = b""
     for chunk in read_chunks(proc, idle_s=idle_s, what=what):

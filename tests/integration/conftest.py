@@ -54,8 +54,9 @@ def _engines_alone(request, suite_lock):
         hook.pytest_timeout_cancel_timer(item=request.node)
     fcntl.flock(suite_lock, fcntl.LOCK_EX)
     if timed:
-        hook.pytest_timeout_set_timer(item=request.node,
-                                      settings=pytest_timeout._get_item_settings(request.node))
+        hook.pytest_timeout_set_timer(
+            item=request.node, settings=pytest_timeout._get_item_settings(request.node)
+        )
     try:
         yield
     finally:

@@ -76,9 +76,17 @@ class Probe:
 
     def __init__(self, port: int, path: str = "/health") -> None:
         self.proc = subprocess.Popen(
-            ["nsenter", f"--net=/run/netns/{sites.netns('primary')}", "python3", "-c", PROBE,
-             f"http://127.0.0.1:{port}{path}"],
-            stdout=subprocess.PIPE, text=True)
+            [
+                "nsenter",
+                f"--net=/run/netns/{sites.netns('primary')}",
+                "python3",
+                "-c",
+                PROBE,
+                f"http://127.0.0.1:{port}{path}",
+            ],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
 
     def stop(self) -> list[tuple[float, int]]:
         """(time, HTTP status) of every answer; 0 for no answer (the reason is printed)."""
@@ -99,9 +107,15 @@ class Probe:
 def _fresh_server(client, image: str, env: dict[str, str], mount: str = "/data"):
     name = f"bkverify{uuid.uuid4().hex[:8]}"
     client.volumes.create(name, labels={"org.drplan.test": "backup"})
-    c = client.containers.run(image, detach=True, name=name, environment=env,
-                              volumes={name: {"bind": mount, "mode": "rw"}},
-                              labels={"org.drplan.test": "backup"}, network_mode="none")
+    c = client.containers.run(
+        image,
+        detach=True,
+        name=name,
+        environment=env,
+        volumes={name: {"bind": mount, "mode": "rw"}},
+        labels={"org.drplan.test": "backup"},
+        network_mode="none",
+    )
     return c, name
 
 
@@ -123,11 +137,18 @@ def _drop(client, c, volume: str) -> None:
 
 def _pipe_dump(tp, url: str, snapshot: str, path: str, docker_argv: list[str]) -> str:
     """`restic dump SNAPSHOT PATH | docker ARGV` (on the engine at url); returns stderr."""
-    dump = subprocess.Popen(["restic", "dump", "--no-lock", snapshot, path],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            env=plans.restic_env(tp.repo))
-    into = subprocess.run(["docker", *docker_argv], stdin=dump.stdout, capture_output=True,
-                          env={**plans.restic_env(tp.repo), "DOCKER_HOST": url})
+    dump = subprocess.Popen(
+        ["restic", "dump", "--no-lock", snapshot, path],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=plans.restic_env(tp.repo),
+    )
+    into = subprocess.run(
+        ["docker", *docker_argv],
+        stdin=dump.stdout,
+        capture_output=True,
+        env={**plans.restic_env(tp.repo), "DOCKER_HOST": url},
+    )
     dump.stdout.close()
     assert dump.wait() == 0, dump.stderr.read()
     assert into.returncode == 0, into.stderr[-2000:]
@@ -139,16 +160,25 @@ def _row_counts(fp_tables: dict) -> dict[str, int]:
 
 
 def _check_postgresql(tp, url, client, rec: dict) -> None:
-    c, vol = _fresh_server(client, "drplan-tb/postgres:15",
-                           {"POSTGRES_USER": "oracle", "POSTGRES_DB": "oracle",
-                            "POSTGRES_PASSWORD": "oracle"})
+    c, vol = _fresh_server(
+        client,
+        "drplan-tb/postgres:15",
+        {"POSTGRES_USER": "oracle", "POSTGRES_DB": "oracle", "POSTGRES_PASSWORD": "oracle"},
+    )
     try:
         _wait_healthy(c)
-        err = _pipe_dump(tp, url, rec["snapshot"], rec["path"],
-                         ["exec", "-i", c.id, "psql", "-X", "-q", "-U", "postgres", "-d",
-                          "postgres"])
-        errors = [x for x in err.splitlines()
-                  if "ERROR" in x and 'role "postgres" already exists' not in x]
+        err = _pipe_dump(
+            tp,
+            url,
+            rec["snapshot"],
+            rec["path"],
+            ["exec", "-i", c.id, "psql", "-X", "-q", "-U", "postgres", "-d", "postgres"],
+        )
+        errors = [
+            x
+            for x in err.splitlines()
+            if "ERROR" in x and 'role "postgres" already exists' not in x
+        ]
         assert not errors, errors
         found = verifier.postgresql(c)
         assert _row_counts(found) == _row_counts(rec["fingerprint"]["tables"]), found
@@ -157,9 +187,11 @@ def _check_postgresql(tp, url, client, rec: dict) -> None:
 
 
 def _check_mariadb(tp, url, client, rec: dict) -> None:
-    c, vol = _fresh_server(client, "drplan-tb/mariadb:10.11",
-                           {"MARIADB_USER": "oracle", "MARIADB_DATABASE": "oracle",
-                            "MARIADB_PASSWORD": "oracle"})
+    c, vol = _fresh_server(
+        client,
+        "drplan-tb/mariadb:10.11",
+        {"MARIADB_USER": "oracle", "MARIADB_DATABASE": "oracle", "MARIADB_PASSWORD": "oracle"},
+    )
     try:
         _wait_healthy(c)
         _pipe_dump(tp, url, rec["snapshot"], rec["path"], ["exec", "-i", c.id, "mariadb"])
@@ -174,16 +206,24 @@ def _into_volume(tp, url, client, rec: dict, filename: str) -> str:
     through the Engine API: nothing streamed through a container's stdin)."""
     vol = f"bkverify{uuid.uuid4().hex[:8]}"
     client.volumes.create(vol, labels={"org.drplan.test": "backup"})
-    data = subprocess.run(["restic", "dump", "--no-lock", rec["snapshot"], rec["path"]],
-                          capture_output=True, check=True, env=plans.restic_env(tp.repo)).stdout
+    data = subprocess.run(
+        ["restic", "dump", "--no-lock", rec["snapshot"], rec["path"]],
+        capture_output=True,
+        check=True,
+        env=plans.restic_env(tp.repo),
+    ).stdout
     archive = io.BytesIO()
     with tarfile.open(fileobj=archive, mode="w") as tar:
         info = tarfile.TarInfo(filename)
         info.size, info.mode = len(data), 0o644
         tar.addfile(info, io.BytesIO(data))
-    c = client.containers.create("drplan-tb/app:latest", ["true"], network_mode="none",
-                                 volumes={vol: {"bind": "/v", "mode": "rw"}},
-                                 labels={"org.drplan.test": "backup"})
+    c = client.containers.create(
+        "drplan-tb/app:latest",
+        ["true"],
+        network_mode="none",
+        volumes={vol: {"bind": "/v", "mode": "rw"}},
+        labels={"org.drplan.test": "backup"},
+    )
     try:
         assert c.put_archive("/v", archive.getvalue())
     finally:
@@ -193,9 +233,13 @@ def _into_volume(tp, url, client, rec: dict, filename: str) -> str:
 
 def _check_redis(tp, url, client, rec: dict) -> None:
     vol = _into_volume(tp, url, client, rec, "dump.rdb")
-    c = client.containers.run("drplan-tb/redis:7", detach=True, network_mode="none",
-                              volumes={vol: {"bind": "/data", "mode": "rw"}},
-                              labels={"org.drplan.test": "backup"})
+    c = client.containers.run(
+        "drplan-tb/redis:7",
+        detach=True,
+        network_mode="none",
+        volumes={vol: {"bind": "/data", "mode": "rw"}},
+        labels={"org.drplan.test": "backup"},
+    )
     try:
         _wait_healthy(c)
         assert verifier.redis(c)["keys"] == rec["fingerprint"]["keys"]
@@ -212,8 +256,12 @@ def _check_sqlite(tp, url, client, rec: dict) -> None:
         client.volumes.get(vol).remove(force=True)
 
 
-RESTORE_CHECKS = {"postgresql": _check_postgresql, "mariadb": _check_mariadb,
-                  "redis": _check_redis, "sqlite": _check_sqlite}
+RESTORE_CHECKS = {
+    "postgresql": _check_postgresql,
+    "mariadb": _check_mariadb,
+    "redis": _check_redis,
+    "sqlite": _check_sqlite,
+}
 
 
 def _rows(client, kind: str, name: str) -> int:
@@ -319,11 +367,13 @@ def test_files_fingerprint_of_odd_names_matches_the_snapshot(campus, testbed):
     fingerprint recorded at backup time equals the one read back from the snapshot."""
     client = sites.client(testbed["primary"])
     web = stacks.container(client, campus.name, "web")
-    script = ("mkdir -p /srv/files/odd/deep/a/b && cd /srv/files/odd && "
-              "printf x > \"$(printf 'line\\nbreak.txt')\" && "
-              "printf yy > \"$(printf 'tab\\tname')\" && "
-              ": > empty && ln -sf empty link && printf zzz > deep/a/b/c.bin && "
-              "printf w > 'sp ace & quote\"s'")
+    script = (
+        "mkdir -p /srv/files/odd/deep/a/b && cd /srv/files/odd && "
+        "printf x > \"$(printf 'line\\nbreak.txt')\" && "
+        "printf yy > \"$(printf 'tab\\tname')\" && "
+        ": > empty && ln -sf empty link && printf zzz > deep/a/b/c.bin && "
+        "printf w > 'sp ace & quote\"s'"
+    )
     code, out = stacks.exec_text(web, ["sh", "-c", script])
     assert code == 0, out
     try:
@@ -355,8 +405,13 @@ def _cold_web(plan: dict) -> None:
 
 def test_cold_backup_reports_downtime_and_restarts_dependencies_first(testbed, tmp_path):
     url = testbed["primary"]
-    tp = plans.adapt("campus", tmp_path, name=f"bkcold{uuid.uuid4().hex[:6]}", edit=_cold_web,
-                     edit_compose=_share_uploads)
+    tp = plans.adapt(
+        "campus",
+        tmp_path,
+        name=f"bkcold{uuid.uuid4().hex[:6]}",
+        edit=_cold_web,
+        edit_compose=_share_uploads,
+    )
     plans.deploy(url, tp)
     try:
         client = sites.client(url)
@@ -408,8 +463,9 @@ def test_failing_dump_names_service_source_and_command(campus, tmp_path):
     tp.ports = campus.ports
     plans.ok("repo", "init", tp.path)
     proc = plans.drplan("backup", tp.path)
-    _assert_clear_failure(proc, "service db, source pg (postgresql)", "pg_dump", "nope",
-                          "incomplete")
+    _assert_clear_failure(
+        proc, "service db, source pg (postgresql)", "pg_dump", "nope", "incomplete"
+    )
     assert proc.returncode == 1
     listed = plans.ok_json("runs", tp.path)["runs"]
     assert listed and not any(r["complete"] for r in listed), listed

@@ -61,7 +61,8 @@ def test_unreachable_sftp_repository(testbed, tmp_path):
         plan["repositories"]["local"]["url"] = repo
         plan["repositories"]["local"]["options"] = {
             "sftp.command": f"ssh -p {port} -o BatchMode=yes -o ConnectTimeout=5 "
-                            "root@127.0.0.1 -s sftp"}
+            "root@127.0.0.1 -s sftp"
+        }
 
     tp = _plan(tmp_path, edit=closed)
     for cmd in (["repo", "init"], ["backup"]):

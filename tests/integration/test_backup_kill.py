@@ -30,23 +30,38 @@ def _runs(tp) -> list[dict]:
 
 
 def _snapshot_ids(tp) -> set[str]:
-    out = subprocess.run(["restic", "snapshots", "--no-lock", "--json"], capture_output=True,
-                         check=True, env=plans.restic_env(tp.repo)).stdout
+    out = subprocess.run(
+        ["restic", "snapshots", "--no-lock", "--json"],
+        capture_output=True,
+        check=True,
+        env=plans.restic_env(tp.repo),
+    ).stdout
     return {s["short_id"] for s in json.loads(out)} | {s["id"] for s in json.loads(out)}
 
 
 def _manifest_snapshots(tp, run_id: str) -> list[str]:
     """Every snapshot a run's manifest references, read from the repository."""
     env = plans.restic_env(tp.repo)
-    snaps = json.loads(subprocess.run(
-        ["restic", "snapshots", "--no-lock", "--json", "--tag", f"run:{run_id},kind:manifest"],
-        capture_output=True, check=True, env=env).stdout)
+    snaps = json.loads(
+        subprocess.run(
+            ["restic", "snapshots", "--no-lock", "--json", "--tag", f"run:{run_id},kind:manifest"],
+            capture_output=True,
+            check=True,
+            env=env,
+        ).stdout
+    )
     assert len(snaps) == 1, snaps
-    m = json.loads(subprocess.run(["restic", "dump", "--no-lock", snaps[0]["id"],
-                                   "/manifest.json"], capture_output=True, check=True,
-                                  env=env).stdout)
+    m = json.loads(
+        subprocess.run(
+            ["restic", "dump", "--no-lock", snaps[0]["id"], "/manifest.json"],
+            capture_output=True,
+            check=True,
+            env=env,
+        ).stdout
+    )
     return [s["snapshot"] for s in m["sources"]] + [
-        x for x in (m["images_snapshot"], m["config_snapshot"]) if x]
+        x for x in (m["images_snapshot"], m["config_snapshot"]) if x
+    ]
 
 
 # ten trials, each a whole run: the hang guard scales with that work, not one test's
@@ -67,10 +82,12 @@ def test_sigkill_at_random_moments_leaves_earlier_runs_intact(testbed, tmp_path)
         before = [r for r in _runs(tp) if r["complete"]]
         for trial in range(TRIALS):
             delay = rng.uniform(0.05, duration)
-            proc = subprocess.Popen([plans.DRPLAN, "backup", str(tp.path)],
-                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                    env=plans.restic_env(tp.repo) | {
-                                        plans.PASSWORD_ENV: plans.PASSWORD})
+            proc = subprocess.Popen(
+                [plans.DRPLAN, "backup", str(tp.path)],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                env=plans.restic_env(tp.repo) | {plans.PASSWORD_ENV: plans.PASSWORD},
+            )
             time.sleep(delay)
             proc.send_signal(signal.SIGKILL)
             proc.wait()
@@ -85,7 +102,7 @@ def test_sigkill_at_random_moments_leaves_earlier_runs_intact(testbed, tmp_path)
                 assert not missing, (trial, r["run_id"], missing)
             # the killed run is listed complete only if its manifest was already written,
             # and then it is whole
-            new = done[len(before):]
+            new = done[len(before) :]
             assert len(new) <= 1, (trial, delay, new)
             for r in new:
                 interrupted_complete += 1
@@ -100,7 +117,8 @@ def test_sigkill_at_random_moments_leaves_earlier_runs_intact(testbed, tmp_path)
         assert [r["run_id"] for r in _runs(tp) if r["complete"]][-1] == run["run_id"]
         # nothing of the killed runs is left running on the engine
         left = sites.client(url).containers.list(
-            all=True, filters={"label": f"org.drplan.plan={tp.name}"})
+            all=True, filters={"label": f"org.drplan.plan={tp.name}"}
+        )
         assert left == []
     finally:
         plans.remove(url, tp)

@@ -42,7 +42,9 @@ def _replicas(client, stack: str, service: str) -> int:
 def _start_backup(tp) -> subprocess.Popen:
     return subprocess.Popen(
         [plans.DRPLAN, "backup", str(tp.path), "--service", "web"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
         env=plans.restic_env(tp.repo) | {plans.PASSWORD_ENV: plans.PASSWORD},
     )
 
@@ -58,14 +60,20 @@ def _wait_window(client, tp, proc: subprocess.Popen, timeout: float = 600) -> No
 
 def _helpers(client, tp) -> list:
     return client.containers.list(
-        all=True, filters={"label": ["org.drplan.helper=1", f"org.drplan.plan={tp.name}"]})
+        all=True, filters={"label": ["org.drplan.helper=1", f"org.drplan.plan={tp.name}"]}
+    )
 
 
 @pytest.fixture
 def cold_campus(testbed, tmp_path):
     url = testbed["primary"]
-    tp = plans.adapt("campus", tmp_path, name=f"coldsig{uuid.uuid4().hex[:6]}",
-                     edit=_cold_web, edit_compose=_share_uploads)
+    tp = plans.adapt(
+        "campus",
+        tmp_path,
+        name=f"coldsig{uuid.uuid4().hex[:6]}",
+        edit=_cold_web,
+        edit_compose=_share_uploads,
+    )
     plans.deploy(url, tp)
     try:
         client = sites.client(url)
@@ -80,8 +88,7 @@ def cold_campus(testbed, tmp_path):
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 def test_a_signal_in_the_cold_window_brings_every_service_back(cold_campus, sig):
     client, tp = cold_campus
-    complete_before = [r["run_id"] for r in plans.ok_json("runs", tp.path)["runs"]
-                       if r["complete"]]
+    complete_before = [r["run_id"] for r in plans.ok_json("runs", tp.path)["runs"] if r["complete"]]
     proc = _start_backup(tp)
     _wait_window(client, tp, proc)
     proc.send_signal(sig)

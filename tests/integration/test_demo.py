@@ -20,8 +20,15 @@ def test_the_demo_recovers_its_stack_and_finds_the_data_identical(testbed, tmp_p
     url = testbed["recovery"]
     stacks.remove_recovered(url, "campus")  # what an interrupted earlier run left
     try:
-        proc = plans.drplan("demo", "--docker-host", url, "--workdir", str(tmp_path / "demo"),
-                            "--json", password=None)
+        proc = plans.drplan(
+            "demo",
+            "--docker-host",
+            url,
+            "--workdir",
+            str(tmp_path / "demo"),
+            "--json",
+            password=None,
+        )
         assert proc.returncode == 0, proc.stderr[-3000:]
         result = json.loads(proc.stdout)
         assert result["ok"] is True and result["pages_identical"] is True

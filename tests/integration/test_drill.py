@@ -76,21 +76,32 @@ def inventory(url: str, plan: str) -> dict[str, set]:
         return bool((ns and not ns.endswith(plan)) or (owner and owner != plan) or other_test)
 
     return {
-        "containers": {x["Names"][0] for x in c.api.containers(all=True)
-                       if not foreign(x.get("Labels"))},
-        "volumes": {v["Name"] for v in c.api.volumes().get("Volumes") or []
-                    if not foreign(v.get("Labels")) and v["Name"] not in shared},
+        "containers": {
+            x["Names"][0] for x in c.api.containers(all=True) if not foreign(x.get("Labels"))
+        },
+        "volumes": {
+            v["Name"]
+            for v in c.api.volumes().get("Volumes") or []
+            if not foreign(v.get("Labels")) and v["Name"] not in shared
+        },
         "networks": {n["Name"] for n in c.api.networks() if not foreign(n.get("Labels"))},
-        "images": {(i["Id"], tuple(sorted(i.get("RepoTags") or []))) for i in c.api.images()
-                   if not foreign(i.get("Labels"))},
+        "images": {
+            (i["Id"], tuple(sorted(i.get("RepoTags") or [])))
+            for i in c.api.images()
+            if not foreign(i.get("Labels"))
+        },
     }
 
 
 def assert_same(before: dict, after: dict) -> None:
     for kind in before:
         assert after[kind] == before[kind], (
-            kind, "left:", sorted(after[kind] - before[kind]),
-            "gone:", sorted(before[kind] - after[kind]))
+            kind,
+            "left:",
+            sorted(after[kind] - before[kind]),
+            "gone:",
+            sorted(before[kind] - after[kind]),
+        )
 
 
 def looks_drawn(png: Path, min_w: int, min_h: int) -> None:
@@ -135,12 +146,20 @@ def test_a_failing_drill_says_why_exits_non_zero_and_cleans_up(testbed, backed, 
     b = backed["campus"]
 
     def impossible(plan: dict) -> None:
-        plan["services"]["web"]["checks"] = [{
-            "type": "http", "url": "http://web:8080/health", "status": 200,
-            "body_contains": "text this app never serves", "retries": 2, "interval": 1}]
+        plan["services"]["web"]["checks"] = [
+            {
+                "type": "http",
+                "url": "http://web:8080/health",
+                "status": 200,
+                "body_contains": "text this app never serves",
+                "retries": 2,
+                "interval": 1,
+            }
+        ]
 
-    tp = plans.adapt("campus", tmp_path / "plan", name=b.name, repo_url=str(b.repo),
-                     edit=impossible)
+    tp = plans.adapt(
+        "campus", tmp_path / "plan", name=b.name, repo_url=str(b.repo), edit=impossible
+    )
     before = inventory(testbed["recovery"], b.name)
     proc = run("drill", str(tp.path), "--report-dir", str(tmp_path))
     assert proc.returncode == 1, proc.stderr
@@ -167,9 +186,12 @@ def test_a_drill_killed_with_sigkill_is_cleaned_by_the_next(testbed, backed, tmp
     b = backed["helpdesk"]
     before = inventory(testbed["recovery"], b.name)
     env = {**os.environ, "DRPLAN_REPO_PASSWORD": PASSWORD}
-    proc = subprocess.Popen([DRPLAN, "drill", str(b.plan), "--json", "--report-dir",
-                             str(tmp_path)], env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [DRPLAN, "drill", str(b.plan), "--json", "--report-dir", str(tmp_path)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         # kill at a random moment while the drill's stack exists (restores, starts, checks)
         assert _drill_stack_appears(testbed["recovery"], b.name)
@@ -189,8 +211,13 @@ def test_sigterm_tears_down_before_exiting(testbed, backed, tmp_path):
     b = backed["helpdesk"]
     before = inventory(testbed["recovery"], b.name)
     env = {**os.environ, "DRPLAN_REPO_PASSWORD": PASSWORD}
-    proc = subprocess.Popen([DRPLAN, "drill", str(b.plan), "--report-dir", str(tmp_path)],
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [DRPLAN, "drill", str(b.plan), "--report-dir", str(tmp_path)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert _drill_stack_appears(testbed["recovery"], b.name)
         time.sleep(random.Random(os.urandom(4)).uniform(0, 3))
@@ -214,23 +241,38 @@ def test_the_runbook_followed_by_hand_recovers_campus(testbed, backed, tmp_path)
     password = tmp_path / "password"
     password.write_text(PASSWORD)
     password.chmod(0o600)
-    env = {"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/root"),
-           "DOCKER_HOST": testbed["recovery"], "RESTIC_REPOSITORY": str(b.repo),
-           "RESTIC_PASSWORD_FILE": str(password)}
+    env = {
+        "PATH": os.environ["PATH"],
+        "HOME": os.environ.get("HOME", "/root"),
+        "DOCKER_HOST": testbed["recovery"],
+        "RESTIC_REPOSITORY": str(b.repo),
+        "RESTIC_PASSWORD_FILE": str(password),
+    }
     steps = sorted(out.glob("[0-9][0-9]-*.md"))
     index = (out / "README.md").read_text()
-    assert [m for m in re.findall(r"\]\((\d\d-[^)]+\.md)\)", index)][: len(steps)] == \
-        [p.name for p in steps]  # the index lists the steps in this order
+    assert [m for m in re.findall(r"\]\((\d\d-[^)]+\.md)\)", index)][: len(steps)] == [
+        p.name for p in steps
+    ]  # the index lists the steps in this order
     try:
         ran = 0
         for page in steps:
             text = page.read_text()
             assert PASSWORD not in text
             for block in SH_BLOCK.findall(text):
-                proc = subprocess.run(["bash", "-euo", "pipefail", "-c", block], cwd=out,
-                                      env=env, capture_output=True, text=True, timeout=600)
-                assert proc.returncode == 0, (page.name, block, proc.stdout[-2000:],
-                                              proc.stderr[-2000:])
+                proc = subprocess.run(
+                    ["bash", "-euo", "pipefail", "-c", block],
+                    cwd=out,
+                    env=env,
+                    capture_output=True,
+                    text=True,
+                    timeout=600,
+                )
+                assert proc.returncode == 0, (
+                    page.name,
+                    block,
+                    proc.stdout[-2000:],
+                    proc.stderr[-2000:],
+                )
                 ran += 1
         assert ran >= len(steps)
         client = sites.client(testbed["recovery"])
@@ -244,11 +286,24 @@ def test_the_runbook_followed_by_hand_recovers_campus(testbed, backed, tmp_path)
     assert chromium, "chromium is not installed (scripts/setup installs it)"
     shot = tmp_path / "runbook.png"
     subprocess.run(
-        [chromium, "--headless", "--no-sandbox", "--disable-gpu",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         "--no-first-run", f"--user-data-dir={tmp_path / 'chromium'}",
-         f"--screenshot={shot}", "--window-size=1200,1600", f"file://{out / 'runbook.html'}"],
-        check=True, capture_output=True, timeout=120)
+        [
+            chromium,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+            f"--user-data-dir={tmp_path / 'chromium'}",
+            f"--screenshot={shot}",
+            "--window-size=1200,1600",
+            f"file://{out / 'runbook.html'}",
+        ],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
     looks_drawn(shot, 1200, 1600)
     if os.environ.get("DRPLAN_KEEP_SCREENSHOT"):
         shutil.copy(shot, os.environ["DRPLAN_KEEP_SCREENSHOT"])

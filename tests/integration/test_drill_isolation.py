@@ -45,16 +45,23 @@ class Mounts:
         time.sleep(1)  # the last events are on their way
         self.stream.close()
         self.thread.join(10)
-        mine = {e["Actor"]["ID"] for e in self.events
-                if e.get("Type") == "container" and e.get("Action") == "create"
-                and e["Actor"].get("Attributes", {}).get(STACK_NS) == stack}
-        return {e["Actor"]["ID"] for e in self.events
-                if e.get("Type") == "volume" and e.get("Action") == "mount"
-                and e["Actor"].get("Attributes", {}).get("container") in mine}
+        mine = {
+            e["Actor"]["ID"]
+            for e in self.events
+            if e.get("Type") == "container"
+            and e.get("Action") == "create"
+            and e["Actor"].get("Attributes", {}).get(STACK_NS) == stack
+        }
+        return {
+            e["Actor"]["ID"]
+            for e in self.events
+            if e.get("Type") == "volume"
+            and e.get("Action") == "mount"
+            and e["Actor"].get("Attributes", {}).get("container") in mine
+        }
 
 
-def test_a_drill_beside_production_does_not_touch_its_named_volume(testbed, tmp_path,
-                                                                   unique_name):
+def test_a_drill_beside_production_does_not_touch_its_named_volume(testbed, tmp_path, unique_name):
     url = testbed["primary"]
     client = sites.client(url)
     name = unique_name("isolhd")
@@ -78,12 +85,21 @@ def test_a_drill_beside_production_does_not_touch_its_named_volume(testbed, tmp_
         labels = client.volumes.get(prod_volume).attrs["Labels"]
 
         watch = Mounts(client)
-        rec = ok_json("drill", str(tp.path), "--site", "primary", "--profile",
-                      "ticketing-only", "--report-dir", str(tmp_path / "reports"))
+        rec = ok_json(
+            "drill",
+            str(tp.path),
+            "--site",
+            "primary",
+            "--profile",
+            "ticketing-only",
+            "--report-dir",
+            str(tmp_path / "reports"),
+        )
         assert rec["passed"] and rec["verified"], rec["failure"]
         assert rec["teardown"]["clean"], rec["teardown"]
-        assert any("mariadb-data" in line and "isolated copy" in line
-                   for line in rec["isolated"]), rec["isolated"]
+        assert any(
+            "mariadb-data" in line and "isolated copy" in line for line in rec["isolated"]
+        ), rec["isolated"]
 
         # production: the same data, the same MariaDB, the same volume
         after = verifier.fingerprint(client, "helpdesk", name, services=["mariadb"])

@@ -24,21 +24,43 @@ VALID_ID = "ab" * 32
 
 def base_manifest(plan: str, run_id: str) -> dict:
     return {
-        "format": 1, "plan": plan, "stack": plan, "run_id": run_id, "host": "primary",
-        "drplan_version": "0.1.0", "started_at": "2026-11-30T10:00:00Z",
-        "finished_at": "2026-11-30T10:01:00Z", "rpo_point": "2026-11-30T10:00:00Z",
-        "complete": True, "errors": [],
-        "sources": [{
-            "service": "db", "source": "pg", "engine": "postgresql", "method": "dump",
-            "consistency": "x", "volume": None, "snapshot": VALID_ID, "path": "/db.pg.sql",
-            "bytes": 1, "seconds": 1.0, "started_at": "2026-11-30T10:00:00Z",
-            "finished_at": "2026-11-30T10:00:01Z",
-            "fingerprint": {"databases": ["campus"], "tables": {}}, "stats": {},
-        }],
+        "format": 1,
+        "plan": plan,
+        "stack": plan,
+        "run_id": run_id,
+        "host": "primary",
+        "drplan_version": "0.1.0",
+        "started_at": "2026-11-30T10:00:00Z",
+        "finished_at": "2026-11-30T10:01:00Z",
+        "rpo_point": "2026-11-30T10:00:00Z",
+        "complete": True,
+        "errors": [],
+        "sources": [
+            {
+                "service": "db",
+                "source": "pg",
+                "engine": "postgresql",
+                "method": "dump",
+                "consistency": "x",
+                "volume": None,
+                "snapshot": VALID_ID,
+                "path": "/db.pg.sql",
+                "bytes": 1,
+                "seconds": 1.0,
+                "started_at": "2026-11-30T10:00:00Z",
+                "finished_at": "2026-11-30T10:00:01Z",
+                "fingerprint": {"databases": ["campus"], "tables": {}},
+                "stats": {},
+            }
+        ],
         "images": {"drplan/campus-web:1": "sha256:" + "cd" * 32},
-        "images_snapshot": VALID_ID, "images_bytes": 0, "config_snapshot": VALID_ID,
-        "plan_file": "drplan.yml", "compose_files": ["compose.yml"],
-        "downtime_s": {}, "timings": {},
+        "images_snapshot": VALID_ID,
+        "images_bytes": 0,
+        "config_snapshot": VALID_ID,
+        "plan_file": "drplan.yml",
+        "compose_files": ["compose.yml"],
+        "downtime_s": {},
+        "timings": {},
     }
 
 
@@ -62,8 +84,11 @@ FORGED = [
     ("sources.0.path", "/../../etc/shadow", "sources.0.path"),
     ("sources.0.volume", "uploads\n; touch x", "sources.0.volume"),
     ("sources.0.service", "db`touch x`", "sources.0.service"),
-    ("sources.0.fingerprint", {"databases": ["campus\n\\! touch x"], "tables": {}},
-     "sources.0.fingerprint"),
+    (
+        "sources.0.fingerprint",
+        {"databases": ["campus\n\\! touch x"], "tables": {}},
+        "sources.0.fingerprint",
+    ),
     ("sources.0.stats", {"restore_split": ["../../etc"]}, "sources.0.stats"),
     ("compose_files", ["../../../etc/cron.d/x"], "compose_files.0"),
     ("plan_file", "/etc/passwd", "plan_file"),
@@ -77,12 +102,23 @@ def _forge(tp: plans.TestPlan, field: str, value) -> str:
     run_id = "20261130T100000Z-beef"
     doc = base_manifest(tp.name, run_id)
     _set(doc, field, value)
-    tags = ",".join(["drplan", f"plan:{tp.name}", f"run:{run_id}", "kind:manifest",
-                     "complete:yes"])
+    tags = ",".join(["drplan", f"plan:{tp.name}", f"run:{run_id}", "kind:manifest", "complete:yes"])
     subprocess.run(
-        ["restic", "backup", "--stdin", "--stdin-filename", "manifest.json", "--tag", tags,
-         "--host", "attacker", "--json"],
-        input=json.dumps(doc).encode(), check=True, capture_output=True,
+        [
+            "restic",
+            "backup",
+            "--stdin",
+            "--stdin-filename",
+            "manifest.json",
+            "--tag",
+            tags,
+            "--host",
+            "attacker",
+            "--json",
+        ],
+        input=json.dumps(doc).encode(),
+        check=True,
+        capture_output=True,
         env=plans.restic_env(tp.repo),
     )
     return run_id
@@ -92,8 +128,12 @@ def _forge(tp: plans.TestPlan, field: str, value) -> str:
 def hostile(tmp_path, unique_name, testbed):
     def make(field: str, value) -> plans.TestPlan:
         d = tmp_path / field.replace(".", "_")
-        tp = plans.adapt("campus", d, name=unique_name("hostile"),
-                         copies={"offsite": {"url": str(d / "offsite")}})
+        tp = plans.adapt(
+            "campus",
+            d,
+            name=unique_name("hostile"),
+            copies={"offsite": {"url": str(d / "offsite")}},
+        )
         plans.ok("repo", "init", str(tp.path))
         _forge(tp, field, value)
         return tp
@@ -116,12 +156,34 @@ def test_every_command_refuses_a_forged_option(hostile, tmp_path, testbed):
     before = {p for p in tmp_path.rglob("*")}
     for args in (
         ["runs", tp.path],
-        ["recover", "--repo", tp.repo, "--plan", tp.name, "--password-env",
-         plans.PASSWORD_ENV, "--site", "recovery", "--dry-run"],
+        [
+            "recover",
+            "--repo",
+            tp.repo,
+            "--plan",
+            tp.name,
+            "--password-env",
+            plans.PASSWORD_ENV,
+            "--site",
+            "recovery",
+            "--dry-run",
+        ],
         ["recover", tp.path, "--dry-run"],
-        ["recover", "--repo", tp.repo, "--plan", tp.name, "--password-env",
-         plans.PASSWORD_ENV, "--site", "recovery", "--docker-host", testbed["recovery"],
-         "--prefix", "hostile"],
+        [
+            "recover",
+            "--repo",
+            tp.repo,
+            "--plan",
+            tp.name,
+            "--password-env",
+            plans.PASSWORD_ENV,
+            "--site",
+            "recovery",
+            "--docker-host",
+            testbed["recovery"],
+            "--prefix",
+            "hostile",
+        ],
         ["check", tp.path],
         ["copy", tp.path],
         ["runbook", tp.path, "-o", tmp_path / "runbook-out"],

@@ -41,13 +41,25 @@ def test_check_removes_a_dead_runs_helper_and_leaves_a_live_ones(testbed, tmp_pa
     try:
         for name, label in (("live", _owner_of(live)), ("dead", dead_owner)):
             planted[name] = client.containers.run(
-                "drplan-tb/app:latest", ["sleep", "600"], detach=True, network_mode="none",
-                labels={"org.drplan.helper": "1", "org.drplan.plan": tp.name,
-                        "org.drplan.run": "elsewhere", owner.OWNER_LABEL: label,
-                        "org.drplan.test": "live-helpers"})
+                "drplan-tb/app:latest",
+                ["sleep", "600"],
+                detach=True,
+                network_mode="none",
+                labels={
+                    "org.drplan.helper": "1",
+                    "org.drplan.plan": tp.name,
+                    "org.drplan.run": "elsewhere",
+                    owner.OWNER_LABEL: label,
+                    "org.drplan.test": "live-helpers",
+                },
+            )
         plans.drplan("check", tp.path)  # no run yet: it fails after its clean-up, as meant
-        left = {c.id for c in client.containers.list(
-            all=True, filters={"label": f"org.drplan.plan={tp.name}"})}
+        left = {
+            c.id
+            for c in client.containers.list(
+                all=True, filters={"label": f"org.drplan.plan={tp.name}"}
+            )
+        }
         assert planted["live"].id in left, "a live operation's helper was removed"
         assert planted["dead"].id not in left, "a dead run's helper was left"
     finally:

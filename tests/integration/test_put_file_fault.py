@@ -14,7 +14,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from drplan.platform.docker import Engine
+from drplan.platform.docker import DockerEngine
 from drplan.sources import volume as vol
 from testbed import sites
 
@@ -33,11 +33,19 @@ def _dying_stream():
 
 def _files(client, volume: str) -> dict[str, str]:
     out = client.containers.run(
-        "drplan-tb/app:latest", ["sh", "-c", "cd /v && for f in $(ls -A); do "
-                                 "printf '%s %s\\n' \"$f\" \"$(md5sum < \"$f\" | cut -c1-8)\"; "
-                                 "done"],
-        volumes={volume: {"bind": "/v"}}, remove=True, network_mode="none",
-        labels={"org.drplan.test": "put-file"})
+        "drplan-tb/app:latest",
+        [
+            "sh",
+            "-c",
+            "cd /v && for f in $(ls -A); do "
+            'printf \'%s %s\\n\' "$f" "$(md5sum < "$f" | cut -c1-8)"; '
+            "done",
+        ],
+        volumes={volume: {"bind": "/v"}},
+        remove=True,
+        network_mode="none",
+        labels={"org.drplan.test": "put-file"},
+    )
     return dict(line.split() for line in out.decode().splitlines())
 
 
@@ -45,9 +53,10 @@ def test_a_stream_that_dies_leaves_the_volume_as_it_was(testbed):
     client = sites.client(testbed["primary"])
     name = f"putfile{uuid.uuid4().hex[:6]}"
     client.volumes.create(name, labels={"org.drplan.test": "put-file"})
-    engine = Engine("primary", testbed["primary"])
-    ctx = SimpleNamespace(engine=engine, volume=name, plan_name=name, run_id="fault",
-                          what="test put_file")
+    engine = DockerEngine("primary", testbed["primary"])
+    ctx = SimpleNamespace(
+        engine=engine, volume=name, plan_name=name, run_id="fault", what="test put_file"
+    )
     try:
         vol.put_file(ctx, "dump.rdb", [b"the data as it was\n"])
         before = _files(client, name)

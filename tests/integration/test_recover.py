@@ -28,8 +28,11 @@ def primary_only_image(testbed):
     context = io.BytesIO()
     with tarfile.open(fileobj=context, mode="w") as tar:
         for name, data in (
-            ("Dockerfile", b"FROM drplan-tb/app:latest\nLABEL org.drplan.test=images\n"
-                           b"COPY marker /etc/drplan-test-marker\n"),
+            (
+                "Dockerfile",
+                b"FROM drplan-tb/app:latest\nLABEL org.drplan.test=images\n"
+                b"COPY marker /etc/drplan-test-marker\n",
+            ),
             ("marker", os.urandom(64 * 1024)),
         ):
             info = tarfile.TarInfo(name)
@@ -37,7 +40,8 @@ def primary_only_image(testbed):
             tar.addfile(info, io.BytesIO(data))
     context.seek(0)
     image, _ = sites.client(testbed["primary"]).images.build(
-        fileobj=context, custom_context=True, tag=tag, rm=True, pull=False)
+        fileobj=context, custom_context=True, tag=tag, rm=True, pull=False
+    )
     yield tag, image.id
     for url in (testbed["primary"], testbed["recovery"]):
         with contextlib.suppress(docker.errors.ImageNotFound):
@@ -52,15 +56,27 @@ def backed(testbed, tmp_path_factory, primary_only_image):
     def metrics_on_own_image(compose: dict) -> None:
         compose["services"]["metrics"]["image"] = primary_only_image[0]
 
-    yield from backed_fixture(testbed, tmp_path_factory, ("campus", "helpdesk"),
-                              edit_compose={"helpdesk": metrics_on_own_image})
+    yield from backed_fixture(
+        testbed,
+        tmp_path_factory,
+        ("campus", "helpdesk"),
+        edit_compose={"helpdesk": metrics_on_own_image},
+    )
 
 
 def test_degraded_profile_brings_back_exactly_its_services(testbed, backed, tmp_path):
     b = backed["campus"]
     stack = f"dg{b.name}"
-    report = ok_json("recover", str(b.plan), "--profile", "exams-only", "--prefix", "dg",
-                     "--report-dir", str(tmp_path))
+    report = ok_json(
+        "recover",
+        str(b.plan),
+        "--profile",
+        "exams-only",
+        "--prefix",
+        "dg",
+        "--report-dir",
+        str(tmp_path),
+    )
     try:
         assert report["ok"], report
         assert set(report["services"]) == {"exam", "db", "redis"}
@@ -80,8 +96,11 @@ def test_refusals_leave_the_target_untouched(testbed, backed, tmp_path):
 
     def untouched() -> None:
         assert stacks.services(client, stack) == []
-        assert not [v for v in client.volumes.list() if v.name.startswith(f"{stack}_")
-                    and v.name != f"{stack}_db-data"]
+        assert not [
+            v
+            for v in client.volumes.list()
+            if v.name.startswith(f"{stack}_") and v.name != f"{stack}_db-data"
+        ]
 
     wrong = run("recover", str(b.plan), "--prefix", "rf", password="not-the-password")
     assert wrong.returncode == 2 and "wrong password" in wrong.stderr, wrong.stderr
@@ -92,8 +111,9 @@ def test_refusals_leave_the_target_untouched(testbed, backed, tmp_path):
     assert missing.returncode == 1 and "no complete run" in missing.stderr, missing.stderr
     untouched()
 
-    unreachable = run("recover", str(b.plan), "--prefix", "rf",
-                      "--docker-host", "unix:///nonexistent/docker.sock")
+    unreachable = run(
+        "recover", str(b.plan), "--prefix", "rf", "--docker-host", "unix:///nonexistent/docker.sock"
+    )
     assert unreachable.returncode == 1 and "unreachable" in unreachable.stderr
     assert "site recovery" in unreachable.stderr
     untouched()
@@ -103,8 +123,9 @@ def test_refusals_leave_the_target_untouched(testbed, backed, tmp_path):
     # a host port the stack publishes, held by something else on the site
     compose = yaml.safe_load((b.plan.parent / "compose.yml").read_text())
     port = compose["services"]["web"]["ports"][0]["published"]
-    squatter = client.containers.run("drplan-tb/app:latest", ["sleep", "600"], detach=True,
-                                     ports={"8080/tcp": port}, labels=mine)
+    squatter = client.containers.run(
+        "drplan-tb/app:latest", ["sleep", "600"], detach=True, ports={"8080/tcp": port}, labels=mine
+    )
     try:
         taken = run("recover", str(b.plan))
         assert taken.returncode == 2, taken.stderr
@@ -117,16 +138,25 @@ def test_refusals_leave_the_target_untouched(testbed, backed, tmp_path):
 
     # a target volume that already holds data
     vol = client.volumes.create(f"{stack}_db-data", labels=mine)
-    client.containers.run("drplan-tb/app:latest", ["sh", "-c", "echo precious > /v/keep"],
-                          volumes={vol.name: {"bind": "/v"}}, remove=True, labels=mine)
+    client.containers.run(
+        "drplan-tb/app:latest",
+        ["sh", "-c", "echo precious > /v/keep"],
+        volumes={vol.name: {"bind": "/v"}},
+        remove=True,
+        labels=mine,
+    )
     try:
         busy = run("recover", str(b.plan), "--prefix", "rf")
         assert busy.returncode == 2, busy.stderr
         assert f"{stack}_db-data" in busy.stderr and "--force" in busy.stderr
         untouched()
-        kept = client.containers.run("drplan-tb/app:latest", ["cat", "/v/keep"],
-                                     volumes={vol.name: {"bind": "/v"}}, remove=True,
-                                     labels=mine)
+        kept = client.containers.run(
+            "drplan-tb/app:latest",
+            ["cat", "/v/keep"],
+            volumes={vol.name: {"bind": "/v"}},
+            remove=True,
+            labels=mine,
+        )
         assert kept.strip() == b"precious"
     finally:
         stacks.remove_recovered(testbed["recovery"], stack, b.name)
@@ -134,7 +164,8 @@ def test_refusals_leave_the_target_untouched(testbed, backed, tmp_path):
 
 
 def test_recover_from_the_repository_alone_into_another_name(
-        testbed, backed, primary_only_image, tmp_path):
+    testbed, backed, primary_only_image, tmp_path
+):
     """A fresh host with drplan, an engine and the repository's password: nothing else
     (not even the images: the run's own are loaded)."""
     b = backed["helpdesk"]
@@ -144,8 +175,18 @@ def test_recover_from_the_repository_alone_into_another_name(
     repo = b.plan.parent / "repo"
     empty = tmp_path / "fresh-host"
     empty.mkdir()
-    report = ok_json("recover", "--repo", str(repo), "--site", "recovery", "--prefix", "copy",
-                     "--report-dir", str(tmp_path), cwd=empty)
+    report = ok_json(
+        "recover",
+        "--repo",
+        str(repo),
+        "--site",
+        "recovery",
+        "--prefix",
+        "copy",
+        "--report-dir",
+        str(tmp_path),
+        cwd=empty,
+    )
     stack = f"copy{b.name}"
     try:
         assert report["ok"] and report["verified"]
@@ -167,8 +208,16 @@ def test_a_training_copy_beside_production_on_the_same_engine(testbed, backed, t
     client = sites.client(testbed["primary"])
     stacks.wait_healthy(client, b.name, timeout=240)  # e.g. after the primary's restart
     before = verifier.fingerprint(client, "campus", b.name)
-    report = ok_json("recover", str(b.plan), "--site", "primary", "--prefix", "train",
-                     "--report-dir", str(tmp_path))
+    report = ok_json(
+        "recover",
+        str(b.plan),
+        "--site",
+        "primary",
+        "--prefix",
+        "train",
+        "--report-dir",
+        str(tmp_path),
+    )
     try:
         assert report["ok"] and report["verified"]
         assert verifier.differences(b.expected, verifier.fingerprint(client, "campus", stack)) == []

@@ -70,16 +70,27 @@ def gating(testbed, tmp_path_factory):
         )
 
     name = f"campus{os.urandom(3).hex()}"
-    tp = plans.adapt("campus", tmp_path_factory.mktemp("campus"), name=name,
-                     edit=commands, edit_compose=own_image)
+    tp = plans.adapt(
+        "campus",
+        tmp_path_factory.mktemp("campus"),
+        name=name,
+        edit=commands,
+        edit_compose=own_image,
+    )
     try:
         plans.deploy(testbed["primary"], tp)
         generator.populate(primary, "campus", name, generator.Size.small(), seed=11)
         ok("repo", "init", str(tp.path))
         report = ok_json("backup", str(tp.path))
         assert report["complete"] is True
-        b = SimpleNamespace(name=name, plan=tp.path, run_id=report["run_id"], tag=tag,
-                            image_id=image_id, canary=canary)
+        b = SimpleNamespace(
+            name=name,
+            plan=tp.path,
+            run_id=report["run_id"],
+            tag=tag,
+            image_id=image_id,
+            canary=canary,
+        )
         yield b
     finally:
         stacks.remove(testbed["primary"], name)
@@ -95,21 +106,33 @@ def _journal(client, stack: str, entry: dict) -> None:
     client.containers.run(
         "drplan-tb/app:latest",
         ["sh", "-c", 'printf "%s\\n" "$0" > "/journal/$1.jsonl"', line, stack],
-        remove=True, network_mode="none", labels=MINE,
+        remove=True,
+        network_mode="none",
+        labels=MINE,
         volumes={"drplan-journal": {"bind": "/journal"}},
     )
 
 
 def _precious(client, volume: str):
     vol = client.volumes.create(volume, labels=MINE)
-    client.containers.run("drplan-tb/app:latest", ["sh", "-c", "echo precious > /v/keep"],
-                          volumes={vol.name: {"bind": "/v"}}, remove=True, labels=MINE)
+    client.containers.run(
+        "drplan-tb/app:latest",
+        ["sh", "-c", "echo precious > /v/keep"],
+        volumes={vol.name: {"bind": "/v"}},
+        remove=True,
+        labels=MINE,
+    )
     return vol
 
 
 def _kept(client, volume: str) -> bytes:
-    return client.containers.run("drplan-tb/app:latest", ["cat", "/v/keep"], remove=True,
-                                 volumes={volume: {"bind": "/v"}}, labels=MINE).strip()
+    return client.containers.run(
+        "drplan-tb/app:latest",
+        ["cat", "/v/keep"],
+        remove=True,
+        volumes={volume: {"bind": "/v"}},
+        labels=MINE,
+    ).strip()
 
 
 def test_a_journal_of_another_site_does_not_authorise_a_wipe(testbed, gating):
@@ -117,8 +140,18 @@ def test_a_journal_of_another_site_does_not_authorise_a_wipe(testbed, gating):
     b = gating
     client = sites.client(testbed["recovery"])
     stack = f"gj{b.name}"
-    _journal(client, stack, {"event": "begin", "run_id": b.run_id, "plan": b.name,
-                             "stack": stack, "site": "primary", "profile": "full"})
+    _journal(
+        client,
+        stack,
+        {
+            "event": "begin",
+            "run_id": b.run_id,
+            "plan": b.name,
+            "stack": stack,
+            "site": "primary",
+            "profile": "full",
+        },
+    )
     vol = _precious(client, f"{stack}_db-data")
     try:
         res = run("recover", str(b.plan), "--prefix", "gj")
@@ -161,10 +194,22 @@ def test_a_profile_resume_does_not_prune_a_running_service(testbed, gating):
     b = gating
     client = sites.client(testbed["recovery"])
     stack = f"gp{b.name}"
-    _journal(client, stack, {"event": "begin", "run_id": b.run_id, "plan": b.name,
-                             "stack": stack, "site": "recovery", "profile": "exams-only"})
+    _journal(
+        client,
+        stack,
+        {
+            "event": "begin",
+            "run_id": b.run_id,
+            "plan": b.name,
+            "stack": stack,
+            "site": "recovery",
+            "profile": "exams-only",
+        },
+    )
     web = client.services.create(
-        "drplan-tb/app:latest", ["sleep", "600"], name=f"{stack}_web",
+        "drplan-tb/app:latest",
+        ["sleep", "600"],
+        name=f"{stack}_web",
         labels={"com.docker.stack.namespace": stack, **MINE},
     )
     try:
@@ -188,17 +233,26 @@ def test_the_stored_plan_runs_nothing_without_the_flag(testbed, gating, tmp_path
     fresh = tmp_path / "fresh-host"
     fresh.mkdir()
     b.canary.unlink(missing_ok=True)  # local-plan commands (the backup) made it
-    dry = run("recover", "--repo", str(repo), "--site", "recovery", "--prefix", "gs",
-              "--dry-run", cwd=fresh)
+    dry = run(
+        "recover",
+        "--repo",
+        str(repo),
+        "--site",
+        "recovery",
+        "--prefix",
+        "gs",
+        "--dry-run",
+        cwd=fresh,
+    )
     assert dry.returncode == 0, dry.stderr[-2000:]
     assert not b.canary.exists()
     assert "dry run: would recover" in dry.stdout
     assert "--trust-stored-plan" in dry.stderr and "services.web.checks" in dry.stderr
-    real = run("recover", "--repo", str(repo), "--site", "recovery", "--prefix", "gs",
-               cwd=fresh)
+    real = run("recover", "--repo", str(repo), "--site", "recovery", "--prefix", "gs", cwd=fresh)
     assert real.returncode == 2, real.stderr[-2000:]
     assert "--trust-stored-plan" in real.stderr and "nothing was run" in real.stderr
     assert not b.canary.exists()
     assert stacks.services(client, f"gs{b.name}") == []
-    assert not [c for c in client.containers.list(all=True)
-                if c.labels.get("org.drplan.plan") == b.name]
+    assert not [
+        c for c in client.containers.list(all=True) if c.labels.get("org.drplan.plan") == b.name
+    ]

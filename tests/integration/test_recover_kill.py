@@ -37,8 +37,9 @@ def test_sigkill_at_random_moments_then_the_same_command_completes(testbed, back
         stack = f"k{trial}{b.name}"
         args = ["recover", str(b.plan), "--prefix", f"k{trial}", "--report-dir", str(tmp_path)]
         delay = rng.uniform(0.3, duration * 0.95)
-        proc = subprocess.Popen([DRPLAN, *args, "--json"], env=env,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        proc = subprocess.Popen(
+            [DRPLAN, *args, "--json"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
         try:
             proc.wait(timeout=delay)
         except subprocess.TimeoutExpired:

@@ -42,8 +42,9 @@ def _stop_primary() -> None:
 @pytest.mark.exclusive  # stops the primary engine under every other test's feet
 def test_whole_stacks_recover_with_the_primary_engine_stopped(testbed, backed, tmp_path):
     def recover(b) -> dict:
-        return ok_json("recover", str(b.plan), "--site", "recovery",
-                       "--report-dir", str(tmp_path / b.kind))
+        return ok_json(
+            "recover", str(b.plan), "--site", "recovery", "--report-dir", str(tmp_path / b.kind)
+        )
 
     _stop_primary()
     try:

@@ -27,8 +27,10 @@ pytestmark = pytest.mark.integration
 @pytest.fixture(scope="module")
 def offsite(tmp_path_factory):
     root = tmp_path_factory.mktemp("offsite")
-    with servers.rest_server(root / "rest", append_only=True) as rest, \
-            servers.sftp_server(root / "sftp") as sftp:
+    with (
+        servers.rest_server(root / "rest", append_only=True) as rest,
+        servers.sftp_server(root / "sftp") as sftp,
+    ):
         yield rest, sftp, root
 
 
@@ -41,10 +43,15 @@ def test_append_only_and_sftp_copies_keep_every_run(testbed, tmp_path, offsite):
     rest, sftp, root = offsite
     url = testbed["primary"]
     sftp_repo = sftp.repo_url(root / "sftp-repo")
-    tp = plans.adapt("helpdesk", tmp_path, name=f"bkrepo{uuid.uuid4().hex[:6]}", copies={
-        "vault": {"url": rest.url, "append_only": True},
-        "partner": {"url": sftp_repo, "options": sftp.restic_options},
-    })
+    tp = plans.adapt(
+        "helpdesk",
+        tmp_path,
+        name=f"bkrepo{uuid.uuid4().hex[:6]}",
+        copies={
+            "vault": {"url": rest.url, "append_only": True},
+            "partner": {"url": sftp_repo, "options": sftp.restic_options},
+        },
+    )
     plans.deploy(url, tp)
     try:
         generator.populate(sites.client(url), "helpdesk", tp.name, generator.Size.small())
@@ -90,8 +97,13 @@ def test_append_only_and_sftp_copies_keep_every_run(testbed, tmp_path, offsite):
             check = plans.ok_json("check", tp.path, "--repository", repo)
             assert check["ok"] and check["run_id"] == runs[-1], check
         # the oldest run, gone from the primary, is still readable from the vault
-        snaps = subprocess.run(["restic", "snapshots", "--json", "--tag", f"run:{runs[0]}"],
-                               capture_output=True, text=True, env=env, check=True).stdout
+        snaps = subprocess.run(
+            ["restic", "snapshots", "--json", "--tag", f"run:{runs[0]}"],
+            capture_output=True,
+            text=True,
+            env=env,
+            check=True,
+        ).stdout
         assert '"kind:manifest"' in snaps and '"kind:dump"' in snaps
         check = subprocess.run(["restic", "check"], capture_output=True, text=True, env=env)
         assert check.returncode == 0, check.stderr

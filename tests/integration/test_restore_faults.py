@@ -42,15 +42,17 @@ INSERT INTO zzz_big SELECT g, repeat(md5(g::text), 30) FROM generate_series(1, 4
 @pytest.fixture(scope="module")
 def slow_campus(testbed, tmp_path_factory):
     url = testbed["primary"]
-    tp = plans.adapt("campus", tmp_path_factory.mktemp("faults"),
-                     name=f"faults{uuid.uuid4().hex[:6]}")
+    tp = plans.adapt(
+        "campus", tmp_path_factory.mktemp("faults"), name=f"faults{uuid.uuid4().hex[:6]}"
+    )
     plans.deploy(url, tp)
     try:
         client = sites.client(url)
         generator.populate(client, "campus", tp.name, generator.Size.small(), seed=5)
         db = stacks.container(client, tp.name, "db")
-        code, out = stacks.exec_text(db, ["psql", "-U", "campus", "-d", "campus",
-                                          "-v", "ON_ERROR_STOP=1", "-c", EXTRA_SQL])
+        code, out = stacks.exec_text(
+            db, ["psql", "-U", "campus", "-d", "campus", "-v", "ON_ERROR_STOP=1", "-c", EXTRA_SQL]
+        )
         assert code == 0, out
         plans.ok("repo", "init", tp.path)
         run = plans.ok_json("backup", tp.path)
@@ -60,14 +62,20 @@ def slow_campus(testbed, tmp_path_factory):
         stacks.remove(url, tp.name)
 
 
-def test_a_restore_silent_for_several_client_timeouts_succeeds(slow_campus, testbed,
-                                                                 tmp_path):
+def test_a_restore_silent_for_several_client_timeouts_succeeds(slow_campus, testbed, tmp_path):
     tp, expected = slow_campus
     stack = f"qt{tp.name}"
     t0 = time.monotonic()
     try:
-        report = plans.ok_json("recover", tp.path, "--prefix", "qt", "--report-dir", tmp_path,
-                               env={"DRPLAN_ENGINE_TIMEOUT": str(CLIENT_TIMEOUT_S)})
+        report = plans.ok_json(
+            "recover",
+            tp.path,
+            "--prefix",
+            "qt",
+            "--report-dir",
+            tmp_path,
+            env={"DRPLAN_ENGINE_TIMEOUT": str(CLIENT_TIMEOUT_S)},
+        )
         assert report["ok"], report
         # the replay really was silent for longer than several client timeouts
         assert time.monotonic() - t0 > SLEEP_S > 3 * CLIENT_TIMEOUT_S
@@ -88,15 +96,20 @@ def _restic_dumps(repo: str) -> list[int]:
             environ = (entry / "environ").read_bytes().split(b"\0")
         except OSError:
             continue
-        if (argv and argv[0].endswith(b"restic") and b"dump" in argv
-                and b"/db.pg.sql" in argv
-                and f"RESTIC_REPOSITORY={repo}".encode() in environ):
+        if (
+            argv
+            and argv[0].endswith(b"restic")
+            and b"dump" in argv
+            and b"/db.pg.sql" in argv
+            and f"RESTIC_REPOSITORY={repo}".encode() in environ
+        ):
             found.append(int(entry.name))
     return found
 
 
 def test_a_restic_dump_killed_mid_restore_fails_the_step_and_leaves_no_partial_data(
-        slow_campus, testbed, tmp_path):
+    slow_campus, testbed, tmp_path
+):
     tp, _ = slow_campus
     stack = f"kd{tp.name}"
     killed: list[int] = []
@@ -127,14 +140,34 @@ def test_a_restic_dump_killed_mid_restore_fails_the_step_and_leaves_no_partial_d
         assert "restore:db/pg" in out or "source pg" in out, out
         client = sites.client(testbed["recovery"])
         db = stacks.container(client, stack, "db")
-        code, text = stacks.exec_text(db, [
-            "psql", "-U", "campus", "-d", "postgres", "-At", "-c",
-            "SELECT count(*) FROM pg_database WHERE datname = 'campus'"])
+        code, text = stacks.exec_text(
+            db,
+            [
+                "psql",
+                "-U",
+                "campus",
+                "-d",
+                "postgres",
+                "-At",
+                "-c",
+                "SELECT count(*) FROM pg_database WHERE datname = 'campus'",
+            ],
+        )
         assert code == 0, text
         if text.strip() == "1":  # the image's own empty database may be there: no table
-            code, tables = stacks.exec_text(db, [
-                "psql", "-U", "campus", "-d", "campus", "-At", "-c",
-                "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'"])
+            code, tables = stacks.exec_text(
+                db,
+                [
+                    "psql",
+                    "-U",
+                    "campus",
+                    "-d",
+                    "campus",
+                    "-At",
+                    "-c",
+                    "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'",
+                ],
+            )
             assert code == 0 and tables.strip() == "0", tables
     finally:
         stop.set()

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from drplan.plan import model as m
-from drplan.platform.docker import HELPER_LABEL, Engine
+from drplan.platform.docker import HELPER_LABEL, DockerEngine
 from drplan.sources import sqlite as src
 from drplan.sources import volume as vol
 from drplan.sources.base import SourceContext
@@ -55,7 +55,7 @@ class _Repo:
 
 @pytest.fixture
 def engine(testbed):
-    e = Engine("primary", testbed["primary"])
+    e = DockerEngine("primary", testbed["primary"])
     yield e
     e.close()
 

@@ -48,8 +48,7 @@ class StallingRelay:
             index = len(self.counts)
             self.counts.append(0)
             threading.Thread(target=self._pipe, args=(client, server, None), daemon=True).start()
-            threading.Thread(target=self._pipe, args=(server, client, index),
-                             daemon=True).start()
+            threading.Thread(target=self._pipe, args=(server, client, index), daemon=True).start()
 
     def _pipe(self, src: socket.socket, dst: socket.socket, index: int | None) -> None:
         with contextlib.suppress(OSError):
@@ -75,8 +74,9 @@ def sftp_plan(tmp_path, testbed):
     with servers.sftp_server(tmp_path / "sftp") as sftp:
         relay = StallingRelay(sftp.port)
         config = tmp_path / "relay_ssh_config"
-        config.write_text(sftp.ssh_config.read_text().replace(
-            f"Port {sftp.port}", f"Port {relay.port}"))
+        config.write_text(
+            sftp.ssh_config.read_text().replace(f"Port {sftp.port}", f"Port {relay.port}")
+        )
         url = sftp.repo_url(tmp_path / "sftp" / "repo")
         options = {"sftp.command": f"ssh -F {config} {servers.SSH_ALIAS} -s sftp"}
 
@@ -84,8 +84,13 @@ def sftp_plan(tmp_path, testbed):
             primary = next(r for r in plan["repositories"].values() if r["role"] == "primary")
             primary["options"] = options
 
-        tp = plans.adapt("campus", tmp_path / "plan", name=f"stall{uuid.uuid4().hex[:6]}",
-                         repo_url=url, edit=through_relay)
+        tp = plans.adapt(
+            "campus",
+            tmp_path / "plan",
+            name=f"stall{uuid.uuid4().hex[:6]}",
+            repo_url=url,
+            edit=through_relay,
+        )
         plans.ok("repo", "init", tp.path)
         try:
             yield tp, relay

@@ -44,7 +44,6 @@ V1_JOURNAL = r"""
 V1_HEAD = "f255ae80b18a83e74405baa8358f37c0cfee8261e6e0990f766aae647c86ff20"
 
 
-
 @pytest.fixture
 def v1(ctx: cell.Context) -> cell.Context:
     """A context whose journal is the version-1 journal above, byte for byte."""
@@ -149,8 +148,13 @@ def test_a_respelt_version_1_line_is_refused(v1: cell.Context, name: str) -> Non
 
 def _reopen(ctx: cell.Context) -> None:
     """A new crisis opened on the journal (its lines are written in the current format)."""
-    cell.open_crisis(ctx, role="direction", author="boss", reason="again",
-                     observations=Observations(down=[], run_commands=False))
+    cell.open_crisis(
+        ctx,
+        role="direction",
+        author="boss",
+        reason="again",
+        observations=Observations(down=[], run_commands=False),
+    )
 
 
 def test_a_version_1_journal_still_verifies_and_grows(v1: cell.Context, clock: Clock) -> None:

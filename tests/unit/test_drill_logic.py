@@ -11,18 +11,34 @@ from tests.unit.drill_helpers import drill_record
 
 @pytest.mark.parametrize(
     ("measured", "objective", "verdict"),
-    [(10, 10, "met"), (10.01, 10, "exceeded"), (20, 10, "exceeded"),
-     (20.01, 10, "severely exceeded"), (None, 10, None), (5, None, None)],
+    [
+        (10, 10, "met"),
+        (10.01, 10, "exceeded"),
+        (20, 10, "exceeded"),
+        (20.01, 10, "severely exceeded"),
+        (None, 10, None),
+        (5, None, None),
+    ],
 )
 def test_grade_boundaries(measured, objective, verdict):
     assert dr.grade(measured, objective) == verdict
 
 
 def test_marker_round_trips_through_labels():
-    m = dr.Marker(drill_id="ab12cd", plan="campus", stack="drill-ab12cd-campus",
-                  started_at="2026-01-01T00:00:00Z", host="h", pid=1, plan_dir="/p",
-                  volumes_absent=["drplan-journal"], images_before={"a:1": None, "b:2": "sha256:9"},
-                  helper_absent="drplan/helper:x", swarm_was_active=False, gwbridge_absent=True)
+    m = dr.Marker(
+        drill_id="ab12cd",
+        plan="campus",
+        stack="drill-ab12cd-campus",
+        started_at="2026-01-01T00:00:00Z",
+        host="h",
+        pid=1,
+        plan_dir="/p",
+        volumes_absent=["drplan-journal"],
+        images_before={"a:1": None, "b:2": "sha256:9"},
+        helper_absent="drplan/helper:x",
+        swarm_was_active=False,
+        gwbridge_absent=True,
+    )
     labels = m.labels()
     assert labels[dr.MARKER_LABEL] == "ab12cd" and labels[dr.PLAN_LABEL] == "campus"
     assert dr.Marker.from_labels(labels) == m
@@ -30,10 +46,20 @@ def test_marker_round_trips_through_labels():
 
 
 def test_step_history_takes_the_newest_ok_measure():
-    old = drill_record("a", steps={"start:db": {"status": "ok", "seconds": 9.0},
-                                   "health:db": {"status": "ok", "seconds": 4.0}})
-    new = drill_record("b", steps={"start:db": {"status": "ok", "seconds": 2.0},
-                                   "health:db": {"status": "failed", "seconds": 300.0}})
+    old = drill_record(
+        "a",
+        steps={
+            "start:db": {"status": "ok", "seconds": 9.0},
+            "health:db": {"status": "ok", "seconds": 4.0},
+        },
+    )
+    new = drill_record(
+        "b",
+        steps={
+            "start:db": {"status": "ok", "seconds": 2.0},
+            "health:db": {"status": "failed", "seconds": 300.0},
+        },
+    )
     assert dr.step_history(None, "campus", [old, new]) == {"start:db": 2.0, "health:db": 4.0}
     assert dr.step_history(None, "campus", []) == {}
 
@@ -60,11 +86,31 @@ class FakeEngine:
 
 
 def test_loaded_images_go_and_moved_tags_point_back():
-    m = dr.Marker(drill_id="x", plan="p", stack="s", started_at="", host="h", pid=1,
-                  plan_dir="/", images_before={"new:1": None, "moved:1": "sha256:old",
-                                               "same:1": "sha256:same", "prod:1": None})
-    eng = FakeEngine({"new:1": "sha256:n", "moved:1": "sha256:m", "same:1": "sha256:same",
-                      "prod:1": "sha256:p", "keep:old": "sha256:old"}, used={"sha256:p"})
+    m = dr.Marker(
+        drill_id="x",
+        plan="p",
+        stack="s",
+        started_at="",
+        host="h",
+        pid=1,
+        plan_dir="/",
+        images_before={
+            "new:1": None,
+            "moved:1": "sha256:old",
+            "same:1": "sha256:same",
+            "prod:1": None,
+        },
+    )
+    eng = FakeEngine(
+        {
+            "new:1": "sha256:n",
+            "moved:1": "sha256:m",
+            "same:1": "sha256:same",
+            "prod:1": "sha256:p",
+            "keep:old": "sha256:old",
+        },
+        used={"sha256:p"},
+    )
     td = dr.Teardown()
     dr._images(eng, m, td)
     assert "new:1" not in eng.tags
@@ -86,8 +132,9 @@ def test_sparkline_and_trend():
 
 
 def test_failed_drill_report_says_why():
-    rec = drill_record("f", passed=False, rto=None,
-                       failure="validate:web: response body does not contain 'never'")
+    rec = drill_record(
+        "f", passed=False, rto=None, failure="validate:web: response body does not contain 'never'"
+    )
     rec["rto"]["verdict"] = None
     md = report.markdown(rec)
     assert "FAILED" in md and "does not contain 'never'" in md
@@ -102,13 +149,20 @@ def test_a_drill_copy_shares_no_network_volume_or_port_with_production():
 
     doc = {
         "services": {
-            "web": {"image": "app", "ports": ["8080:8080"], "depends_on": ["db"],
-                    "networks": ["prod", "own"], "volumes": ["shared:/s", "files:/f"]},
+            "web": {
+                "image": "app",
+                "ports": ["8080:8080"],
+                "depends_on": ["db"],
+                "networks": ["prod", "own"],
+                "volumes": ["shared:/s", "files:/f"],
+            },
             "db": {"image": "pg", "deploy": {"replicas": 2}},
             "other": {"image": "x"},
         },
-        "networks": {"prod": {"external": True, "name": "production_net"},
-                     "own": {"driver": "overlay"}},
+        "networks": {
+            "prod": {"external": True, "name": "production_net"},
+            "own": {"driver": "overlay"},
+        },
         "volumes": {"shared": {"external": True}, "files": {}},
     }
     site = m.Site(role="recovery", docker_host="unix:///x.sock")

@@ -26,16 +26,21 @@ class ScriptedApi:
         return self.answers[min(self.calls, len(self.answers)) - 1]
 
 
-def engine_with(api: ScriptedApi) -> platform.Engine:
-    engine = platform.Engine.__new__(platform.Engine)
+def engine_with(api: ScriptedApi) -> platform.DockerEngine:
+    engine = platform.DockerEngine.__new__(platform.DockerEngine)
     engine.site, engine.url, engine.timeout = "test", "unix:///nowhere", 5.0
     engine.client = SimpleNamespace(api=api)
     return engine
 
 
 def test_a_status_not_yet_recorded_is_waited_for():
-    api = ScriptedApi([{"ExitCode": None, "Running": True}, {"ExitCode": None, "Running": True},
-                       {"ExitCode": 3, "Running": False}])
+    api = ScriptedApi(
+        [
+            {"ExitCode": None, "Running": True},
+            {"ExitCode": None, "Running": True},
+            {"ExitCode": 3, "Running": False},
+        ]
+    )
     assert engine_with(api).exit_status("x", grace=10) == 3
     assert api.calls == 3
 

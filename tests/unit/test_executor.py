@@ -101,8 +101,10 @@ def test_steps_done_before_are_not_run_again():
 def test_a_step_past_its_timeout_fails_without_holding_the_run():
     _order, make = _recorder()
     t0 = time.monotonic()
-    tasks = [Task("stuck", make("stuck", 5.0), timeout_s=0.2),
-             Task("next", make("next"), after=frozenset({"stuck"}))]
+    tasks = [
+        Task("stuck", make("stuck", 5.0), timeout_s=0.2),
+        Task("next", make("next"), after=frozenset({"stuck"})),
+    ]
     ex = Executor(tasks)
     out = ex.execute()
     assert time.monotonic() - t0 < 2

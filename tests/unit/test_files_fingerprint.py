@@ -41,8 +41,10 @@ def test_a_big_volume_is_split_near_half_of_its_bytes():
 
 
 def test_the_split_descends_into_the_directory_holding_most_of_the_data():
-    entries = [("config.php", 100), *((f"filedir/{h:02x}/blob{i}", MIB)
-                                      for h in range(16) for i in range(4))]
+    entries = [
+        ("config.php", 100),
+        *((f"filedir/{h:02x}/blob{i}", MIB) for h in range(16) for i in range(4)),
+    ]
     halves = restore_split(entries, min_bytes=1)
     assert halves and all(h.startswith("filedir/") for h in halves)
 

@@ -6,11 +6,11 @@ import pytest
 import yaml
 from plan_helpers import COMPOSE
 
+from drplan.actions.init import detect_engine, draft_plan, image_basename
 from drplan.cli import app
 from drplan.errors import InputError
 from drplan.plan.compose import ComposeService, Mount, load_compose
 from drplan.plan.graph import DependencyGraph
-from drplan.plan.init import detect_engine, draft_plan, image_basename
 from drplan.plan.validate import validate_file
 from drplan.schedule import build_schedule
 

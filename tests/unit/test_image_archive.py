@@ -51,8 +51,13 @@ def _image_export(repo: str, tag: str, top: str, top_layer: bytes, **kw) -> byte
             f"{top}/layer.tar": top_layer,
             config: json.dumps({"image": repo}).encode(),
             "manifest.json": json.dumps(
-                [{"Config": config, "RepoTags": [f"{repo}:{tag}"],
-                  "Layers": [f"{BASE}/layer.tar", f"{top}/layer.tar"]}]
+                [
+                    {
+                        "Config": config,
+                        "RepoTags": [f"{repo}:{tag}"],
+                        "Layers": [f"{BASE}/layer.tar", f"{top}/layer.tar"],
+                    }
+                ]
             ).encode(),
             "repositories": json.dumps({repo: {tag: top}}).encode(),
         },
@@ -63,8 +68,13 @@ def _image_export(repo: str, tag: str, top: str, top_layer: bytes, **kw) -> byte
 def _two_exports() -> list[bytes]:
     return [
         _image_export("tb/pg", "15", "b" * 64, db_layer),
-        _image_export("tb/app", "latest", "c" * 64, app_layer,
-                      symlink=("d" * 64 + "/layer.tar", "../" + "c" * 64 + "/layer.tar")),
+        _image_export(
+            "tb/app",
+            "latest",
+            "c" * 64,
+            app_layer,
+            symlink=("d" * 64 + "/layer.tar", "../" + "c" * 64 + "/layer.tar"),
+        ),
     ]
 
 

@@ -20,7 +20,6 @@ from types import SimpleNamespace
 import pytest
 import yaml
 
-from drplan import manifest as mf
 from drplan.actions import drill as dr
 from drplan.actions import recover as rc
 from drplan.actions.context import load_plan
@@ -28,6 +27,7 @@ from drplan.errors import InputError
 from drplan.plan import isolation
 from drplan.plan.compose import _mount
 from drplan.plan.graph import profile_services
+from drplan.store import manifest as mf
 from tests.unit.drill_helpers import CAMPUS
 
 SHARING_KEYS = {"name", "external", "driver", "driver_opts"}
@@ -69,11 +69,14 @@ def drill(tmp_path, monkeypatch):
     """Run a drill of a campus plan whose compose `edit` changes; returns what the
     recovery would deploy, the engine's calls, and the drill's result."""
     engine = FakeEngine()
-    monkeypatch.setattr(dr, "Engine", lambda site, url: engine)
+    monkeypatch.setattr(dr, "DockerEngine", lambda site, url: engine)
     monkeypatch.setattr(dr, "LOCK_DIR", tmp_path / "locks")
     monkeypatch.setattr(dr.helper_image, "image_name", lambda: "drplan/helper:test")
-    run_found = SimpleNamespace(run_id="20260101T000000Z-abcd", rpo_point="2026-01-01T00:00:00Z",
-                                images={"drplan-tb/app:latest": "sha256:" + "1" * 64})
+    run_found = SimpleNamespace(
+        run_id="20260101T000000Z-abcd",
+        rpo_point="2026-01-01T00:00:00Z",
+        images={"drplan-tb/app:latest": "sha256:" + "1" * 64},
+    )
     monkeypatch.setattr(mf, "find_run", lambda repo, plan, run, **kw: run_found)
     deployed: dict = {}
 
@@ -83,8 +86,13 @@ def drill(tmp_path, monkeypatch):
         deployed["files"] = [pc.dir / rel for rel in pc.plan.stack.compose]
         deployed["modes"] = {f.stat().st_mode & 0o777 for f in deployed["files"]}
         deployed["docs"] = [
-            rc.zero_compose(yaml.safe_load((pc.dir / rel).read_text()) or {}, services, site,
-                            drop_ports=True, isolate=opts.isolate)
+            rc.zero_compose(
+                yaml.safe_load((pc.dir / rel).read_text()) or {},
+                services,
+                site,
+                drop_ports=True,
+                isolate=opts.isolate,
+            )
             for rel in pc.plan.stack.compose
         ]
         deployed["stack"] = f"{opts.prefix}{pc.name}"
@@ -113,11 +121,17 @@ def drill(tmp_path, monkeypatch):
 def production_binds(documents: list[dict]) -> set[str]:
     """The host paths production mounts writable (read here, not with drill's own code)."""
     declared = {k for d in documents for k in d.get("volumes") or {}}
-    mounts = [_mount(raw, declared) for d in documents
-              for spec in (d.get("services") or {}).values()
-              for raw in spec.get("volumes") or []]
-    return {posixpath.normpath(mt.source) for mt in mounts
-            if mt and mt.type == "bind" and not mt.read_only}
+    mounts = [
+        _mount(raw, declared)
+        for d in documents
+        for spec in (d.get("services") or {}).values()
+        for raw in spec.get("volumes") or []
+    ]
+    return {
+        posixpath.normpath(mt.source)
+        for mt in mounts
+        if mt and mt.type == "bind" and not mt.read_only
+    }
 
 
 def assert_shares_nothing(production: list[dict], deployed: list[dict]) -> None:
@@ -145,13 +159,16 @@ def assert_shares_nothing(production: list[dict], deployed: list[dict]) -> None:
 def volume(spec):
     def edit(compose):
         compose["volumes"]["files"] = spec
+
     return edit
 
 
 def web_mounts(*mounts):
     """web mounts its data volume (the plan backs it up) and `mounts`."""
+
     def edit(compose):
         compose["services"]["web"]["volumes"] = ["files:/srv/files", *mounts]
+
     return edit
 
 
@@ -159,18 +176,32 @@ KINDS = {
     "name": volume({"name": "campus-files-prod"}),
     "external": volume({"external": True}),
     "external-named": volume({"external": True, "name": "prod_files"}),
-    "driver_opts-nfs": volume({"driver": "local", "driver_opts": {
-        "type": "nfs", "o": "addr=nfs.example,rw,nfsvers=4", "device": ":/export/files"}}),
-    "driver_opts-local-bind": volume({"driver": "local", "driver_opts": {
-        "type": "none", "o": "bind", "device": "/srv/campus/files"}}),
+    "driver_opts-nfs": volume(
+        {
+            "driver": "local",
+            "driver_opts": {
+                "type": "nfs",
+                "o": "addr=nfs.example,rw,nfsvers=4",
+                "device": ":/export/files",
+            },
+        }
+    ),
+    "driver_opts-local-bind": volume(
+        {
+            "driver": "local",
+            "driver_opts": {"type": "none", "o": "bind", "device": "/srv/campus/files"},
+        }
+    ),
     "plugin-driver": volume({"driver": "rexray/ebs"}),
     "bind-short-relative": web_mounts("./uploads:/srv/uploads"),
     "bind-short-absolute": web_mounts("/srv/campus/uploads:/srv/uploads:rw"),
-    "bind-long": web_mounts({"type": "bind", "source": "/srv/campus/uploads",
-                             "target": "/srv/uploads"}),
+    "bind-long": web_mounts(
+        {"type": "bind", "source": "/srv/campus/uploads", "target": "/srv/uploads"}
+    ),
     "bind-writable-and-read-only": lambda c: (
         c["services"]["web"]["volumes"].append("./shared:/srv/shared"),
-        c["services"]["exam"]["volumes"].append("./shared:/srv/shared:ro")),
+        c["services"]["exam"]["volumes"].append("./shared:/srv/shared:ro"),
+    ),
     "named-network": lambda c: c["networks"]["backend"].update(name="prod-backend"),
 }
 
@@ -196,8 +227,10 @@ def test_a_named_volume_becomes_the_drills_and_is_what_the_restore_fills(drill):
     assert "files:/srv/files" in doc["services"]["web"]["volumes"]
     # no name: the stack prefix namespaces it, as `<stack>_files`, the volume the recovery
     # restores into (PlanContext.volume_name)
-    assert any("volume files has an explicit name (campus-files-prod)" in m
-               and "isolated copy" in m for m in result.record["isolated"])
+    assert any(
+        "volume files has an explicit name (campus-files-prod)" in m and "isolated copy" in m
+        for m in result.record["isolated"]
+    )
 
 
 def test_a_writable_bind_becomes_one_drill_volume_per_host_path(drill):
@@ -205,17 +238,21 @@ def test_a_writable_bind_becomes_one_drill_volume_per_host_path(drill):
         c["services"]["web"]["volumes"].append("./shared:/srv/shared")
         c["services"]["exam"]["volumes"] += [
             {"type": "bind", "source": "./shared/", "target": "/srv/shared", "read_only": True},
-            "./conf/app.ini:/etc/app.ini:ro"]
+            "./conf/app.ini:/etc/app.ini:ro",
+        ]
 
     _, deployed, _, _ = drill(edit)
     [doc] = deployed["docs"]
     key = isolation.bind_volume("./shared")
-    assert doc["services"]["web"]["volumes"] == ["files:/srv/files", {
-        "type": "volume", "source": key, "target": "/srv/shared", "read_only": False}]
+    assert doc["services"]["web"]["volumes"] == [
+        "files:/srv/files",
+        {"type": "volume", "source": key, "target": "/srv/shared", "read_only": False},
+    ]
     *volumes, kept = doc["services"]["exam"]["volumes"]
     assert volumes == [
         "exam-files:/srv/files",
-        {"type": "volume", "source": key, "target": "/srv/shared", "read_only": True}]
+        {"type": "volume", "source": key, "target": "/srv/shared", "read_only": True},
+    ]
     # read-only everywhere: kept, read-only, its path made absolute (the drill's compose
     # file is elsewhere than the plan's folder)
     source, target, mode = kept.split(":")
@@ -224,13 +261,20 @@ def test_a_writable_bind_becomes_one_drill_volume_per_host_path(drill):
     assert doc["volumes"][key] == {"labels": {isolation.BIND_VOLUME_LABEL: "./shared"}}
 
 
-@pytest.mark.parametrize("mount", [
-    "/var/run/docker.sock:/var/run/docker.sock:ro",
-    {"type": "bind", "source": "/run/postgresql", "target": "/run/postgresql",
-     "read_only": True},
-    "./app.sock:/tmp/app.sock",
-    {"type": "cluster", "source": "group:pg", "target": "/data"},
-])
+@pytest.mark.parametrize(
+    "mount",
+    [
+        "/var/run/docker.sock:/var/run/docker.sock:ro",
+        {
+            "type": "bind",
+            "source": "/run/postgresql",
+            "target": "/run/postgresql",
+            "read_only": True,
+        },
+        "./app.sock:/tmp/app.sock",
+        {"type": "cluster", "source": "group:pg", "target": "/data"},
+    ],
+)
 def test_what_cannot_be_isolated_is_refused_before_anything_is_touched(drill, mount):
     with pytest.raises(InputError) as err:
         drill(web_mounts(mount))
@@ -258,8 +302,10 @@ def test_a_profile_without_the_refused_service_can_be_drilled(drill):
 
 
 def test_isolate_compose_leaves_the_originals_alone_and_merges_files():
-    first = {"services": {"web": {"volumes": ["uploads:/u", "./media:/m"]}},
-             "volumes": {"uploads": {"name": "prod_uploads"}}}
+    first = {
+        "services": {"web": {"volumes": ["uploads:/u", "./media:/m"]}},
+        "volumes": {"uploads": {"name": "prod_uploads"}},
+    }
     second = {"volumes": {"uploads": {"external": True}}}
     before = copy.deepcopy([first, second])
     out = isolation.isolate_compose([first, second], ["web"])
@@ -269,9 +315,12 @@ def test_isolate_compose_leaves_the_originals_alone_and_merges_files():
 
 
 def test_shared_storage_says_what_and_where():
-    doc = {"services": {"web": {"volumes": ["uploads:/u", "./media:/m", "./c.ini:/c:ro",
-                                            "plain:/p", "/data"]}},
-           "volumes": {"uploads": {"name": "prod_uploads"}, "plain": None}}
+    doc = {
+        "services": {
+            "web": {"volumes": ["uploads:/u", "./media:/m", "./c.ini:/c:ro", "plain:/p", "/data"]}
+        },
+        "volumes": {"uploads": {"name": "prod_uploads"}, "plain": None},
+    }
     found = {s.subject: s for s in isolation.shared_storage([doc])}
     assert set(found) == {"uploads", "./media", "./c.ini"}
     assert found["uploads"].loc == ("services", "web", "volumes", 0)
@@ -281,9 +330,16 @@ def test_shared_storage_says_what_and_where():
 
 
 def test_shared_storage_tolerates_any_shape():
-    for junk in (None, [], "x", {"services": [1]}, {"services": {"a": None}},
-                 {"services": {"a": {"volumes": "x"}}}, {"volumes": [1, 2]},
-                 {"services": {"a": {"volumes": [1, None, {"target": 3}, {}]}}}):
+    for junk in (
+        None,
+        [],
+        "x",
+        {"services": [1]},
+        {"services": {"a": None}},
+        {"services": {"a": {"volumes": "x"}}},
+        {"volumes": [1, 2]},
+        {"services": {"a": {"volumes": [1, None, {"target": 3}, {}]}}},
+    ):
         assert isolation.shared_storage([junk]) == []
         isolation.isolate_compose([junk], ["a"])
 
@@ -297,8 +353,16 @@ def test_teardown_removes_the_isolated_files_a_killed_drill_left(tmp_path, monke
     other = sub / ".drplan-drill-ffffff-compose.yml"
     for f in (mine, deployed, other):
         f.write_text("services: {}\n")
-    m = dr.Marker(drill_id="ab12cd", plan="campus", stack="drill-ab12cd-campus",
-                  started_at="", host="h", pid=1, plan_dir=str(tmp_path), files=[str(mine)])
+    m = dr.Marker(
+        drill_id="ab12cd",
+        plan="campus",
+        stack="drill-ab12cd-campus",
+        started_at="",
+        host="h",
+        pid=1,
+        plan_dir=str(tmp_path),
+        files=[str(mine)],
+    )
     assert dr.Marker.from_labels(m.labels()) == m
     td = dr.teardown(FakeEngine(), m)
     assert td.clean, td.errors

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from drplan import manifest as mf
 from drplan.errors import OperationError
+from drplan.store import manifest as mf
 from tests.unit.drill_helpers import fake_run
 
 

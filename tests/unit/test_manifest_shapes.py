@@ -8,15 +8,16 @@ import json
 
 import pytest
 
-from drplan import manifest as mf
 from drplan.errors import InputError, OperationError
-from drplan.repository import restic
+from drplan.store import manifest as mf
+from drplan.store import restic
 from tests.integration.test_hostile_repository import FORGED, _set, base_manifest
 
 
 def test_the_base_manifest_is_valid():
-    m = mf.parse(json.dumps(base_manifest("campus", "20261130T100000Z-beef")).encode(),
-                 where="test")
+    m = mf.parse(
+        json.dumps(base_manifest("campus", "20261130T100000Z-beef")).encode(), where="test"
+    )
     assert m.sources[0].snapshot == "ab" * 32
 
 

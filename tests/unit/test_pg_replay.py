@@ -9,10 +9,13 @@ from drplan.sources.postgresql import MARK, conninfo, quote_ident, replay
 
 DUMP = (
     b"-- drplan: globals\nCREATE ROLE campus;\n\n"
-    + MARK + b"campus\nCREATE DATABASE campus;\n\\connect campus\n"
+    + MARK
+    + b"campus\nCREATE DATABASE campus;\n\\connect campus\n"
     b"CREATE TABLE t (x text);\nCOPY public.t (x) FROM stdin;\n"
-    + MARK + b"not-a-mark-inside-copy\n\\connect not-a-connect\n\\.\n"
-    + MARK + b"exam\nCREATE DATABASE exam;\n\\connect exam\nCREATE TABLE u (y int);\n"
+    + MARK
+    + b"not-a-mark-inside-copy\n\\connect not-a-connect\n\\.\n"
+    + MARK
+    + b"exam\nCREATE DATABASE exam;\n\\connect exam\nCREATE TABLE u (y int);\n"
 )
 
 
@@ -27,9 +30,9 @@ def test_each_database_is_one_transaction_and_roles_are_tolerant():
     c = out.index(b"\\connect campus")
     assert out[c + 1] == b"BEGIN;"
     # COPY data that looks like a mark or a meta-command is data
-    assert b"COMMIT;" not in out[c:out.index(b"\\.")]
+    assert b"COMMIT;" not in out[c : out.index(b"\\.")]
     e = out.index(b"CREATE DATABASE exam;")
-    assert b"COMMIT;" in out[out.index(b"\\."):e]
+    assert b"COMMIT;" in out[out.index(b"\\.") : e]
     assert [line for line in out if line][-1] == b"COMMIT;"
 
 

@@ -1,6 +1,6 @@
 """Every destructive step of a recovery is gated by --force; a stored plan runs nothing.
 
-No engine here: a fake Engine records what the recovery would have done to the target,
+No engine here: a fake DockerEngine records what the recovery would have done to the target,
 and the real recovery journal, checks and runner work against it. Each refusal is shown
 (with what it names), and so is what --force or the very same attempt still allows.
 """
@@ -21,10 +21,10 @@ import pytest
 import yaml
 
 from drplan.actions import context as ctxmod
-from drplan.actions import journal as jmod
 from drplan.actions import recover as rc
+from drplan.actions import resume as jmod
 from drplan.actions.context import load_plan
-from drplan.actions.journal import TargetJournal
+from drplan.actions.resume import ResumeJournal
 from drplan.errors import InputError
 from drplan.platform.docker import STACK_LABEL, ExecResult
 from drplan.schedule.steps import Step, StepKind
@@ -204,7 +204,7 @@ def engine(monkeypatch):
     """The fake engine every Engine(...) of the recovery becomes; the executor records its
     tasks instead of running them, and volume helpers answer from the fake."""
     fake = FakeEngine()
-    monkeypatch.setattr(rc, "Engine", lambda site, url: fake)
+    monkeypatch.setattr(rc, "DockerEngine", lambda site, url: fake)
     monkeypatch.setattr(jmod.helper_image, "ensure", lambda e: "helper")
     monkeypatch.setattr(rc.vol, "is_empty", lambda e, v, labels: v not in fake.volumes)
 
@@ -260,7 +260,7 @@ def fill_target(engine, stack: str = "campus") -> None:
 
 
 def _key():
-    return jmod.JournalKey(
+    return jmod.ResumeKey(
         run_id=RUN_ID, plan="campus", stack="campus", site="recovery", profile="full"
     )
 
@@ -268,7 +268,7 @@ def _key():
 def test_journal_state_resumes_only_the_same_run_plan_stack_site_and_profile():
     KEY = _key()
     entries = [{"event": "begin", **KEY.fields()}, {"event": "done", "step": "restore:db/pg"}]
-    assert TargetJournal.state(entries, KEY) == (True, {"restore:db/pg"})
+    assert ResumeJournal.state(entries, KEY) == (True, {"restore:db/pg"})
     for field, other in [
         ("run_id", "20250101T000000Z-ffff"),
         ("plan", "other"),
@@ -277,10 +277,10 @@ def test_journal_state_resumes_only_the_same_run_plan_stack_site_and_profile():
         ("profile", "exams-only"),
     ]:
         changed = [{**entries[0], field: other}, entries[1]]
-        assert TargetJournal.state(changed, KEY) == (False, set()), field
+        assert ResumeJournal.state(changed, KEY) == (False, set()), field
     # a journal of an older drplan (no site recorded) is not this attempt's
     old = [{k: v for k, v in entries[0].items() if k != "site"}, entries[1]]
-    assert TargetJournal.state(old, KEY) == (False, set())
+    assert ResumeJournal.state(old, KEY) == (False, set())
 
 
 @pytest.mark.parametrize(
@@ -288,9 +288,7 @@ def test_journal_state_resumes_only_the_same_run_plan_stack_site_and_profile():
     [{"site": "primary"}, {"plan": "campus-old"}, {"run_id": "20240101T000000Z-0000"}, {}],
     ids=["another-site", "another-plan", "another-run", "older-drplan-no-site"],
 )
-def test_a_journal_not_of_this_attempt_never_authorises_a_wipe(
-    pc, engine, monkeypatch, other
-):
+def test_a_journal_not_of_this_attempt_never_authorises_a_wipe(pc, engine, monkeypatch, other):
     begin(engine, **other)
     if not other:  # as written by drplan before the site was recorded
         path = "/journal/campus.jsonl"
@@ -333,8 +331,16 @@ def runner(pc, engine, *, force=False, services=None, profile=None, run=None):
     site = pc.plan.sites["recovery"]
     services = services or list(pc.plan.services)
     return rc._Runner(
-        pc, FakeRepo(), engine, run or fake_run(), "campus", services, opts, None,
-        lambda t, n: None, site,
+        pc,
+        FakeRepo(),
+        engine,
+        run or fake_run(),
+        "campus",
+        services,
+        opts,
+        None,
+        lambda t, n: None,
+        site,
     )
 
 
@@ -499,8 +505,16 @@ def test_the_stored_config_unpacks_private(tmp_path, plan_dir):
         _special("fifo", tarfile.FIFOTYPE),
         _special("dev", tarfile.CHRTYPE),
     ],
-    ids=["absolute", "dotdot", "nested-dotdot", "symlink-out", "symlink-in", "hardlink", "fifo",
-         "device"],
+    ids=[
+        "absolute",
+        "dotdot",
+        "nested-dotdot",
+        "symlink-out",
+        "symlink-in",
+        "hardlink",
+        "fifo",
+        "device",
+    ],
 )
 def test_the_stored_config_refuses_anything_but_plain_files_inside(tmp_path, member):
     into = tmp_path / "into"
@@ -559,7 +573,7 @@ def stored(monkeypatch, plan_dir, tmp_path):
     def no_engine(*a, **k):
         raise AssertionError("the target engine was reached")
 
-    monkeypatch.setattr(rc, "Engine", no_engine)
+    monkeypatch.setattr(rc, "DockerEngine", no_engine)
     out: list[str] = []
 
     def call(*, dry_run: bool, trust: bool = False):
@@ -567,9 +581,18 @@ def stored(monkeypatch, plan_dir, tmp_path):
         if trust:
             opts.trust_stored_plan = True
         return cmd.run_recover(
-            None, repo_url="/srv/repo", repository=None, plan_name=None, docker_host=None,
-            opts=opts, password_env=None, password_file=None, password_command=None,
-            report_dir=str(tmp_path / "reports"), as_json=False, out=out.append,
+            None,
+            repo_url="/srv/repo",
+            repository=None,
+            plan_name=None,
+            docker_host=None,
+            opts=opts,
+            password_env=None,
+            password_file=None,
+            password_command=None,
+            report_dir=str(tmp_path / "reports"),
+            as_json=False,
+            out=out.append,
         )
 
     return SimpleNamespace(call=call, canary=canary, out=out)

@@ -10,7 +10,7 @@ import pytest
 
 from drplan import runbook as rb
 from drplan.render import png_stats, svg_to_png
-from drplan.repository.restic import Repository
+from drplan.store.restic import Repository
 from tests.unit.drill_helpers import campus_plan, drill_record, fake_run
 
 SECRET = "s3cret-never-in-a-runbook"
@@ -49,18 +49,23 @@ def test_commands_come_from_the_manifest_and_are_valid_bash(tmp_path):
     text = {p.id: (out / p.file).read_text() for p in book["steps"]}
     run = book["run"]
     pg = next(s["snapshot"] for s in run["sources"] if s["service"] == "db")
-    assert f"restic dump --no-lock -- {run['images_snapshot']} /images.tar | docker load" in \
-        text["load-images"]
+    assert (
+        f"restic dump --no-lock -- {run['images_snapshot']} /images.tar | docker load"
+        in text["load-images"]
+    )
     assert "sha256:" + "1" * 64 in text["load-images"]
     assert f"-- {pg} /db.pg.sql" in text["restore:db/pg"]
     assert 'DROP DATABASE IF EXISTS "campus" WITH (FORCE)' in text["restore:db/pg"]
-    assert "docker volume inspect --format '{{.Mountpoint}}' -- handmade_files" in \
-        text["restore:web/files"]
+    assert (
+        "docker volume inspect --format '{{.Mountpoint}}' -- handmade_files"
+        in text["restore:web/files"]
+    )
     assert "chown -- 100:101" in text["restore:redis/cache"]
     assert "docker service scale --detach -- handmade_web=1" in text["start:web"]
     assert "ab" * 32 in text["validate:web"]  # the tree fingerprint of the backup
-    assert "SELECT count(*) FROM public.items" in text["validate:db"] and "42" in \
-        text["validate:db"]
+    assert (
+        "SELECT count(*) FROM public.items" in text["validate:db"] and "42" in text["validate:db"]
+    )
     blocks = [b for t in text.values() for b in SH.findall(t)]
     assert len(blocks) >= len(text)
     for block in blocks:
@@ -95,8 +100,10 @@ def test_profile_and_remote_engine(tmp_path):
     out = tmp_path / "rb"
     rb.write(book, out)
     exam = (out / next(p.file for p in book["steps"] if p.id == "restore:exam/files")).read_text()
-    assert ("docker run --rm -i --network none "
-            "--mount=type=volume,source=campus_exam-files,target=/volume") in exam
+    assert (
+        "docker run --rm -i --network none "
+        "--mount=type=volume,source=campus_exam-files,target=/volume"
+    ) in exam
     assert "Mountpoint" not in exam
 
 

@@ -31,11 +31,11 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from markdown_it import MarkdownIt
 
-from drplan import manifest as mf
 from drplan import runbook as rb
 from drplan.errors import DrplanError, InputError, OperationError
-from drplan.repository.restic import Repository
 from drplan.runbook import quote
+from drplan.store import manifest as mf
+from drplan.store.restic import Repository
 from tests.unit.drill_helpers import campus_plan
 
 SECRET = "s3cret-never-in-a-runbook"
@@ -75,18 +75,70 @@ SINK = "--password-command=touch PWNED " + "\n".join(NASTY)
 # Fields that reach the runbook's shell blocks (and its Markdown)
 FIELDS = [
     # the plan (validation leaves these free)
-    "stack_prefix", "docker_host", "repo_url", "opt_key", "opt_value", "image",
-    "volume", "pg_user", "pg_db", "maria_user", "maria_db", "http_url", "http_body",
-    "tcp_host", "sql_query", "sql_expect", "cmd_output", "check_name", "description",
+    "stack_prefix",
+    "docker_host",
+    "repo_url",
+    "opt_key",
+    "opt_value",
+    "image",
+    "volume",
+    "pg_user",
+    "pg_db",
+    "maria_user",
+    "maria_db",
+    "http_url",
+    "http_body",
+    "tcp_host",
+    "sql_query",
+    "sql_expect",
+    "cmd_output",
+    "check_name",
+    "description",
     # the run's manifest (from the repository: untrusted)
-    "plan", "run_id", "image_name", "image_id", "images_snapshot", "database", "table",
-    "rows", "files", "tree", "keys", "file", "owner",
-    "snap_pg", "path_pg", "snap_my", "path_my", "snap_redis", "path_redis",
-    "snap_files", "path_files", "snap_lite", "path_lite", "snap_exam", "path_exam",
+    "plan",
+    "run_id",
+    "image_name",
+    "image_id",
+    "images_snapshot",
+    "database",
+    "table",
+    "rows",
+    "files",
+    "tree",
+    "keys",
+    "file",
+    "owner",
+    "snap_pg",
+    "path_pg",
+    "snap_my",
+    "path_my",
+    "snap_redis",
+    "path_redis",
+    "snap_files",
+    "path_files",
+    "snap_lite",
+    "path_lite",
+    "snap_exam",
+    "path_exam",
 ]
 
-STUBBED = ["docker", "restic", "psql", "pg_restore", "mariadb", "mysql", "redis-cli",
-           "sqlite3", "tar", "chown", "sleep", "curl", "wget", "ssh", "sudo"]
+STUBBED = [
+    "docker",
+    "restic",
+    "psql",
+    "pg_restore",
+    "mariadb",
+    "mysql",
+    "redis-cli",
+    "sqlite3",
+    "tar",
+    "chown",
+    "sleep",
+    "curl",
+    "wget",
+    "ssh",
+    "sudo",
+]
 STUB = r"""#!/bin/sh
 # stand-in: records its argv (count, name, args; NUL-separated), answers what blocks read
 printf '%s\0' "$#" "${0##*/}" "$@" >> "$STUB_LOG"
@@ -107,10 +159,11 @@ def _edit(plan: dict) -> None:
     s["db"]["data"]["pg"].update(user="postgres", databases=["campus"])
     s["db"]["checks"] = [{"type": "sql", "query": "SELECT 1", "expect": "1"}]
     s["exam"]["data"]["maria"] = {"engine": "mariadb", "user": "root", "databases": ["exam"]}
-    s["exam"]["checks"] = [{"type": "sql", "query": "SELECT 1", "source": "maria"},
-                           {"type": "tcp", "host": "db", "port": 5432}]
-    s["web"]["data"]["lite"] = {"engine": "sqlite", "volume": "files",
-                                "path": "/srv/files/app.db"}
+    s["exam"]["checks"] = [
+        {"type": "sql", "query": "SELECT 1", "source": "maria"},
+        {"type": "tcp", "host": "db", "port": 5432},
+    ]
+    s["web"]["data"]["lite"] = {"engine": "sqlite", "volume": "files", "path": "/srv/files/app.db"}
     s["web"]["checks"] = [
         {"type": "http", "url": "http://web:8080/health", "body_contains": "ok"},
         {"type": "command", "command": ["true"], "where": "host", "expect_output": "ok"},
@@ -145,8 +198,15 @@ def _file(value: str) -> str:
     return value.replace("..", "._.").lstrip("/")[:80] + "☠f"
 
 
-def _hostile_book(pc, v: dict[str, str], *, local: bool, images: bool, out: Path,
-                  env: dict[str, str] | None = None):
+def _hostile_book(
+    pc,
+    v: dict[str, str],
+    *,
+    local: bool,
+    images: bool,
+    out: Path,
+    env: dict[str, str] | None = None,
+):
     """The runbook of the campus plan and a run, with value `v[field]` in each field."""
     pc = copy.deepcopy(pc)
     plan = pc.plan
@@ -171,40 +231,102 @@ def _hostile_book(pc, v: dict[str, str], *, local: bool, images: bool, out: Path
     svc["exam"].checks[1].host = v["tcp_host"]
     pc.compose.services["exam"].image = v["image"]
     pc.compose.services["web"].image = v["image"]
-    repo = Repository(name="local", url=v["repo_url"], password=SECRET,
-                      options={v["opt_key"]: v["opt_value"]},
-                      env=env or {"AWS_ACCESS_KEY_ID": "k"})
+    repo = Repository(
+        name="local",
+        url=v["repo_url"],
+        password=SECRET,
+        options={v["opt_key"]: v["opt_value"]},
+        env=env or {"AWS_ACCESS_KEY_ID": "k"},
+    )
 
     def rec(service, source, engine, method, key, fp):
         return mf.SourceRecord.model_construct(
-            service=service, source=source, engine=engine, method=method, consistency="x",
-            volume=None, snapshot=v[f"snap_{key}"], path=v[f"path_{key}"], bytes=1,
-            seconds=1.0, started_at="2026-01-01T00:00:00Z", finished_at="2026-01-01T00:00:01Z",
-            fingerprint=fp, stats={})
+            service=service,
+            source=source,
+            engine=engine,
+            method=method,
+            consistency="x",
+            volume=None,
+            snapshot=v[f"snap_{key}"],
+            path=v[f"path_{key}"],
+            bytes=1,
+            seconds=1.0,
+            started_at="2026-01-01T00:00:00Z",
+            finished_at="2026-01-01T00:00:01Z",
+            fingerprint=fp,
+            stats={},
+        )
 
     tables = {f"{v['database']}.{v['table']}": {"rows": v["rows"], "checksum": "0"}}
     manifest = mf.Manifest.model_construct(
-        format=1, plan=v["plan"], stack="campus", run_id=v["run_id"], host="h",
-        drplan_version="0", started_at="2026-01-01T00:00:00Z", finished_at=None,
-        rpo_point="2026-01-01T00:00:00Z", complete=True, errors=[],
+        format=1,
+        plan=v["plan"],
+        stack="campus",
+        run_id=v["run_id"],
+        host="h",
+        drplan_version="0",
+        started_at="2026-01-01T00:00:00Z",
+        finished_at=None,
+        rpo_point="2026-01-01T00:00:00Z",
+        complete=True,
+        errors=[],
         sources=[
-            rec("db", "pg", "postgresql", "dump", "pg",
-                {"databases": [v["database"]], "tables": tables}),
-            rec("exam", "maria", "mariadb", "dump", "my",
-                {"databases": [v["database"]], "tables": tables}),
-            rec("redis", "cache", "redis", "dump", "redis",
-                {"keys": v["keys"], "file": v["file"], "owner": v["owner"]}),
-            rec("web", "files", "files", "dump", "files",
-                {"files": v["files"], "bytes": v["rows"], "tree": v["tree"]}),
-            rec("web", "lite", "sqlite", "dump", "lite",
-                {"file": v["file"] + "-db", "owner": v["owner"],
-                 "tables": {v["table"]: v["rows"]}}),
-            rec("exam", "files", "files", "cold", "exam",
-                {"files": v["files"], "bytes": v["rows"], "tree": v["tree"]}),
+            rec(
+                "db",
+                "pg",
+                "postgresql",
+                "dump",
+                "pg",
+                {"databases": [v["database"]], "tables": tables},
+            ),
+            rec(
+                "exam",
+                "maria",
+                "mariadb",
+                "dump",
+                "my",
+                {"databases": [v["database"]], "tables": tables},
+            ),
+            rec(
+                "redis",
+                "cache",
+                "redis",
+                "dump",
+                "redis",
+                {"keys": v["keys"], "file": v["file"], "owner": v["owner"]},
+            ),
+            rec(
+                "web",
+                "files",
+                "files",
+                "dump",
+                "files",
+                {"files": v["files"], "bytes": v["rows"], "tree": v["tree"]},
+            ),
+            rec(
+                "web",
+                "lite",
+                "sqlite",
+                "dump",
+                "lite",
+                {"file": v["file"] + "-db", "owner": v["owner"], "tables": {v["table"]: v["rows"]}},
+            ),
+            rec(
+                "exam",
+                "files",
+                "files",
+                "cold",
+                "exam",
+                {"files": v["files"], "bytes": v["rows"], "tree": v["tree"]},
+            ),
         ],
         images={v["image_name"]: v["image_id"]},
-        images_snapshot=v["images_snapshot"] if images else None, images_bytes=0,
-        config_snapshot=None, plan_file="drplan.yml", compose_files=[], downtime_s={},
+        images_snapshot=v["images_snapshot"] if images else None,
+        images_bytes=0,
+        config_snapshot=None,
+        plan_file="drplan.yml",
+        compose_files=[],
+        downtime_s={},
         timings={},
     )
     book = rb.build(pc, repo, manifest=manifest, drills=[])
@@ -223,7 +345,7 @@ def _calls(log: Path) -> list[list[str]]:
     calls, i = [], 0
     while i < len(items) - 1:
         n = int(items[i])
-        calls.append([x.decode() for x in items[i + 1:i + 2 + n]])
+        calls.append([x.decode() for x in items[i + 1 : i + 2 + n]])
         i += 2 + n
     return calls
 
@@ -235,8 +357,14 @@ def _run_all(book, out: Path, stubs: Path, root: Path):
     mp = root / "volume"
     mp.mkdir()
     log = root / "argv.log"
-    env = {"PATH": f"{stubs}:{os.environ['PATH']}", "STUB_LOG": str(log), "STUB_MP": str(mp),
-           "HOME": str(root), "TMPDIR": str(root), "LC_ALL": "C.UTF-8"}
+    env = {
+        "PATH": f"{stubs}:{os.environ['PATH']}",
+        "STUB_LOG": str(log),
+        "STUB_MP": str(mp),
+        "HOME": str(root),
+        "TMPDIR": str(root),
+        "LC_ALL": "C.UTF-8",
+    }
 
     # the Markdown holds exactly the blocks the generator wrote, and no other code block
     index = _fences((out / "README.md").read_text())
@@ -252,11 +380,18 @@ def _run_all(book, out: Path, stubs: Path, root: Path):
             blocks.append(alt)
 
     env_dump = root / "env.log"
-    blocks[0] += ('printf "%s\\0" "$DOCKER_HOST" "$RESTIC_REPOSITORY" > '
-                  f"{shlex.quote(str(env_dump))}\n")
+    blocks[0] += (
+        f'printf "%s\\0" "$DOCKER_HOST" "$RESTIC_REPOSITORY" > {shlex.quote(str(env_dump))}\n'
+    )
     for block in blocks:
-        proc = subprocess.run(["bash", "-euo", "pipefail", "-c", block], cwd=work, env=env,
-                              capture_output=True, timeout=60, stdin=subprocess.DEVNULL)
+        proc = subprocess.run(
+            ["bash", "-euo", "pipefail", "-c", block],
+            cwd=work,
+            env=env,
+            capture_output=True,
+            timeout=60,
+            stdin=subprocess.DEVNULL,
+        )
         assert proc.returncode in (0, 1), (block, proc.stderr)  # 1: a check fails on stubs
         assert b"command not found" not in proc.stderr, (block, proc.stderr)
     assert not [p for p in root.rglob("*") if p.name == CANARY], "an injected command ran"
@@ -268,7 +403,9 @@ def _check(calls, envs, mp, book, repo, v, *, local: bool, images: bool):
     stack = v["stack_prefix"] + "campus"
     restic = ["restic", f"--option={v['opt_key']}={v['opt_value']}"]
     assert [e.decode() for e in envs] == [
-        ("unix://" if local else "tcp://") + v["docker_host"], v["repo_url"]]
+        ("unix://" if local else "tcp://") + v["docker_host"],
+        v["repo_url"],
+    ]
 
     def called(argv):
         assert argv in calls, (argv, [c for c in calls if c[0] == argv[0]][:40])
@@ -284,37 +421,100 @@ def _check(calls, envs, mp, book, repo, v, *, local: bool, images: bool):
         called(["docker", "pull", "--", v["image_name"]])
     called(["docker", "image", "inspect", "--format", "{{.Id}}", "--", v["image_name"]])
     # docker: the stack, its volumes and services
-    called(["docker", "stack", "deploy", "--resolve-image", "never",
-            "--compose-file=compose/compose.yml", "--", stack])
+    called(
+        [
+            "docker",
+            "stack",
+            "deploy",
+            "--resolve-image",
+            "never",
+            "--compose-file=compose/compose.yml",
+            "--",
+            stack,
+        ]
+    )
     vol = f"{stack}_{v['volume']}"
-    called(["docker", "volume", "create", f"--label=com.docker.stack.namespace={stack}",
-            "--", vol])
+    called(["docker", "volume", "create", f"--label=com.docker.stack.namespace={stack}", "--", vol])
     for s in ("db", "redis", "web", "exam"):
         called(["docker", "service", "scale", "--detach", "--", f"{stack}_{s}=1"])
-        called(["docker", "ps", "-q", "--filter", f"label=com.docker.swarm.service.name="
-                f"{stack}_{s}", "--filter", "status=running"])
+        called(
+            [
+                "docker",
+                "ps",
+                "-q",
+                "--filter",
+                f"label=com.docker.swarm.service.name={stack}_{s}",
+                "--filter",
+                "status=running",
+            ]
+        )
     # checks: values as single arguments
     called(["docker", "exec", "-i", "c0ffee", "sh", "-s", "--", v["http_url"], "GET", "10"])
     called(["docker", "exec", "-i", "c0ffee", "sh", "-s", "--", v["tcp_host"], "5432", "10"])
-    called(["docker", "exec", "c0ffee", "psql", "-X", "-At", f"--username={v['pg_user']}",
-            f"--dbname={quote.pg_dbname(v['pg_db'])}", f"--command={v['sql_query']}"])
-    called(["docker", "exec", "c0ffee", "mariadb", "-N", "-B", f"--user={v['maria_user']}",
-            f"--database={v['maria_db']}", "--execute=SELECT 1"])
+    called(
+        [
+            "docker",
+            "exec",
+            "c0ffee",
+            "psql",
+            "-X",
+            "-At",
+            f"--username={v['pg_user']}",
+            f"--dbname={quote.pg_dbname(v['pg_db'])}",
+            f"--command={v['sql_query']}",
+        ]
+    )
+    called(
+        [
+            "docker",
+            "exec",
+            "c0ffee",
+            "mariadb",
+            "-N",
+            "-B",
+            f"--user={v['maria_user']}",
+            f"--database={v['maria_db']}",
+            "--execute=SELECT 1",
+        ]
+    )
     # SQL identifiers from the manifest stay identifiers
     db = v["database"]
-    called(["docker", "exec", "c0ffee", "psql", "-X", f"--username={v['pg_user']}",
+    called(
+        [
+            "docker",
+            "exec",
+            "c0ffee",
+            "psql",
+            "-X",
+            f"--username={v['pg_user']}",
             "--dbname=postgres",
-            '--command=DROP DATABASE IF EXISTS "' + db.replace('"', '""') + '" WITH (FORCE)'])
-    maria = ["docker", "exec", "-i", "c0ffee", "sh", "-c",
-             'exec "$(command -v mariadb || command -v mysql)" "$@"', "sh",
-             f"--user={v['maria_user']}"]
+            '--command=DROP DATABASE IF EXISTS "' + db.replace('"', '""') + '" WITH (FORCE)',
+        ]
+    )
+    maria = [
+        "docker",
+        "exec",
+        "-i",
+        "c0ffee",
+        "sh",
+        "-c",
+        'exec "$(command -v mariadb || command -v mysql)" "$@"',
+        "sh",
+        f"--user={v['maria_user']}",
+    ]
     called([*maria, "--execute=DROP DATABASE IF EXISTS `" + db.replace("`", "``") + "`"])
     if local:
         called(["docker", "volume", "inspect", "--format", "{{.Mountpoint}}", "--", vol])
         called(["chown", "--", v["owner"], f"{mp}/{v['file']}"])
         lite = f"{mp}/{v['file']}-db"
-        called(["sqlite3", "-readonly", lite,
-                'SELECT count(*) FROM "' + v["table"].replace('"', '""') + '"'])
+        called(
+            [
+                "sqlite3",
+                "-readonly",
+                lite,
+                'SELECT count(*) FROM "' + v["table"].replace('"', '""') + '"',
+            ]
+        )
         assert (mp / v["file"]).is_file()
     # through a container (remote engine; the alternative with a local one)
     through = [c for c in calls if c[:2] == ["docker", "run"]]
@@ -346,11 +546,14 @@ def _rotated(k: int) -> dict[str, str]:
     return v
 
 
-@settings(max_examples=4, deadline=None, suppress_health_check=list(HealthCheck),
-          derandomize=True)
-@given(values=st.fixed_dictionaries(
-    {f: _text(i).map(_file) if f == "file" else _text(i) for i, f in enumerate(FIELDS)}),
-       local=st.booleans(), images=st.booleans())
+@settings(max_examples=4, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
+@given(
+    values=st.fixed_dictionaries(
+        {f: _text(i).map(_file) if f == "file" else _text(i) for i, f in enumerate(FIELDS)}
+    ),
+    local=st.booleans(),
+    images=st.booleans(),
+)
 @example(values=_tagged(SINK), local=True, images=True)
 @example(values=_tagged(SINK), local=False, images=False)
 @example(values=_rotated(0), local=True, images=False)
@@ -371,14 +574,17 @@ def test_hostile_values_never_run_and_reach_commands_whole(base, values, local, 
 def _read_back(values: list[str]) -> list[str]:
     """What bash makes of each value written with quote.sh (one word each)."""
     script = "".join(f"printf '%s\\0' {quote.sh(v)}\n" for v in values)
-    proc = subprocess.run(["bash", "-euo", "pipefail", "-c", script], capture_output=True,
-                          check=True, env={"PATH": os.environ["PATH"], "LC_ALL": "C"})
+    proc = subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", script],
+        capture_output=True,
+        check=True,
+        env={"PATH": os.environ["PATH"], "LC_ALL": "C"},
+    )
     return [b.decode("utf-8") for b in proc.stdout.split(b"\0")[:-1]]
 
 
 @settings(max_examples=25, deadline=None)
-@given(st.lists(st.text(st.characters(codec="utf-8", exclude_characters="\x00")),
-                max_size=40))
+@given(st.lists(st.text(st.characters(codec="utf-8", exclude_characters="\x00")), max_size=40))
 def test_sh_is_one_word_that_bash_reads_back_exactly(values):
     """Whatever the value, one word on one line, which bash (in any locale) reads back as
     exactly the value; an invisible character shows as its escape."""
@@ -419,16 +625,23 @@ def test_markdown_text_and_code_add_no_block(value):
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.text(st.characters(codec="utf-8", exclude_characters="\x00/"), min_size=1)
-       .map(lambda s: s.split("\\")).map("/".join))
+@given(
+    st.text(st.characters(codec="utf-8", exclude_characters="\x00/"), min_size=1)
+    .map(lambda s: s.split("\\"))
+    .map("/".join)
+)
 @example(".")
 @example("../../x y,z.yml")
 def test_compose_files_stay_under_compose_with_plain_names(rel):
     name = rb.compose_name(rel)
     assert name.startswith("compose/")
     parts = name.split("/")[1:]
-    assert all(p and p not in (".", "..") and set(p) <= set(
-        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-") for p in parts)
+    assert all(
+        p
+        and p not in (".", "..")
+        and set(p) <= set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-")
+        for p in parts
+    )
 
 
 def test_a_file_outside_its_volume_is_refused(base, tmp_path):
@@ -448,6 +661,12 @@ def test_environment_names_must_be_shell_names(base, tmp_path):
     is not a shell name is refused, not written."""
     pc, _ = base
     with pytest.raises(InputError, match="not a valid shell name"):
-        _hostile_book(pc, _tagged("ok"), local=True, images=True, out=tmp_path / "rb",
-                      env={"X=$(touch PWNED)": "v"})
+        _hostile_book(
+            pc,
+            _tagged("ok"),
+            local=True,
+            images=True,
+            out=tmp_path / "rb",
+            env={"X=$(touch PWNED)": "v"},
+        )
     assert not (tmp_path / "rb").exists()

@@ -13,11 +13,11 @@ import re
 
 import pytest
 
-from drplan import manifest as mf
 from drplan import runbook as rb
 from drplan.errors import InputError
-from drplan.repository.restic import Repository
 from drplan.runbook.output import MARKER
+from drplan.store import manifest as mf
+from drplan.store.restic import Repository
 from tests.unit.crisis_helpers import run_cli
 from tests.unit.drill_helpers import CAMPUS, campus_plan
 
@@ -26,16 +26,32 @@ SECRET = "s3cret-never-in-a-runbook"
 
 def _run(name: str = "campus") -> mf.Manifest:
     """A complete run of the campus plan (ids in their real shapes)."""
+
     def src(service, source, engine, n, path, fp):
         return mf.SourceRecord(
-            service=service, source=source, engine=engine, method="dump", consistency="x",
-            snapshot=f"{n:08x}", path=path, bytes=1000, seconds=1.0,
-            started_at="2026-01-01T00:00:00Z", finished_at="2026-01-01T00:00:01Z",
-            fingerprint=fp)
+            service=service,
+            source=source,
+            engine=engine,
+            method="dump",
+            consistency="x",
+            snapshot=f"{n:08x}",
+            path=path,
+            bytes=1000,
+            seconds=1.0,
+            started_at="2026-01-01T00:00:00Z",
+            finished_at="2026-01-01T00:00:01Z",
+            fingerprint=fp,
+        )
 
     return mf.Manifest(
-        plan=name, stack=name, run_id="20260101T000000Z-abcd", host="h", drplan_version="0",
-        started_at="2026-01-01T00:00:00Z", rpo_point="2026-01-01T00:00:00Z", complete=True,
+        plan=name,
+        stack=name,
+        run_id="20260101T000000Z-abcd",
+        host="h",
+        drplan_version="0",
+        started_at="2026-01-01T00:00:00Z",
+        rpo_point="2026-01-01T00:00:00Z",
+        complete=True,
         sources=[
             src("db", "pg", "postgresql", 1, "/db.pg.sql", {"databases": ["campus"]}),
             src("redis", "cache", "redis", 2, "/redis.cache.rdb", {"keys": 7}),
@@ -76,12 +92,17 @@ def test_a_foreign_non_empty_directory_is_refused_and_left_intact(tmp_path):
         rb.write(book, d)
     assert str(d) in str(exc.value)
     assert _tree(d) == before
-    assert sorted(p.name for p in d.iterdir()) == ["01-prepare-site.md", "README.md",
-                                                   "compose", "notes.txt"]
+    assert sorted(p.name for p in d.iterdir()) == [
+        "01-prepare-site.md",
+        "README.md",
+        "compose",
+        "notes.txt",
+    ]
 
 
 def test_the_cli_refuses_it_with_exit_code_2_before_reading_the_repository(
-        tmp_path, capsys, monkeypatch):
+    tmp_path, capsys, monkeypatch
+):
     monkeypatch.delenv("DRPLAN_REPO_PASSWORD", raising=False)  # never asked for
     campus_plan(tmp_path)
     d = _foreign(tmp_path)
@@ -125,8 +146,12 @@ def test_rerunning_into_its_own_directory_replaces_only_its_files(tmp_path):
         assert (out / f).read_text() == "added by the operator"
     assert "exams-only" in (out / "README.md").read_text()
     listed = set(json.loads((out / MARKER).read_text())["files"])
-    assert listed == set(_tree(out)) - {MARKER, "notes.txt", "compose/notes.md",
-                                        "99-my-own-step.md"}
+    assert listed == set(_tree(out)) - {
+        MARKER,
+        "notes.txt",
+        "compose/notes.md",
+        "99-my-own-step.md",
+    }
 
 
 def test_in_its_own_directory_a_file_it_did_not_write_is_not_overwritten(tmp_path):
@@ -163,7 +188,8 @@ def test_compose_files_of_the_same_name_in_two_folders_are_both_kept(tmp_path):
             (tmp_path / sub).mkdir()
         (tmp_path / "a" / "compose.yml").write_text((CAMPUS / "compose.yml").read_text())
         (tmp_path / "b" / "compose.yml").write_text(
-            "services:\n  web:\n    environment: {FROM_B: 'yes'}\n")
+            "services:\n  web:\n    environment: {FROM_B: 'yes'}\n"
+        )
         plan["stack"]["compose"] = ["a/compose.yml", "b/compose.yml"]
 
     book = _book(tmp_path, two_files)
@@ -176,8 +202,9 @@ def test_compose_files_of_the_same_name_in_two_folders_are_both_kept(tmp_path):
     assert not (out / "compose" / "compose.yml").exists()
     page = next(p for p in book["steps"] if p.id == "create-volumes")
     deploy = (out / page.file).read_text()
-    assert ("--compose-file=compose/a/compose.yml --compose-file=compose/b/compose.yml -- "
-            "campus") in deploy
+    assert (
+        "--compose-file=compose/a/compose.yml --compose-file=compose/b/compose.yml -- campus"
+    ) in deploy
 
 
 def test_compose_files_that_would_collide_are_refused(tmp_path):
@@ -185,8 +212,7 @@ def test_compose_files_that_would_collide_are_refused(tmp_path):
         (tmp_path / "a b").mkdir()
         (tmp_path / "a_b").mkdir()
         for sub in ("a b", "a_b"):
-            (tmp_path / sub / "compose.yml").write_text(
-                (CAMPUS / "compose.yml").read_text())
+            (tmp_path / sub / "compose.yml").write_text((CAMPUS / "compose.yml").read_text())
         plan["stack"]["compose"] = ["a b/compose.yml", "a_b/compose.yml"]
 
     with pytest.raises(InputError, match=re.escape("both be written as compose/a_b/compose.yml")):

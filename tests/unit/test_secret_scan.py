@@ -21,9 +21,16 @@ FOUND = {
     "ghp_abcdefghijklmnop": "an API token",
 }
 LEFT = [
-    "DB_PASSWORD=$X", "PASSWORD=", "redis-cli -a $PASS ping", "ls -a /srv/files",
-    "curl -u admin:$P http://x", "mysql -uroot -p", "tar -pxf backup.tar",
-    'app --password "$X"', "http://example.org/path", "://u:p@x",
+    "DB_PASSWORD=$X",
+    "PASSWORD=",
+    "redis-cli -a $PASS ping",
+    "ls -a /srv/files",
+    "curl -u admin:$P http://x",
+    "mysql -uroot -p",
+    "tar -pxf backup.tar",
+    'app --password "$X"',
+    "http://example.org/path",
+    "://u:p@x",
     "a plain description with token counts and secrets of the trade",
 ]
 
@@ -39,10 +46,18 @@ def test_references_and_ordinary_text_are_left(value):
     assert clear_secret(value) is None
 
 
-@pytest.mark.parametrize("text", [
-    "a" * 300_000, "a://" * 75_000, "a=" * 150_000, "token" * 60_000, "redis-cli " * 30_000,
-    "://a:" * 60_000, "password" + "x" * 300_000 + "=1",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "a" * 300_000,
+        "a://" * 75_000,
+        "a=" * 150_000,
+        "token" * 60_000,
+        "redis-cli " * 30_000,
+        "://a:" * 60_000,
+        "password" + "x" * 300_000 + "=1",
+    ],
+)
 def test_long_pathological_text_is_read_in_one_pass(text):
     """Each of these made a backtracking pattern quadratic; here they must simply end
     (pytest-timeout is the guard; the times are in bench/)."""

@@ -235,13 +235,13 @@ class _Capture:
 
 
 def _check_argv(query: str = "SELECT 1", **source) -> list[str]:
-    from drplan.actions import checks
+    from drplan.actions import service_checks
     from drplan.plan import model as m
 
     svc = m.Service(data={"db": m.DataSource(**source)})
     check = m.SqlCheck(type="sql", query=query, expect="1")
     engine = _Capture()
-    assert checks._sql(engine, object(), check, svc, "test") is None  # type: ignore[arg-type]
+    assert service_checks._sql(engine, object(), check, svc, "test") is None  # type: ignore[arg-type]
     return engine.argv
 
 

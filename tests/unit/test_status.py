@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from drplan import manifest as mf
 from drplan.actions import drill as dr
 from drplan.actions.status import readiness
+from drplan.store import manifest as mf
 from tests.unit.drill_helpers import campus_plan, drill_record, fake_run
 
 

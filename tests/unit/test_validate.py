@@ -296,11 +296,15 @@ def test_storage_a_drill_would_share_with_production_is_warned_about(runner, tmp
     the service's mount in the compose file, saying what a drill does with it."""
     compose = (
         COMPOSE.replace("volumes: [redis-data:/data]", "volumes: [redis-data:/data, ./conf:/c:ro]")
-        .replace("volumes: [files:/srv/files]",
-                 "volumes:\n      - files:/srv/files\n      - ./media:/srv/media")
-        .replace("      redis: {condition: service_started}\n",
-                 "      redis: {condition: service_started}\n    volumes:\n"
-                 "      - {type: bind, source: /var/run/docker.sock, target: /s.sock}\n")
+        .replace(
+            "volumes: [files:/srv/files]",
+            "volumes:\n      - files:/srv/files\n      - ./media:/srv/media",
+        )
+        .replace(
+            "      redis: {condition: service_started}\n",
+            "      redis: {condition: service_started}\n    volumes:\n"
+            "      - {type: bind, source: /var/run/docker.sock, target: /s.sock}\n",
+        )
         .replace("  db-data:\n", "  db-data:\n    driver_opts: {type: nfs, device: ':/x'}\n")
         .replace("  redis-data:\n", "  redis-data: {external: true}\n")
         .replace("  files:\n", "  files: {name: campus_files}\n")

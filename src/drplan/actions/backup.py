@@ -15,15 +15,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from drplan import __version__, process
-from drplan import manifest as mf
 from drplan.actions.context import PlanContext
 from drplan.errors import OperationError
 from drplan.executor import Event, Executor, Task
 from drplan.interrupt import Interrupted, signals_stop
-from drplan.platform.docker import Engine
-from drplan.repository.restic import Repository
+from drplan.platform.docker import DockerEngine
 from drplan.sources import engine_for
 from drplan.sources.base import SourceContext
+from drplan.store import manifest as mf
+from drplan.store.restic import Repository
 
 WORKERS = 4
 # dumps run in the database's own container: how long to wait for it to be running
@@ -38,7 +38,7 @@ class BackupOptions:
     workers: int = WORKERS
 
 
-def prepare_repository(pc: PlanContext, engine: Engine, repo: Repository) -> None:
+def prepare_repository(pc: PlanContext, engine: DockerEngine, repo: Repository) -> None:
     """Before writing: the repository opens, and what a killed run left is cleaned up.
 
     Only what a provably dead run left is removed (its owner's host, boot and pid are
@@ -115,6 +115,7 @@ def run_backup(
             Task("images", lambda: _images(pc, engine, repo, run_id, previous), kind="images")
         )
         tasks.append(Task("config", lambda: _config(pc, repo, run_id), kind="config"))
+
         def stop_steps() -> None:
             engine.remove_helpers({"org.drplan.run": run_id}, only_dead=False)
             process.kill_children()
@@ -153,8 +154,9 @@ def run_backup(
     return manifest
 
 
-def _parents(repo: Repository, plan: str, wanted: set[tuple[str, str]]
-             ) -> tuple[mf.Manifest | None, dict[tuple[str, str], mf.SourceRecord]]:
+def _parents(
+    repo: Repository, plan: str, wanted: set[tuple[str, str]]
+) -> tuple[mf.Manifest | None, dict[tuple[str, str], mf.SourceRecord]]:
     """The newest complete run, and for each wanted source the newest complete run holding
     it (a run of some services only, `--service`, must not make the others read everything
     again). Manifests are read newest first, only as far as needed."""
@@ -203,17 +205,27 @@ def _server_running(ctx: SourceContext) -> None:
     replicas = ctx.engine.service_replicas(ctx.stack, ctx.service)
     svc = f"{ctx.stack}_{ctx.service}"
     if replicas is None and ctx.engine.service(ctx.stack, ctx.service) is None:
-        raise OperationError(f"service {svc} does not exist on {ctx.engine.where} (is the "
-                             "stack deployed?)", where=ctx.what)
+        raise OperationError(
+            f"service {svc} does not exist on {ctx.engine.where} (is the stack deployed?)",
+            where=ctx.what,
+        )
     if replicas == 0:
-        raise OperationError(f"service {svc} is scaled to 0: no server to dump from (scale "
-                             "it up, or back it up with method: cold)", where=ctx.what)
-    ctx.engine.wait_running(ctx.stack, ctx.service,
-                            min(ctx.deadline, time.monotonic() + SERVER_WAIT_S))
+        raise OperationError(
+            f"service {svc} is scaled to 0: no server to dump from (scale "
+            "it up, or back it up with method: cold)",
+            where=ctx.what,
+        )
+    ctx.engine.wait_running(
+        ctx.stack, ctx.service, min(ctx.deadline, time.monotonic() + SERVER_WAIT_S)
+    )
 
 
 def _images(
-    pc: PlanContext, engine: Engine, repo: Repository, run_id: str, previous: mf.Manifest | None
+    pc: PlanContext,
+    engine: DockerEngine,
+    repo: Repository,
+    run_id: str,
+    previous: mf.Manifest | None,
 ) -> tuple[dict[str, str], str | None, int]:
     """Save the stack's images once: unchanged images reuse the previous run's snapshot."""
     names = pc.images()

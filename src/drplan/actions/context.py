@@ -28,10 +28,10 @@ from drplan.plan import model as m
 from drplan.plan.compose import ComposeProject
 from drplan.plan.graph import DependencyGraph
 from drplan.plan.validate import validate_file
-from drplan.platform.docker import Engine
-from drplan.repository.restic import Repository
+from drplan.platform.docker import DockerEngine
 from drplan.secrets import resolve
 from drplan.sources.cold import restore_abandoned
+from drplan.store.restic import Repository
 
 TRUST_FLAG = "--trust-stored-plan"
 
@@ -70,11 +70,11 @@ class PlanContext:
             )
         return name, self.plan.sites[name]
 
-    def engine(self, name: str | None = None, role: str = "primary") -> Engine:
+    def engine(self, name: str | None = None, role: str = "primary") -> DockerEngine:
         """The site's engine. Every command that reaches it first brings back the
         services a killed cold backup left at 0 there (threat model, class 7)."""
         site_name, site = self.site(name, role)
-        engine = Engine(site_name, site.docker_host)
+        engine = DockerEngine(site_name, site.docker_host)
         stack = self.stack_name(site)
         try:
             back = restore_abandoned(engine, stack)

@@ -24,7 +24,7 @@ from drplan.actions import recover as recover_action
 from drplan.actions.context import load_plan
 from drplan.errors import OperationError
 from drplan.plan.compose import published_by_service
-from drplan.platform.docker import Engine
+from drplan.platform.docker import DockerEngine
 
 STACK = "campus"
 IMAGES = ["drplan-tb/postgres:15", "drplan-tb/redis:7", "drplan-tb/app:latest"]
@@ -70,19 +70,22 @@ def prepare(workdir: Path, docker_host: str) -> Path:
     return path
 
 
-def _summary(engine: Engine, stack: str, service: str) -> dict:
+def _summary(engine: DockerEngine, stack: str, service: str) -> dict:
     c = engine.wait_running(stack, service, time.monotonic() + 120)
-    out = engine.exec_run(c, ["curl", "-fsS", "http://127.0.0.1:8080/api/summary"],
-                          what=f"demo: reading {service}'s page").stdout
+    out = engine.exec_run(
+        c,
+        ["curl", "-fsS", "http://127.0.0.1:8080/api/summary"],
+        what=f"demo: reading {service}'s page",
+    ).stdout
     return json.loads(out)
 
 
-def destroy(engine: Engine, stack: str) -> None:
+def destroy(engine: DockerEngine, stack: str) -> None:
     """The disaster: the stack's services and every one of its volumes are gone."""
     engine.remove_stack(stack, volumes=True)
 
 
-def check_ports(engine: Engine, compose: Path) -> None:
+def check_ports(engine: DockerEngine, compose: Path) -> None:
     """The demo publishes its web pages on fixed ports: say who holds one, before Swarm
     leaves the service pending for ever."""
     taken = engine.published_ports(exclude_stack=STACK)
@@ -91,11 +94,18 @@ def check_ports(engine: Engine, compose: Path) -> None:
             raise OperationError(
                 f"the demo's service {name} publishes port {port}, which {taken[port]} "
                 "already publishes on this engine: remove it, or run the demo on another "
-                "engine (--docker-host)", where=engine.where)
+                "engine (--docker-host)",
+                where=engine.where,
+            )
 
 
-def run_demo(workdir: Path, docker_host: str, say: Callable[[str], None],
-             on_event=lambda e: None, on_bytes=lambda t, n: None) -> DemoResult:
+def run_demo(
+    workdir: Path,
+    docker_host: str,
+    say: Callable[[str], None],
+    on_event=lambda e: None,
+    on_bytes=lambda t, n: None,
+) -> DemoResult:
     res = DemoResult()
     t = time.monotonic()
 
@@ -108,12 +118,14 @@ def run_demo(workdir: Path, docker_host: str, say: Callable[[str], None],
     plan_path = prepare(workdir, docker_host)
     res.plan_path = plan_path
     pc = load_plan(plan_path)
-    engine = Engine("primary", docker_host)
+    engine = DockerEngine("primary", docker_host)
     missing = [i for i in IMAGES if engine.image_id(i) is None]
     if missing:
         raise OperationError(
             f"the demo's images are not on this engine ({', '.join(missing)}); "
-            "`scripts/setup demo` builds them (no registry is needed)", where=engine.where)
+            "`scripts/setup demo` builds them (no registry is needed)",
+            where=engine.where,
+        )
     engine.ensure_swarm()
     say(f"1/6 deploying the demo stack {STACK!r} on {docker_host}")
     destroy(engine, STACK)  # a previous demo's stack and volumes: start from nothing
@@ -125,15 +137,31 @@ def run_demo(workdir: Path, docker_host: str, say: Callable[[str], None],
     say("2/6 writing data through the application (records, uploads, sessions)")
     for service, seed in WRITERS.items():
         c = engine.wait_running(STACK, service, time.monotonic() + 60)
-        engine.exec_run(c, ["python3", "/opt/app/generate.py", "--seed", str(seed), "--rows",
-                            "2000", "--files", "200", "--file-size", "65536", "--keys", "500"],
-                        what=f"demo: writing data in {service}")
+        engine.exec_run(
+            c,
+            [
+                "python3",
+                "/opt/app/generate.py",
+                "--seed",
+                str(seed),
+                "--rows",
+                "2000",
+                "--files",
+                "200",
+                "--file-size",
+                "65536",
+                "--keys",
+                "500",
+            ],
+            what=f"demo: writing data in {service}",
+        )
     res.before = {s: _summary(engine, STACK, s) for s in WRITERS}
     lap("write")
     say("3/6 backing up: native dumps, RDB, files, images and the plan, into restic")
     pc.repository().init()
-    res.backup = backup_action.run_backup(pc, backup_action.BackupOptions(),
-                                          on_event=on_event, on_bytes=on_bytes)
+    res.backup = backup_action.run_backup(
+        pc, backup_action.BackupOptions(), on_event=on_event, on_bytes=on_bytes
+    )
     if not res.backup.complete:
         raise OperationError("the demo's backup is incomplete: " + "; ".join(res.backup.errors))
     lap("backup")
@@ -142,8 +170,12 @@ def run_demo(workdir: Path, docker_host: str, say: Callable[[str], None],
     lap("destroy")
     say("5/6 recovering from the repository, in dependency order")
     res.recovery = recover_action.recover(
-        pc, pc.repository(), recover_action.RecoverOptions(site="recovery"),
-        on_event=on_event, on_bytes=on_bytes)
+        pc,
+        pc.repository(),
+        recover_action.RecoverOptions(site="recovery"),
+        on_event=on_event,
+        on_bytes=on_bytes,
+    )
     lap("recover")
     say("6/6 verifying: fingerprints of every source, and the application's own pages")
     res.after = {s: _summary(engine, STACK, s) for s in WRITERS}

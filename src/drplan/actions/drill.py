@@ -74,16 +74,16 @@ from typing import Any
 
 import yaml
 
-from drplan import manifest as mf
 from drplan.actions.context import PlanContext
-from drplan.actions.journal import VOLUME as JOURNAL_VOLUME
+from drplan.actions.resume import VOLUME as JOURNAL_VOLUME
 from drplan.errors import DrplanError, InputError, OperationError
 from drplan.plan.graph import profile_services
 from drplan.plan.isolation import Shared, isolate_compose, shared_storage
 from drplan.platform import helper as helper_image
-from drplan.platform.docker import Engine
-from drplan.repository.restic import LOCK_DIR, Repository
+from drplan.platform.docker import DockerEngine
 from drplan.sources.volume import CACHE_VOLUME
+from drplan.store import manifest as mf
+from drplan.store.restic import LOCK_DIR, Repository
 
 MARKER_LABEL = "org.drplan.drill"
 STATE_LABEL = "org.drplan.drill.state"
@@ -136,7 +136,9 @@ class Marker:
         return cls(**json.loads(labels[STATE_LABEL]))
 
 
-def _snapshot_state(engine: Engine, pc: PlanContext, run: mf.Manifest, drill_id: str) -> Marker:
+def _snapshot_state(
+    engine: DockerEngine, pc: PlanContext, run: mf.Manifest, drill_id: str
+) -> Marker:
     have = engine.inventory()
     helper = helper_image.image_name()
     return Marker(
@@ -155,7 +157,7 @@ def _snapshot_state(engine: Engine, pc: PlanContext, run: mf.Manifest, drill_id:
     )
 
 
-def markers(engine: Engine, plan: str) -> list[Marker]:
+def markers(engine: DockerEngine, plan: str) -> list[Marker]:
     found = []
     for v in engine.volumes_labelled(MARKER_LABEL):
         labels = v["labels"]
@@ -168,8 +170,9 @@ def markers(engine: Engine, plan: str) -> list[Marker]:
     return found
 
 
-def drill_context(pc: PlanContext, drill_id: str, services: list[str]) -> tuple[
-        PlanContext, dict[Path, Any], list[Shared]]:
+def drill_context(
+    pc: PlanContext, drill_id: str, services: list[str]
+) -> tuple[PlanContext, dict[Path, Any], list[Shared]]:
     """The plan as the drill deploys it: its compose files isolated (see
     :func:`drplan.plan.isolation.isolate_compose`), to be written into a private
     directory of the drill's own (0700, files 0600: never into the plan's folder, which
@@ -181,8 +184,7 @@ def drill_context(pc: PlanContext, drill_id: str, services: list[str]) -> tuple[
     """
     from drplan.actions import recover as rc  # (recover imports drill: a cycle to undo)
 
-    originals = [yaml.safe_load((pc.dir / rel).read_text()) or {}
-                 for rel in pc.plan.stack.compose]
+    originals = [yaml.safe_load((pc.dir / rel).read_text()) or {} for rel in pc.plan.stack.compose]
     isolated = isolate_compose(originals, services)
     private = Path(tempfile.mkdtemp(prefix=f"drplan-drill-{drill_id}-"))
     paths = [private / f"{i}-{Path(rel).name}" for i, rel in enumerate(pc.plan.stack.compose)]
@@ -202,8 +204,9 @@ def _write_new(path: Path, text: str) -> None:
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
     except OSError as exc:
-        raise OperationError(f"cannot write the drill's compose file {path}: {exc.strerror}",
-                             where="drill") from exc
+        raise OperationError(
+            f"cannot write the drill's compose file {path}: {exc.strerror}", where="drill"
+        ) from exc
     with os.fdopen(fd, "w") as fh:
         fh.write(text)
 
@@ -222,7 +225,7 @@ class Teardown:
         return not self.errors
 
 
-def teardown(engine: Engine, m: Marker, *, remove_marker: bool = True) -> Teardown:
+def teardown(engine: DockerEngine, m: Marker, *, remove_marker: bool = True) -> Teardown:
     """Remove what the drill of marker `m` created; idempotent; never raises."""
     td = Teardown()
 
@@ -274,8 +277,9 @@ def teardown(engine: Engine, m: Marker, *, remove_marker: bool = True) -> Teardo
             d.rmdir()  # the drill's private directory, once empty
     # what is still there, by name, decides whether the marker can go
     have = engine.inventory()
-    left = sorted(x for kind in ("volumes", "networks") for x in have[kind]
-                  if x.startswith(f"{m.stack}_"))
+    left = sorted(
+        x for kind in ("volumes", "networks") for x in have[kind] if x.startswith(f"{m.stack}_")
+    )
     left += sorted(c for c in have["containers"] if c.startswith(f"{m.stack}_"))
     if left:
         td.errors.append("still on the engine: " + ", ".join(left))
@@ -284,14 +288,14 @@ def teardown(engine: Engine, m: Marker, *, remove_marker: bool = True) -> Teardo
     return td
 
 
-def _journal(engine: Engine, m: Marker, td: Teardown) -> None:
+def _journal(engine: DockerEngine, m: Marker, td: Teardown) -> None:
     """Remove the drill's recovery journal (and the journal volume if the drill made it)."""
     if not engine.volume_exists(JOURNAL_VOLUME):
         return
     image = helper_image.ensure(engine)
     c = engine.start_helper(
         image,
-        mounts=[Engine.volume_mount(JOURNAL_VOLUME, "/journal")],
+        mounts=[DockerEngine.volume_mount(JOURNAL_VOLUME, "/journal")],
         labels={PLAN_LABEL: m.plan, "org.drplan.run": "drill-cleanup"},
         network="none",
     )
@@ -314,7 +318,7 @@ def _journal(engine: Engine, m: Marker, td: Teardown) -> None:
             td.kept.append(f"volume {JOURNAL_VOLUME} (in use by another drplan process)")
 
 
-def _images(engine: Engine, m: Marker, td: Teardown) -> None:
+def _images(engine: DockerEngine, m: Marker, td: Teardown) -> None:
     """Images the drill loaded go; a name that pointed elsewhere points back."""
     for name, before in m.images_before.items():
         now = engine.image_id(name)
@@ -330,7 +334,7 @@ def _images(engine: Engine, m: Marker, td: Teardown) -> None:
             engine.tag_image(before, name)
 
 
-def cleanup_leftovers(engine: Engine, pc: PlanContext) -> list[dict]:
+def cleanup_leftovers(engine: DockerEngine, pc: PlanContext) -> list[dict]:
     """Tear down what earlier drills of this plan left (killed ones); a record of each."""
     done = []
     me = socket.gethostname()
@@ -344,8 +348,9 @@ def cleanup_leftovers(engine: Engine, pc: PlanContext) -> list[dict]:
                 where=engine.where,
             )
         td = teardown(engine, m)
-        done.append({"drill_id": m.drill_id, "stack": m.stack, "removed": td.removed,
-                     "errors": td.errors})
+        done.append(
+            {"drill_id": m.drill_id, "stack": m.stack, "removed": td.removed, "errors": td.errors}
+        )
         if not td.clean:
             raise OperationError(
                 f"cannot clean what drill {m.drill_id} left: " + "; ".join(td.errors[:3]),
@@ -462,7 +467,7 @@ def run_drill(
     drill_pc, files, isolated = drill_context(pc, drill_id, services)
     repo = repo or pc.repository()
     repo.open()
-    engine = Engine(site_name, site.docker_host)
+    engine = DockerEngine(site_name, site.docker_host)
     digest = plan_digest(pc)
     with _drill_lock(pc.name, site_name), _Signals() as signals:
         cleaned = cleanup_leftovers(engine, pc)
@@ -484,8 +489,7 @@ def run_drill(
 
         def work() -> None:
             try:
-                box["rec"] = rc.recover(drill_pc, repo, ropts, on_event=on_event,
-                                        on_bytes=on_bytes)
+                box["rec"] = rc.recover(drill_pc, repo, ropts, on_event=on_event, on_bytes=on_bytes)
             except BaseException as exc:  # reported by the main thread
                 box["error"] = exc
 
@@ -516,15 +520,31 @@ def run_drill(
             failure = str(error) if isinstance(error, DrplanError) else repr(error)
         report = recovery_report.build(rec, pc.plan) if rec is not None else None
         if failure is None and rec is not None and not rec.ok:
-            failed = [f"{s['id']}: {s['error']}" for s in report["steps"]
-                      if s["status"] == "failed"]
-            diffs = [f"{svc}: {'; '.join(v['differences'])}"
-                     for svc, v in report["verification"].items() if not v["ok"]]
+            failed = [
+                f"{s['id']}: {s['error']}" for s in report["steps"] if s["status"] == "failed"
+            ]
+            diffs = [
+                f"{svc}: {'; '.join(v['differences'])}"
+                for svc, v in report["verification"].items()
+                if not v["ok"]
+            ]
             failure = "; ".join(failed + diffs) or "the recovery did not complete"
         if failure is None and not td.clean:
             failure = "teardown incomplete: " + "; ".join(td.errors[:3])
-        record = _record(pc, marker, run, site_name, opts, started, t0, report, failure, td,
-                         digest, signals.received)
+        record = _record(
+            pc,
+            marker,
+            run,
+            site_name,
+            opts,
+            started,
+            t0,
+            report,
+            failure,
+            td,
+            digest,
+            signals.received,
+        )
         record["isolated"] = [s.message for s in isolated]
         try:
             record["recorded_as"] = record_drill(repo, pc, record)
@@ -581,8 +601,12 @@ def _record(pc, marker, run, site, opts, started, t0, report, failure, td, diges
         "verification": (report or {}).get("verification", {}),
         "steps": steps,
         "critical_path": (report or {}).get("critical_path", {}),
-        "teardown": {"clean": td.clean, "removed": td.removed, "kept": td.kept,
-                     "errors": td.errors},
+        "teardown": {
+            "clean": td.clean,
+            "removed": td.removed,
+            "kept": td.kept,
+            "errors": td.errors,
+        },
     }
 
 
@@ -590,8 +614,13 @@ def _record(pc, marker, run, site, opts, started, t0, report, failure, td, diges
 
 
 def drill_tags(plan: str, drill_id: str, passed: bool) -> list[str]:
-    return ["drplan", f"plan:{plan}", "kind:drill", f"drill:{drill_id}",
-            f"result:{'passed' if passed else 'failed'}"]
+    return [
+        "drplan",
+        f"plan:{plan}",
+        "kind:drill",
+        f"drill:{drill_id}",
+        f"result:{'passed' if passed else 'failed'}",
+    ]
 
 
 def record_drill(repo: Repository, pc: PlanContext, record: dict) -> str:
@@ -622,8 +651,9 @@ def list_drills(repo: Repository, plan: str, limit: int = HISTORY_LIMIT) -> list
     return out
 
 
-def step_history(repo: Repository, plan: str, drills: list[dict] | None = None,
-                 newest: int = 5) -> dict[str, float]:
+def step_history(
+    repo: Repository, plan: str, drills: list[dict] | None = None, newest: int = 5
+) -> dict[str, float]:
     """{step id: seconds} measured by the newest drills (the newest value of each step)."""
     if drills is None:
         try:

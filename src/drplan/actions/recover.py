@@ -19,7 +19,7 @@ destroy something on it is gated by --force, checked before anything is written:
   ones are kept (deployed without --prune). With --force, they are pruned as before.
 
 A journal on the target makes a re-run resume; it authorises its wipes only for the very
-same attempt (run, plan, stack, site, profile: see drplan.actions.journal), any other is
+same attempt (run, plan, stack, site, profile: see drplan.actions.resume), any other is
 a fresh recovery with the full check.
 
 A plan read back from the repository is not trusted (drplan.actions.context): unless the
@@ -47,22 +47,22 @@ from pathlib import Path
 
 import yaml
 
-from drplan import manifest as mf
-from drplan.actions import checks
+from drplan.actions import service_checks
 from drplan.actions.context import PlanContext
-from drplan.actions.journal import JournalKey, TargetJournal
+from drplan.actions.resume import ResumeJournal, ResumeKey
 from drplan.errors import InputError, OperationError
 from drplan.executor import Event, Executor, Outcome, Task
 from drplan.plan import model as m
 from drplan.plan.compose import long_port, published_by_service
 from drplan.plan.graph import profile_services
-from drplan.platform.docker import STACK_LABEL, Engine
-from drplan.repository.restic import Repository
+from drplan.platform.docker import STACK_LABEL, DockerEngine
 from drplan.schedule import Estimator, Schedule, build_schedule
 from drplan.schedule.steps import Step, StepKind, restores_into_server
 from drplan.sources import engine_for
 from drplan.sources import volume as vol
 from drplan.sources.base import SourceContext
+from drplan.store import manifest as mf
+from drplan.store.restic import Repository
 
 # idempotent steps that are cheap to redo and must hold again on resume
 ALWAYS_RERUN = {
@@ -169,15 +169,15 @@ def recover(
     )
     if opts.dry_run:
         return rec
-    engine = Engine(site_name, site.docker_host)
+    engine = DockerEngine(site_name, site.docker_host)
     # helpers of this plan still on the target belong to an interrupted attempt
     engine.remove_helpers({"org.drplan.plan": pc.name})
-    key = JournalKey(
+    key = ResumeKey(
         run_id=run.run_id, plan=pc.name, stack=stack, site=site_name, profile=rec.profile
     )
-    with TargetJournal(engine, stack, pc.name) as journal:
+    with ResumeJournal(engine, stack, pc.name) as journal:
         runner = _Runner(pc, repo, engine, run, stack, services, opts, journal, on_bytes, site)
-        resuming, done = TargetJournal.state(journal.read(), key)
+        resuming, done = ResumeJournal.state(journal.read(), key)
         runner.resuming, runner.done = resuming, done
         if resuming:
             runner.check_resume()  # the gates that are not this attempt's own business
@@ -229,12 +229,12 @@ class _Runner:
         self,
         pc: PlanContext,
         repo: Repository,
-        engine: Engine,
+        engine: DockerEngine,
         run: mf.Manifest,
         stack: str,
         services: list[str],
         opts: RecoverOptions,
-        journal: TargetJournal,
+        journal: ResumeJournal,
         on_bytes,
         site,
     ) -> None:
@@ -509,8 +509,7 @@ class _Runner:
                 )
                 files.append(str(out))
             # a stored plan's compose files interpolate nothing of the operator's
-            self.engine.stack_deploy(self.stack, files, prune=prune,
-                                     inherit_env=self.pc.trusted)
+            self.engine.stack_deploy(self.stack, files, prune=prune, inherit_env=self.pc.trusted)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
 
@@ -573,14 +572,16 @@ class _Runner:
         self.engine.wait_running(self.stack, step.service, deadline, healthy=True)
         if svc.health is not None and svc.health.type != "docker":
             self._allowed(svc.health, f"services.{step.service}.health")
-            checks.run(self.engine, self.stack, step.service, svc.health, self.pc.plan, deadline)
+            service_checks.run(
+                self.engine, self.stack, step.service, svc.health, self.pc.plan, deadline
+            )
 
     def validate(self, step: Step) -> None:
         deadline = time.monotonic() + step.timeout_s
         svc = self.pc.plan.services[step.service]
         for i, check in enumerate(svc.checks):
             self._allowed(check, f"services.{step.service}.checks[{i}]")
-            checks.run(self.engine, self.stack, step.service, check, self.pc.plan, deadline)
+            service_checks.run(self.engine, self.stack, step.service, check, self.pc.plan, deadline)
         diffs: list[str] = []
         for source in svc.data:
             record = self.run.source(step.service, source)

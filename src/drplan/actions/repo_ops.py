@@ -6,12 +6,12 @@ import json
 import random
 from datetime import datetime
 
-from drplan import manifest as mf
 from drplan.actions.backup import prepare_repository
 from drplan.actions.context import PlanContext
 from drplan.errors import InputError, OperationError
-from drplan.repository.restic import Repository
 from drplan.sources import engine_for
+from drplan.store import manifest as mf
+from drplan.store.restic import Repository
 
 
 def _run_snapshots(repo: Repository, plan: str) -> dict[str, list[dict]]:
@@ -82,8 +82,13 @@ def retained(
     return keep
 
 
-def prune(pc: PlanContext, *, dry_run: bool = False, now: datetime | None = None,
-          repository: str | None = None) -> dict:
+def prune(
+    pc: PlanContext,
+    *,
+    dry_run: bool = False,
+    now: datetime | None = None,
+    repository: str | None = None,
+) -> dict:
     repo = pc.repository(repository)
     repo.refuse_if_append_only("prune")
     ret = pc.plan.backup.retention
@@ -117,8 +122,13 @@ def prune(pc: PlanContext, *, dry_run: bool = False, now: datetime | None = None
     }
 
 
-def check(pc: PlanContext, *, read_data_subset: str | None = None, samples: int = 0,
-          repository: str | None = None) -> dict:
+def check(
+    pc: PlanContext,
+    *,
+    read_data_subset: str | None = None,
+    samples: int = 0,
+    repository: str | None = None,
+) -> dict:
     """restic check, then re-verify stored sources of the newest run against its manifest.
 
     Each sampled source is read back from the repository and fingerprinted the same way
@@ -141,8 +151,11 @@ def check(pc: PlanContext, *, read_data_subset: str | None = None, samples: int 
             # an engine at hand: a stored file the workload made is opened in a helper
             # container there, not by this host's tools (threat model, class 3)
             stored = impl.stored_fingerprint(
-                repo, rec, engine=engine,
-                labels={"org.drplan.plan": pc.name, "org.drplan.run": "check"})
+                repo,
+                rec,
+                engine=engine,
+                labels={"org.drplan.plan": pc.name, "org.drplan.run": "check"},
+            )
             diffs = impl.compare(rec.fingerprint, stored)
         except OperationError as exc:
             diffs = [str(exc)]
@@ -169,8 +182,12 @@ def record_check(pc: PlanContext, repo, result: dict) -> str:
     summary = repo.backup_stream(
         [json.dumps(result, indent=2).encode()],
         filename="check.json",
-        tags=["drplan", f"plan:{pc.name}", "kind:check",
-              f"result:{'ok' if result['ok'] else 'failed'}"],
+        tags=[
+            "drplan",
+            f"plan:{pc.name}",
+            "kind:check",
+            f"result:{'ok' if result['ok'] else 'failed'}",
+        ],
         host=pc.host,
         what=f"recording the check of {pc.name}",
     )

@@ -7,10 +7,10 @@ from __future__ import annotations
 import time
 from datetime import UTC, datetime
 
-from drplan import manifest as mf
 from drplan.actions import drill as dr
 from drplan.actions.context import PlanContext
 from drplan.errors import DrplanError
+from drplan.store import manifest as mf
 
 
 def gather(pc: PlanContext, now: datetime | None = None) -> dict:
@@ -29,33 +29,38 @@ def gather(pc: PlanContext, now: datetime | None = None) -> dict:
         health["reachable_s"] = round(time.monotonic() - t0, 3)
         checks = repo.snapshots(["drplan", f"plan:{pc.name}", "kind:check"])
         health["last_check"] = checks[-1]["time"] if checks else None
-        health["last_check_ok"] = ("result:ok" in (checks[-1].get("tags") or [])
-                                   if checks else None)
+        health["last_check_ok"] = "result:ok" in (checks[-1].get("tags") or []) if checks else None
     except DrplanError as exc:
         health["opens"] = False
         health["error"] = str(exc)
     return {**readiness(pc, runs, drills, now), "repository": health}
 
 
-def readiness(pc: PlanContext, runs: list[mf.Manifest], drills: list[dict],
-              now: datetime) -> dict:
+def readiness(pc: PlanContext, runs: list[mf.Manifest], drills: list[dict], now: datetime) -> dict:
     """The status from the runs and drill records (pure: what `gather` read)."""
     complete = [m for m in runs if m.complete]
     services = []
     for name in pc.plan.services:
-        newest = next((m for m in reversed(complete)
-                       if any(s.service == name for s in m.sources)
-                       or not pc.plan.services[name].data), None)
+        newest = next(
+            (
+                m
+                for m in reversed(complete)
+                if any(s.service == name for s in m.sources) or not pc.plan.services[name].data
+            ),
+            None,
+        )
         objective = pc.plan.effective_objective(name, "rpo")[0]
         age = (now - mf.parse_time(newest.rpo_point)).total_seconds() if newest else None
-        services.append({
-            "service": name,
-            "run_id": newest.run_id if newest else None,
-            "recovery_point": newest.rpo_point if newest else None,
-            "age_s": round(age) if age is not None else None,
-            "rpo_objective_s": objective,
-            "verdict": dr.grade(age, objective) if newest else "no backup",
-        })
+        services.append(
+            {
+                "service": name,
+                "run_id": newest.run_id if newest else None,
+                "recovery_point": newest.rpo_point if newest else None,
+                "age_s": round(age) if age is not None else None,
+                "rpo_objective_s": objective,
+                "verdict": dr.grade(age, objective) if newest else "no backup",
+            }
+        )
     last = drills[-1] if drills else None
     last_passed = next((d for d in reversed(drills) if d.get("passed")), None)
     digest = dr.plan_digest(pc)
@@ -67,9 +72,16 @@ def readiness(pc: PlanContext, runs: list[mf.Manifest], drills: list[dict],
         "plan": pc.name,
         "at": now.isoformat(timespec="seconds").replace("+00:00", "Z"),
         "services": services,
-        "last_run": {"run_id": runs[-1].run_id, "complete": runs[-1].complete,
-                     "started_at": runs[-1].started_at} if runs else None,
-        "last_drill": None if last is None else {
+        "last_run": {
+            "run_id": runs[-1].run_id,
+            "complete": runs[-1].complete,
+            "started_at": runs[-1].started_at,
+        }
+        if runs
+        else None,
+        "last_drill": None
+        if last is None
+        else {
             "drill_id": last["drill_id"],
             "started_at": last["started_at"],
             "passed": last["passed"],
@@ -82,9 +94,11 @@ def readiness(pc: PlanContext, runs: list[mf.Manifest], drills: list[dict],
         "plan_changed_since_drill": changed,
         "needs_drill": needs,
         "needs_drill_reason": (
-            "no drill has passed yet" if last_passed is None
+            "no drill has passed yet"
+            if last_passed is None
             else "the plan or its compose files changed since the last passed drill"
-            if changed else None
+            if changed
+            else None
         ),
         **digest,
     }

@@ -45,8 +45,10 @@ def run_drill_cmd(
     if record.get("record_error"):
         raise OperationError(f"the drill could not be recorded: {record['record_error']}")
     if not record["passed"]:
-        raise OperationError(f"the drill failed: {record['failure']}",
-                             where=f"drill {record['drill_id']} of {pc.name}")
+        raise OperationError(
+            f"the drill failed: {record['failure']}",
+            where=f"drill {record['drill_id']} of {pc.name}",
+        )
     return 0
 
 

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import yaml
 
+from drplan.actions.init import draft_plan
 from drplan.commands.output import emit
 from drplan.errors import InputError
-from drplan.plan.init import draft_plan
 
 HEADER = """\
 # drplan disaster-recovery plan, drafted by `drplan init --from {compose}`.

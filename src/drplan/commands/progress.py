@@ -27,9 +27,14 @@ class StepProgress:
         self.console = Console(stderr=True)
         self.enabled = sys.stderr.isatty() if enabled is None else enabled
         self.progress = Progress(
-            SpinnerColumn(), TextColumn("{task.description}"), BarColumn(bar_width=None),
-            DownloadColumn(), TransferSpeedColumn(), TimeElapsedColumn(),
-            console=self.console, transient=False,
+            SpinnerColumn(),
+            TextColumn("{task.description}"),
+            BarColumn(bar_width=None),
+            DownloadColumn(),
+            TransferSpeedColumn(),
+            TimeElapsedColumn(),
+            console=self.console,
+            transient=False,
         )
         self.ids: dict[str, int] = {}
         self.lock = threading.Lock()
@@ -50,14 +55,16 @@ class StepProgress:
             if e.kind == "started":
                 self.ids[e.task.id] = self.progress.add_task(e.task.id, total=None)
             else:
-                mark = {"ok": "[green]✓", "done-before": "[green]✓ (done before)",
-                        "skipped": "[yellow]skipped", "cancelled": "[yellow]cancelled"}.get(
-                    e.outcome.status, "[red]✗")
+                mark = {
+                    "ok": "[green]✓",
+                    "done-before": "[green]✓ (done before)",
+                    "skipped": "[yellow]skipped",
+                    "cancelled": "[yellow]cancelled",
+                }.get(e.outcome.status, "[red]✗")
                 tid = self.ids.get(e.task.id)
                 if tid is None:
                     tid = self.ids[e.task.id] = self.progress.add_task(e.task.id, total=None)
-                self.progress.update(tid, description=f"{e.task.id} {mark}", total=1,
-                                     completed=1)
+                self.progress.update(tid, description=f"{e.task.id} {mark}", total=1, completed=1)
 
     def bytes(self, task_id: str, n: int) -> None:
         if not self.enabled:

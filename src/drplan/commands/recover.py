@@ -18,15 +18,15 @@ from pathlib import Path
 from rich.console import Console
 from rich.markdown import Markdown
 
-from drplan import manifest as mf
 from drplan.actions import recover as rc
 from drplan.actions.context import load_plan
 from drplan.commands.progress import StepProgress
 from drplan.errors import InputError, OperationError
 from drplan.plan import model as m
 from drplan.reports import recovery as report
-from drplan.repository.restic import Repository
 from drplan.secrets import resolve
+from drplan.store import manifest as mf
+from drplan.store.restic import Repository
 
 
 def repository_from_url(
@@ -84,9 +84,7 @@ def run_recover(
             repo = repository_from_url(repo_url, password_env, password_file, password_command)
             repo.open()
             run = mf.find_run(repo, plan_name, opts.run)
-            pc = load_plan(
-                rc.load_run_config(repo, run, Path(tmp)), trusted=opts.trust_stored_plan
-            )
+            pc = load_plan(rc.load_run_config(repo, run, Path(tmp)), trusted=opts.trust_stored_plan)
             opts.run = run.run_id
         if docker_host:
             site_name, site = pc.site(opts.site, role="recovery")

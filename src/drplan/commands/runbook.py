@@ -13,8 +13,16 @@ from drplan.errors import InputError
 STACK_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,62}")
 
 
-def run_runbook(plan: str, output: str, *, site: str | None, profile: str | None, run: str,
-                stack_name: str | None, out) -> int:
+def run_runbook(
+    plan: str,
+    output: str,
+    *,
+    site: str | None,
+    profile: str | None,
+    run: str,
+    stack_name: str | None,
+    out,
+) -> int:
     pc = load_plan(plan)
     if stack_name is not None and not STACK_NAME.fullmatch(stack_name):
         raise InputError(f"invalid stack name {stack_name!r}", where="--stack-name")
@@ -22,8 +30,10 @@ def run_runbook(plan: str, output: str, *, site: str | None, profile: str | None
     rb.check_output(Path(output))
     book = rb.build(pc, pc.repository(), site=site, profile=profile, run=run, stack=stack_name)
     written = rb.write(book, Path(output))
-    out(f"runbook of {pc.name}: {written['steps']} steps for stack {book['stack']} on site "
-        f"{book['site']} (run {book['run']['run_id']})")
+    out(
+        f"runbook of {pc.name}: {written['steps']} steps for stack {book['stack']} on site "
+        f"{book['site']} (run {book['run']['run_id']})"
+    )
     for key in ("index", "html", "gantt"):
         out(f"{key}: {written[key]}")
     return 0

@@ -26,9 +26,13 @@ def run_status(plan: str, *, as_json: bool, out) -> int:
         t.add_column(col)
     for s in data["services"]:
         v = s["verdict"] or "-"
-        t.add_row(s["service"], s["run_id"] or "-", format_duration(s["age_s"]),
-                  format_duration(s["rpo_objective_s"]),
-                  v if v == "met" else f"[bold red]{v}[/]")
+        t.add_row(
+            s["service"],
+            s["run_id"] or "-",
+            format_duration(s["age_s"]),
+            format_duration(s["rpo_objective_s"]),
+            v if v == "met" else f"[bold red]{v}[/]",
+        )
     console.print(t)
     d = data["last_drill"]
     if d is None:
@@ -49,8 +53,13 @@ def run_status(plan: str, *, as_json: bool, out) -> int:
         console.print(
             f"Repository {r['repository']}: opens, reachable in {r['reachable_s']}s; last "
             f"restic check: {r['last_check'] or 'not recorded'}"
-            + ("" if r.get("last_check_ok") is None
-               else " (passed)" if r["last_check_ok"] else " (FAILED)")
+            + (
+                ""
+                if r.get("last_check_ok") is None
+                else " (passed)"
+                if r["last_check_ok"]
+                else " (FAILED)"
+            )
         )
     else:
         console.print(f"Repository {r['repository']}: [bold red]{r.get('error')}[/]")

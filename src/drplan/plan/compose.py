@@ -173,7 +173,6 @@ def load_compose(
     return project, problems
 
 
-
 def long_port(entry: Any) -> dict[str, Any] | None:
     """A `ports:` entry in long syntax ({target, published?, protocol}); None when it is
     not understood. "127.0.0.1:8080:80/udp" -> {target: 80, published: 8080, protocol:
@@ -224,5 +223,8 @@ def _port_range(text: str) -> list[int]:
 def published_by_service(document: dict) -> list[tuple[str, int]]:
     """(service, host port) for every port a compose document's services publish."""
     services = document.get("services") or {}
-    return [(name, port) for name, spec in services.items()
-            for port in published_ports((spec or {}).get("ports") or [])]
+    return [
+        (name, port)
+        for name, spec in services.items()
+        for port in published_ports((spec or {}).get("ports") or [])
+    ]

@@ -41,8 +41,11 @@ class Shared:
 
     @property
     def message(self) -> str:
-        what = {"volume": f"volume {self.subject}", "bind": f"bind mount {self.subject}",
-                "mount": f"mount of type {self.subject}"}[self.kind]
+        what = {
+            "volume": f"volume {self.subject}",
+            "bind": f"bind mount {self.subject}",
+            "mount": f"mount of type {self.subject}",
+        }[self.kind]
         does = {
             "remap": "a drill remaps it to an isolated copy of its own",
             "keep": "a drill keeps it (it can read production's files, not change them)",
@@ -56,7 +59,7 @@ def _volume_reasons(documents: list[Any]) -> dict[str, list[str]]:
     out: dict[str, list[str]] = {}
     for data in documents:
         vols = data.get("volumes") if isinstance(data, dict) else None
-        for key, spec in (vols.items() if isinstance(vols, dict) else []):
+        for key, spec in vols.items() if isinstance(vols, dict) else []:
             why = out.setdefault(str(key), [])
             if not isinstance(spec, dict):
                 continue
@@ -67,8 +70,11 @@ def _volume_reasons(documents: list[Any]) -> dict[str, list[str]]:
                 reasons.append(f"has an explicit name ({spec['name']})")
             opts = spec.get("driver_opts")
             if opts:
-                shown = ", ".join(f"{k}={opts[k]}" for k in ("type", "device")
-                                  if isinstance(opts, dict) and k in opts)
+                shown = ", ".join(
+                    f"{k}={opts[k]}"
+                    for k in ("type", "device")
+                    if isinstance(opts, dict) and k in opts
+                )
                 reasons.append(f"has driver_opts ({shown or 'set'})")
             elif spec.get("driver") not in (None, "local"):
                 reasons.append(f"uses driver {spec['driver']}")
@@ -80,7 +86,8 @@ def _is_runtime_path(source: str) -> bool:
     """A socket or a runtime directory: reaching it reaches a daemon of the host."""
     path = posixpath.normpath(source)
     return path.endswith(".sock") or any(
-        path == d or path.startswith(d + "/") for d in RUNTIME_DIRS)
+        path == d or path.startswith(d + "/") for d in RUNTIME_DIRS
+    )
 
 
 def _mounts(documents: list[Any]):
@@ -88,7 +95,7 @@ def _mounts(documents: list[Any]):
     declared = set(_volume_reasons(documents))
     for i, data in enumerate(documents):
         services = data.get("services") if isinstance(data, dict) else None
-        for sname, spec in (services.items() if isinstance(services, dict) else []):
+        for sname, spec in services.items() if isinstance(services, dict) else []:
             entries = spec.get("volumes") if isinstance(spec, dict) else None
             for j, raw in enumerate(entries if isinstance(entries, list) else []):
                 mt = parse_mount(raw, declared)
@@ -97,8 +104,11 @@ def _mounts(documents: list[Any]):
 
 
 def _writable_binds(documents: list[Any]) -> set[str]:
-    return {posixpath.normpath(mt.source) for *_, mt in _mounts(documents)
-            if mt.type == "bind" and mt.source and not mt.read_only}
+    return {
+        posixpath.normpath(mt.source)
+        for *_, mt in _mounts(documents)
+        if mt.type == "bind" and mt.source and not mt.read_only
+    }
 
 
 def shared_storage(documents: list[Any]) -> list[Shared]:
@@ -115,20 +125,39 @@ def shared_storage(documents: list[Any]) -> list[Shared]:
     for i, service, j, _, mt in _mounts(documents):
         loc = ("services", service, "volumes", j)
         if mt.type not in COPYABLE_MOUNTS:
-            out.append(Shared(i, loc, service, "mount", mt.type,
-                              f"({mt.source or mt.target}) has no copy drplan can make",
-                              "refuse"))
+            out.append(
+                Shared(
+                    i,
+                    loc,
+                    service,
+                    "mount",
+                    mt.type,
+                    f"({mt.source or mt.target}) has no copy drplan can make",
+                    "refuse",
+                )
+            )
         elif mt.type == "volume" and mt.source and reasons.get(mt.source):
-            out.append(Shared(i, loc, service, "volume", mt.source,
-                              " and ".join(reasons[mt.source]), "remap"))
+            out.append(
+                Shared(
+                    i, loc, service, "volume", mt.source, " and ".join(reasons[mt.source]), "remap"
+                )
+            )
         elif mt.type == "bind" and mt.source:
             if _is_runtime_path(mt.source):
-                out.append(Shared(i, loc, service, "bind", mt.source,
-                                  "is a socket or runtime directory (read-only does not stop "
-                                  "a connection to production's daemons)", "refuse"))
+                out.append(
+                    Shared(
+                        i,
+                        loc,
+                        service,
+                        "bind",
+                        mt.source,
+                        "is a socket or runtime directory (read-only does not stop "
+                        "a connection to production's daemons)",
+                        "refuse",
+                    )
+                )
             elif posixpath.normpath(mt.source) in writable:
-                out.append(Shared(i, loc, service, "bind", mt.source,
-                                  "is writable", "remap"))
+                out.append(Shared(i, loc, service, "bind", mt.source, "is writable", "remap"))
             else:
                 out.append(Shared(i, loc, service, "bind", mt.source, "is read-only", "keep"))
     return out
@@ -147,8 +176,9 @@ def isolate_compose(documents: list[Any], services: list[str]) -> list[Any]:
     the drill deploys) has a mount that cannot be isolated: nothing has been changed yet.
     The originals are left as they are. See the module docstring for the choice per kind.
     """
-    refused = [s for s in shared_storage(documents)
-               if s.action == "refuse" and s.service in services]
+    refused = [
+        s for s in shared_storage(documents) if s.action == "refuse" and s.service in services
+    ]
     if refused:
         raise InputError(
             "a drill would share storage with production; nothing was changed:\n"
@@ -162,12 +192,15 @@ def isolate_compose(documents: list[Any], services: list[str]) -> list[Any]:
         if not isinstance(data, dict):
             continue
         vols = data.get("volumes")
-        for key, spec in (vols.items() if isinstance(vols, dict) else []):
+        for key, spec in vols.items() if isinstance(vols, dict) else []:
             if isinstance(spec, dict) and reasons.get(str(key)):
-                vols[key] = {k: v for k, v in spec.items()
-                             if k not in ("name", "external", "driver", "driver_opts")}
+                vols[key] = {
+                    k: v
+                    for k, v in spec.items()
+                    if k not in ("name", "external", "driver", "driver_opts")
+                }
         nets = data.get("networks")
-        for key, spec in (nets.items() if isinstance(nets, dict) else []):
+        for key, spec in nets.items() if isinstance(nets, dict) else []:
             if isinstance(spec, dict) and spec.get("external"):
                 nets[key] = {"driver": "overlay"}
             elif isinstance(spec, dict) and "name" in spec:
@@ -181,10 +214,12 @@ def isolate_compose(documents: list[Any], services: list[str]) -> list[Any]:
         key = bind_volume(source)
         data = docs[i]
         data["services"][service]["volumes"][j] = {
-            "type": "volume", "source": key, "target": mt.target, "read_only": mt.read_only}
+            "type": "volume",
+            "source": key,
+            "target": mt.target,
+            "read_only": mt.read_only,
+        }
         if not isinstance(data.get("volumes"), dict):
             data["volumes"] = {}
         data["volumes"].setdefault(key, {"labels": {BIND_VOLUME_LABEL: mt.source}})
     return docs
-
-

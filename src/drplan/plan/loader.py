@@ -358,18 +358,22 @@ _ASSIGNED = re.compile(r"\w{0,128}+=(?![$\s\"'{]|\Z)")
 _MARKERS = [
     (("-----BEGIN",), re.compile(r"-----BEGIN [A-Z ]{0,64}PRIVATE KEY-----"), "a private key"),
     (("AKIA",), re.compile(r"\bAKIA[0-9A-Z]{16}\b"), "an AWS access key"),
-    (("ghp", "gho", "ghs", "glpat", "xox"),
-     re.compile(r"\b(?:ghp|gho|ghs|glpat|xox[bap])[-_][A-Za-z0-9_-]{10}"), "an API token"),
-    (("--pass",), re.compile(r"--pass(?:word)?(?:=|\s+)(?![$\s\"'{-])\S"),
-     "a password option"),
+    (
+        ("ghp", "gho", "ghs", "glpat", "xox"),
+        re.compile(r"\b(?:ghp|gho|ghs|glpat|xox[bap])[-_][A-Za-z0-9_-]{10}"),
+        "an API token",
+    ),
+    (("--pass",), re.compile(r"--pass(?:word)?(?:=|\s+)(?![$\s\"'{-])\S"), "a password option"),
 ]
 # password options of common clients given a literal (not $VAR, not a reference): the
 # option is found first, then its client's name earlier on the same line (bounded)
 _CLIENT_OPTIONS = [
     (re.compile(r"\s-a\s++(?![$\"'{])\S"), ("redis-cli",)),
     (re.compile(r"\s(?:-u|--user)\s++[^\s:]{1,128}+:(?![$\s\"'{])\S"), ("curl",)),
-    (re.compile(r"\s-p(?![$\s\"'{])\S"),
-     ("mysql", "mariadb", "mysqldump", "mariadb-dump", "mysqladmin", "mariadb-admin")),
+    (
+        re.compile(r"\s-p(?![$\s\"'{])\S"),
+        ("mysql", "mariadb", "mysqldump", "mariadb-dump", "mysqladmin", "mariadb-admin"),
+    ),
 ]
 _KEY_WORDS = ("password", "passwd", "secret", "token")
 
@@ -379,7 +383,8 @@ def clear_secret(value: str) -> str | None:
     i = value.find("://")
     while i != -1:
         if _URL_USERINFO.match(value, i) and any(
-                c.isalpha() for c in _run_before(value, i, _SCHEME_CHARS, 32)):
+            c.isalpha() for c in _run_before(value, i, _SCHEME_CHARS, 32)
+        ):
             return "a URL with a password"
         i = value.find("://", i + 3)
     if "=" in value:
@@ -504,7 +509,9 @@ def _message(err: dict[str, Any]) -> tuple[str, bool]:
         ), True
     if kind == "missing":
         if last == "engine":
-            return "data source has no engine (one of " + ", ".join(m.Engine.__args__) + ")", False
+            return "data source has no engine (one of " + ", ".join(
+                m.EngineName.__args__
+            ) + ")", False
         return f"missing required key {last!r}", False
     if kind in ("union_tag_not_found", "union_tag_invalid"):
         ctx = err.get("ctx") or {}

@@ -63,7 +63,7 @@ EnvName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", 
 """A service, site, repository, data source, profile or person name."""
 
 Tier = Literal["P1", "P2", "P3"]
-Engine = Literal["postgresql", "mariadb", "mysql", "redis", "sqlite", "files"]
+EngineName = Literal["postgresql", "mariadb", "mysql", "redis", "sqlite", "files"]
 DATABASE_ENGINES = ("postgresql", "mariadb", "mysql", "redis", "sqlite")
 Method = Literal["dump", "cold"]
 Probability = Literal["very_low", "low", "medium", "high"]
@@ -324,7 +324,7 @@ class Objectives(Strict):
 class DataSource(Strict):
     """Data a service owns: a database or files, and how to back it up."""
 
-    engine: Engine = Field(
+    engine: EngineName = Field(
         description="What the data is: `postgresql`, `mariadb`, `mysql`, `redis`, `sqlite`, "
         "`files`."
     )

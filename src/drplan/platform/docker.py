@@ -53,7 +53,7 @@ def client_timeout(default: float = 600) -> float:
         return default
 
 
-class Engine:
+class DockerEngine:
     """A Docker engine: one site of the plan."""
 
     def __init__(self, site: str, url: str, *, timeout: float | None = None) -> None:
@@ -96,8 +96,9 @@ class Engine:
     def where(self) -> str:
         return f"site {self.site}"
 
-    def stack_deploy(self, stack: str, compose_files: list[str], *, prune: bool = True,
-                     inherit_env: bool = True) -> None:
+    def stack_deploy(
+        self, stack: str, compose_files: list[str], *, prune: bool = True, inherit_env: bool = True
+    ) -> None:
         """`docker stack deploy` (no Engine API call exists for it).
 
         `prune` removes the stack's services that the files no longer name (callers gate
@@ -112,8 +113,7 @@ class Engine:
             argv += ["-c", f]
         env = {"DOCKER_HOST": self.url}
         if not inherit_env:
-            env |= {k: os.environ[k] for k in ("PATH", "HOME", "DOCKER_CONFIG")
-                    if k in os.environ}
+            env |= {k: os.environ[k] for k in ("PATH", "HOME", "DOCKER_CONFIG") if k in os.environ}
         process.run(
             [*argv, "--", stack],
             env=env,
@@ -176,8 +176,7 @@ class Engine:
         if svc is None:
             raise OperationError(f"service {stack}_{name} does not exist", where=self.where)
         mode = svc.attrs["Spec"].get("Mode", {})
-        replicas = int(mode.get("Replicated", {}).get("Replicas", 0)) if "Replicated" in mode \
-            else 0
+        replicas = int(mode.get("Replicated", {}).get("Replicas", 0)) if "Replicated" in mode else 0
         if not replicas:
             return None
         labels = dict(svc.attrs["Spec"].get("Labels") or {})
@@ -196,8 +195,7 @@ class Engine:
             return None
         replicas = int(labels.pop(SCALED_LABEL))
         labels.pop(OWNER_LABEL, None)
-        svc.update(mode=docker.types.ServiceMode("replicated", replicas=replicas),
-                   labels=labels)
+        svc.update(mode=docker.types.ServiceMode("replicated", replicas=replicas), labels=labels)
         return replicas
 
     def abandoned_scale_downs(self, stack: str) -> list[str]:
@@ -207,7 +205,7 @@ class Engine:
         for svc in self.services(stack):
             labels = svc.attrs["Spec"].get("Labels") or {}
             if SCALED_LABEL in labels and owner.removable(labels.get(OWNER_LABEL)):
-                out.append(svc.name[len(stack) + 1:])
+                out.append(svc.name[len(stack) + 1 :])
         return out
 
     def containers(self, stack: str, name: str, *, running: bool = True) -> list:
@@ -302,8 +300,9 @@ class Engine:
             sock.settimeout(None)
         return res, reader, sock
 
-    def _exec_create(self, container, argv: list[str], *, stdin: bool,
-                     env: dict[str, str] | None) -> str:
+    def _exec_create(
+        self, container, argv: list[str], *, stdin: bool, env: dict[str, str] | None
+    ) -> str:
         try:
             return self.api.exec_create(
                 container.id, argv, stdin=stdin, stdout=True, stderr=True, environment=env
@@ -330,7 +329,8 @@ class Engine:
             if time.monotonic() > deadline:
                 raise OperationError(
                     "the engine reports no exit status for a command whose output ended "
-                    "(treated as a failure)", where=self.where
+                    "(treated as a failure)",
+                    where=self.where,
                 )
             time.sleep(0.2)
 
@@ -421,7 +421,7 @@ class Engine:
                         if fed and not pid_seen.is_set() and b"\n" in err:
                             first, _, rest = bytes(err).partition(b"\n")
                             if first.startswith(_PID_MARK):
-                                pid.append(first[len(_PID_MARK):].decode().strip())
+                                pid.append(first[len(_PID_MARK) :].decode().strip())
                                 err[:] = rest
                             pid_seen.set()
                     else:
@@ -472,8 +472,9 @@ class Engine:
         pid_seen.wait(30)
         if pid and pid[0].isdigit():
             with contextlib.suppress(Exception):
-                kill = self.api.exec_create(container.id, ["sh", "-c", 'kill -KILL "$1"', "sh",
-                                                           pid[0]])["Id"]
+                kill = self.api.exec_create(
+                    container.id, ["sh", "-c", 'kill -KILL "$1"', "sh", pid[0]]
+                )["Id"]
                 self.api.exec_start(kill)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
@@ -534,7 +535,8 @@ class Engine:
         """
         filters = {"label": [f"{HELPER_LABEL}=1", *(f"{k}={v}" for k, v in labels.items())]}
         found = [
-            c for c in self.api.containers(all=True, filters=filters)
+            c
+            for c in self.api.containers(all=True, filters=filters)
             if not only_dead or owner.removable((c.get("Labels") or {}).get(OWNER_LABEL))
         ]
         ids = {c["Id"] for c in found}
@@ -753,7 +755,7 @@ class _Liveness:
     process that runs is never interrupted, however long it takes.
     """
 
-    def __init__(self, engine: Engine, exec_id: str, sock, *, interval: float | None = None):
+    def __init__(self, engine: DockerEngine, exec_id: str, sock, *, interval: float | None = None):
         self.engine, self.exec_id, self.sock = engine, exec_id, sock
         self.interval = interval or max(1.0, min(30.0, engine.timeout / 4))
         self._stop = threading.Event()

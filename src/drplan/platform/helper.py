@@ -20,7 +20,7 @@ import tarfile
 from functools import cache
 
 from drplan.errors import OperationError
-from drplan.platform.docker import Engine
+from drplan.platform.docker import DockerEngine
 
 REPOSITORY = "drplan/helper"
 TOOLS = [
@@ -109,7 +109,7 @@ def image_name() -> str:
     return f"{REPOSITORY}:{rootfs()[1]}"
 
 
-def ensure(engine: Engine) -> str:
+def ensure(engine: DockerEngine) -> str:
     """Make sure the engine has the helper image; return its name."""
     name = image_name()
     if engine.image_id(name) is None:

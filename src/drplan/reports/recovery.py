@@ -9,12 +9,12 @@ from importlib import resources
 
 import jinja2
 
-from drplan import manifest as mf
 from drplan.actions.recover import Recovery
 from drplan.plan import model as m
 from drplan.plan.units import format_duration
 from drplan.schedule import Schedule
 from drplan.schedule.gantt import render_gantt
+from drplan.store import manifest as mf
 
 
 def rpo_objective(plan: m.Plan, services: list[str]) -> float | None:

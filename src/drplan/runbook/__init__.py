@@ -14,7 +14,7 @@ it writes, into one directory:
   ``runbook.html``, a single printable file with no external asset.
 
 Values from the plan and from the run's manifest are never written raw: shell words go
-through :func:`drplan.runbook.quote.sh` (in :mod:`drplan.runbook.commands`, and the
+through :func:`drplan.runbook.quote.sh` (in :mod:`drplan.runbook.shell`, and the
 ``sh`` filter of the templates), Markdown text through the ``md`` and ``code`` filters;
 the templates fail on any undefined value. :func:`write` writes only into a new, empty or
 drplan-made directory (see :mod:`drplan.runbook.output`).
@@ -32,18 +32,18 @@ import jinja2
 import yaml
 from markupsafe import Markup
 
-from drplan import manifest as mf
 from drplan.actions.context import PlanContext
 from drplan.actions.drill import list_drills, step_history
 from drplan.actions.recover import zero_compose
 from drplan.errors import DrplanError, InputError
 from drplan.plan.units import format_duration
-from drplan.repository.restic import Repository
 from drplan.runbook import output
-from drplan.runbook.commands import Generator
 from drplan.runbook.quote import FENCE_LINE, code, md, sh
+from drplan.runbook.shell import Generator
 from drplan.schedule import Estimator, build_schedule
 from drplan.schedule.gantt import render_gantt
+from drplan.store import manifest as mf
+from drplan.store.restic import Repository
 
 ROLE_TITLES = {
     "direction": "Direction",
@@ -142,7 +142,7 @@ def build(
         except DrplanError:
             drills = []
     history = {
-        "restore:" + k[len("backup:"):]: v
+        "restore:" + k[len("backup:") :]: v
         for k, v in manifest.timings.items()
         if k.startswith("backup:")
     }
@@ -169,19 +169,33 @@ def build(
         step = schedule.steps[sid]
         cmds = gen.for_step(step)
         basis = "measured by drills" if sid in measured else step.estimate_basis
-        pages.append(StepPage(
-            number=i, id=sid, kind=step.kind.value, service=step.service, file=files[sid],
-            wave=wave_of[sid] + 1, purpose=cmds.purpose,
-            after=[(a, files[a]) for a in sorted(step.after, key=order.index)],
-            blocks=cmds.blocks, checks=cmds.checks, alternatives=cmds.alternatives,
-            expected_s=step.estimate_s, basis=basis,
-            on_critical_path=sid in critical, critical=step.critical,
-            role="technical_coordination", role_people=tech,
-        ))
+        pages.append(
+            StepPage(
+                number=i,
+                id=sid,
+                kind=step.kind.value,
+                service=step.service,
+                file=files[sid],
+                wave=wave_of[sid] + 1,
+                purpose=cmds.purpose,
+                after=[(a, files[a]) for a in sorted(step.after, key=order.index)],
+                blocks=cmds.blocks,
+                checks=cmds.checks,
+                alternatives=cmds.alternatives,
+                expected_s=step.estimate_s,
+                basis=basis,
+                on_critical_path=sid in critical,
+                critical=step.critical,
+                role="technical_coordination",
+                role_people=tech,
+            )
+        )
     cell = pc.plan.crisis_cell
-    roles = [
-        {"role": r, "title": t, "people": _people(pc, r)} for r, t in ROLE_TITLES.items()
-    ] if cell else []
+    roles = (
+        [{"role": r, "title": t, "people": _people(pc, r)} for r, t in ROLE_TITLES.items()]
+        if cell
+        else []
+    )
     return {
         "plan": pc.name,
         "description": pc.plan.description,
@@ -189,13 +203,25 @@ def build(
         "site": site_name,
         "site_description": site_spec.description,
         "docker_host": site_spec.docker_host,
-        "repository": {"name": repo.name, "url": repo.url, "type": repo.type,
-                       "env": sorted(repo.env), "options": repo.option_args()},
-        "run": {"run_id": manifest.run_id, "rpo_point": manifest.rpo_point,
-                "images": manifest.images, "images_snapshot": manifest.images_snapshot,
-                "sources": [s.model_dump(include={"service", "source", "engine", "method",
-                                                  "snapshot", "path", "bytes"})
-                            for s in manifest.sources]},
+        "repository": {
+            "name": repo.name,
+            "url": repo.url,
+            "type": repo.type,
+            "env": sorted(repo.env),
+            "options": repo.option_args(),
+        },
+        "run": {
+            "run_id": manifest.run_id,
+            "rpo_point": manifest.rpo_point,
+            "images": manifest.images,
+            "images_snapshot": manifest.images_snapshot,
+            "sources": [
+                s.model_dump(
+                    include={"service", "source", "engine", "method", "snapshot", "path", "bytes"}
+                )
+                for s in manifest.sources
+            ],
+        },
         "profile": schedule.profile,
         "services": schedule.services,
         "waves": [[(sid, files[sid]) for sid in wave] for wave in schedule.waves],
@@ -211,7 +237,8 @@ def build(
         "_compose": {
             name: zero_compose(
                 _absolute_files(yaml.safe_load((pc.dir / rel).read_text()) or {}, pc.dir),
-                schedule.services, site_spec,
+                schedule.services,
+                site_spec,
                 drop_ports=stack != pc.stack_name(site_spec),
             )
             for rel, name in zip(pc.plan.stack.compose, compose_files, strict=True)
@@ -231,8 +258,9 @@ def _absolute_files(doc: dict, base: Path) -> dict:
         if isinstance(env_file, str):
             svc["env_file"] = str((base / env_file).resolve())
         elif isinstance(env_file, list):
-            svc["env_file"] = [str((base / f).resolve()) if isinstance(f, str) else f
-                               for f in env_file]
+            svc["env_file"] = [
+                str((base / f).resolve()) if isinstance(f, str) else f for f in env_file
+            ]
     return doc
 
 
@@ -241,7 +269,9 @@ def _env(autoescape: bool) -> jinja2.Environment:
     string; `sh` quotes a shell word, `md` and `code` write Markdown text and inline code
     that cannot add structure (see drplan.runbook.quote)."""
     env = jinja2.Environment(
-        autoescape=autoescape, trim_blocks=True, lstrip_blocks=True,
+        autoescape=autoescape,
+        trim_blocks=True,
+        lstrip_blocks=True,
         undefined=jinja2.StrictUndefined,
     )
     env.filters["dur"] = lambda s: format_duration(None if s is None else float(s))
@@ -290,8 +320,11 @@ def write(book: dict, out: Path) -> dict[str, str]:
     for page in book["steps"]:
         files[page.file] = step_t.render(b=book, s=page, total=len(book["steps"]))
     files["README.md"] = md_env.from_string(_template("index.md.j2")).render(b=book)
-    files["runbook.html"] = _env(True).from_string(_template("runbook.html.j2")).render(
-        b=book, svg=_strip_xml_decl(svg))
+    files["runbook.html"] = (
+        _env(True)
+        .from_string(_template("runbook.html.j2"))
+        .render(b=book, svg=_strip_xml_decl(svg))
+    )
     output.write_files(out, files)
     return {
         "index": str(out / "README.md"),

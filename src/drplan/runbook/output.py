@@ -120,9 +120,12 @@ def plan_writes(out: Path, names: list[str]) -> set[str]:
 
 def _write_marker(out: Path, files: set[str]) -> None:
     text = json.dumps(
-        {"format": FORMAT, "written_by": "drplan runbook",
-         "note": "the files drplan wrote here; it replaces or removes only these",
-         "files": sorted(files)},
+        {
+            "format": FORMAT,
+            "written_by": "drplan runbook",
+            "note": "the files drplan wrote here; it replaces or removes only these",
+            "files": sorted(files),
+        },
         indent=1,
     )
     _atomic_write(out / MARKER, text.encode())

@@ -10,15 +10,15 @@ from pathlib import Path
 from typing import Protocol
 
 from drplan.plan import model as m
-from drplan.platform.docker import Engine
-from drplan.repository.restic import Repository
+from drplan.platform.docker import DockerEngine
+from drplan.store.restic import Repository
 
 
 @dataclass
 class SourceContext:
     """One data source of one service, on one engine, for one run."""
 
-    engine: Engine
+    engine: DockerEngine
     repo: Repository
     stack: str  # the stack's name on this engine (prefix included)
     plan_name: str

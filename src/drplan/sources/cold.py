@@ -17,7 +17,7 @@ from __future__ import annotations
 import time
 
 from drplan.errors import OperationError
-from drplan.platform.docker import Engine
+from drplan.platform.docker import DockerEngine
 from drplan.sources.base import BackupResult, SourceContext
 from drplan.sources.files import SOURCE as files
 
@@ -61,8 +61,9 @@ class Cold:
         files.restore(ctx, snapshot, path, fingerprint)
 
 
-def scale_back(engine: Engine, stack: str, stopped: list[tuple[str, float]], *, what: str
-               ) -> dict[str, float]:
+def scale_back(
+    engine: DockerEngine, stack: str, stopped: list[tuple[str, float]], *, what: str
+) -> dict[str, float]:
     """Scale every stopped service back, dependencies first, each waited running before
     the next (a dependent must find what it needs). Every one is tried whatever fails
     before it; the first error is raised once all were."""
@@ -78,12 +79,13 @@ def scale_back(engine: Engine, stack: str, stopped: list[tuple[str, float]], *, 
     if errors:
         raise OperationError(
             f"bringing services back after the cold copy: {errors[0]}"
-            + (f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""), where=what
+            + (f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""),
+            where=what,
         ) from errors[0]
     return downtime
 
 
-def restore_abandoned(engine: Engine, stack: str) -> list[str]:
+def restore_abandoned(engine: DockerEngine, stack: str) -> list[str]:
     """Scale back the services a killed cold backup left at 0 (their owner is dead);
     the names of those brought back."""
     names = engine.abandoned_scale_downs(stack)

@@ -23,10 +23,10 @@ import posixpath
 from concurrent.futures import ThreadPoolExecutor
 
 from drplan.errors import OperationError
-from drplan.repository.restic import snapshot_id
 from drplan.sources import volume as vol
 from drplan.sources.base import BackupResult, SourceContext, compare_dicts
 from drplan.sources.split import restore_split
+from drplan.store.restic import snapshot_id
 
 
 def tree_fingerprint(entries: list[tuple[str, int]]) -> dict:
@@ -155,8 +155,11 @@ class Files:
         ctx.engine.create_volume(volume)
         halves = ctx.backup_stats.get("restore_split") or []
         patterns = [posixpath.join(vol.MOUNT, p) for p in halves]
-        shares = ([[f"--include={p}" for p in patterns], [f"--exclude={p}" for p in patterns]]
-                  if patterns else [[]])
+        shares = (
+            [[f"--include={p}" for p in patterns], [f"--exclude={p}" for p in patterns]]
+            if patterns
+            else [[]]
+        )
         with vol.holding(
             ctx.engine, volume, labels=vol.labels_of(ctx), read_only=False, repo=ctx.repo
         ) as (c, env):
@@ -164,8 +167,16 @@ class Files:
             def restore(share: list[str]) -> None:
                 ctx.engine.exec_run(
                     c,
-                    ["restic", *ctx.repo.option_args(), "restore", "--target=/", "--no-lock",
-                     *share, "--", snapshot_id(snapshot)],
+                    [
+                        "restic",
+                        *ctx.repo.option_args(),
+                        "restore",
+                        "--target=/",
+                        "--no-lock",
+                        *share,
+                        "--",
+                        snapshot_id(snapshot),
+                    ],
                     what=f"{ctx.what}: restic restore",
                     env=env,
                 )
@@ -175,6 +186,7 @@ class Files:
                     done.result()  # the first failure, once both have ended
             # on disk before the journal records the step done (a resume skips it then)
             ctx.engine.exec_run(c, ["sync", "-f", vol.MOUNT], what=f"{ctx.what}: sync")
+
 
 SOURCE = Files()
 
@@ -197,13 +209,16 @@ def _listing(ctx: SourceContext, container) -> Listing:
     return entries
 
 
-def quiet_entries(before: Listing, after: Listing | None, summary: dict
-                  ) -> list[tuple[str, int]] | None:
+def quiet_entries(
+    before: Listing, after: Listing | None, summary: dict
+) -> list[tuple[str, int]] | None:
     """(path, size) of what restic stored, from listings taken around its run; None
     unless nothing changed meanwhile and restic counted the same files and bytes."""
     if after is None or sorted(before) != sorted(after):
         return None
     entries = [(path, size) for path, size, _ in before]
-    counted = (int(summary.get("total_files_processed", -1)),
-               int(summary.get("total_bytes_processed", -1)))
+    counted = (
+        int(summary.get("total_files_processed", -1)),
+        int(summary.get("total_bytes_processed", -1)),
+    )
     return entries if counted == (len(entries), sum(s for _, s in entries)) else None

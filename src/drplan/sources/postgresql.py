@@ -59,8 +59,14 @@ class PostgreSQL(SqlDump):
             yield b"\n" + MARK + db.encode() + b"\n"
             yield from ctx.engine.exec_out(
                 container,
-                ["pg_dump", "-U", self._user(ctx), "--create", "--no-password",
-                 f"--dbname={conninfo(db)}"],
+                [
+                    "pg_dump",
+                    "-U",
+                    self._user(ctx),
+                    "--create",
+                    "--no-password",
+                    f"--dbname={conninfo(db)}",
+                ],
                 what=f"{ctx.what}: pg_dump {db}",
             )
 
@@ -120,8 +126,9 @@ class PostgreSQL(SqlDump):
             raise
 
     def _drop(self, ctx: SourceContext, container, db: str) -> None:
-        self._psql(ctx, container, "postgres", f"DROP DATABASE IF EXISTS {quote_ident(db)} "
-                   "WITH (FORCE)")
+        self._psql(
+            ctx, container, "postgres", f"DROP DATABASE IF EXISTS {quote_ident(db)} WITH (FORCE)"
+        )
 
 
 def quote_ident(name: str) -> str:

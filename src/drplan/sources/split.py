@@ -32,13 +32,11 @@ def split_floor() -> int:
     if not raw:
         return MIN_BYTES
     if not raw.isdigit():
-        raise InputError(f"{MIN_BYTES_ENV}={raw!r} is not a number of bytes",
-                         where="environment")
+        raise InputError(f"{MIN_BYTES_ENV}={raw!r} is not a number of bytes", where="environment")
     return int(raw)
 
 
-def restore_split(entries: list[tuple[str, int]], min_bytes: int | None = None
-                  ) -> list[str] | None:
+def restore_split(entries: list[tuple[str, int]], min_bytes: int | None = None) -> list[str] | None:
     """Paths (relative to the volume) holding 35-65 % of its bytes, or None.
 
     Starts from the volume's top-level entries and descends into a directory as long as
@@ -80,7 +78,7 @@ def _children(entries: list[tuple[str, int]], prefix: str) -> tuple[dict[str, in
     for path, size in entries:
         if not path.startswith(start):
             continue
-        head, sep, _ = path[len(start):].partition("/")
+        head, sep, _ = path[len(start) :].partition("/")
         child = start + head
         units[child] = units.get(child, 0) + size
         if sep:

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from drplan import process
 from drplan.errors import OperationError
 from drplan.platform import helper as helper_image
-from drplan.platform.docker import Engine
+from drplan.platform.docker import DockerEngine
 from drplan.sources import volume as vol
 from drplan.sources.base import BackupResult, SourceContext, compare_dicts
 
@@ -174,7 +174,12 @@ class SQLite:
         return compare_dicts({k: expected.get(k) for k in keep}, {k: actual.get(k) for k in keep})
 
     def stored_fingerprint(
-        self, repo, record, *, engine: Engine | None = None, labels: dict[str, str] | None = None
+        self,
+        repo,
+        record,
+        *,
+        engine: DockerEngine | None = None,
+        labels: dict[str, str] | None = None,
     ) -> dict:
         """The fingerprint of the database file stored by a backup (``drplan check``).
 
@@ -197,7 +202,9 @@ class SQLite:
 
             return fingerprint_db(run, db)
 
-    def _stored_in_helper(self, engine: Engine, chunks, labels: dict[str, str], what: str) -> dict:
+    def _stored_in_helper(
+        self, engine: DockerEngine, chunks, labels: dict[str, str], what: str
+    ) -> dict:
         image = helper_image.ensure(engine)
         c = engine.start_helper(image, mounts=[], labels=labels, network="none")
         try:

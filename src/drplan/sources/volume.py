@@ -16,8 +16,8 @@ from collections.abc import Iterator
 from drplan import owner
 from drplan.errors import InputError
 from drplan.platform import helper as helper_image
-from drplan.platform.docker import Engine
-from drplan.repository.restic import Repository
+from drplan.platform.docker import DockerEngine
+from drplan.store.restic import Repository
 
 MOUNT = "/volume"
 CACHE_VOLUME = "drplan-restic-cache"
@@ -25,7 +25,7 @@ CACHE_VOLUME = "drplan-restic-cache"
 
 @contextlib.contextmanager
 def holding(
-    engine: Engine,
+    engine: DockerEngine,
     volume: str,
     *,
     labels: dict[str, str],
@@ -34,7 +34,7 @@ def holding(
 ) -> Iterator[tuple[object, dict[str, str]]]:
     """A running helper with `volume` at /volume; yields (container, restic env)."""
     image = helper_image.ensure(engine)
-    mounts = [Engine.volume_mount(volume, MOUNT, read_only=read_only)]
+    mounts = [DockerEngine.volume_mount(volume, MOUNT, read_only=read_only)]
     env: dict[str, str] = {}
     if repo is not None:
         if repo.type == "local":
@@ -44,8 +44,8 @@ def holding(
                     "see: use an sftp, rest or s3 repository with remote engines",
                     where=engine.where,
                 )
-            mounts.append(Engine.bind_mount(repo.url, repo.url))
-        mounts.append(Engine.volume_mount(CACHE_VOLUME, "/cache"))
+            mounts.append(DockerEngine.bind_mount(repo.url, repo.url))
+        mounts.append(DockerEngine.volume_mount(CACHE_VOLUME, "/cache"))
         # the password reaches restic in the environment of each command that needs it
         # (an exec's environment is not stored in the container or shown by inspect),
         # never in a file of the container that outlives the command
@@ -55,8 +55,9 @@ def holding(
             "RESTIC_CACHE_DIR": "/cache",
             **repo.env,
         }
-    container = engine.start_helper(image, mounts=mounts, labels=labels,
-                                     hostname=owner.helper_hostname())
+    container = engine.start_helper(
+        image, mounts=mounts, labels=labels, hostname=owner.helper_hostname()
+    )
     try:
         yield container, env
     finally:
@@ -64,7 +65,7 @@ def holding(
             container.remove(force=True)
 
 
-def is_empty(engine: Engine, volume: str, labels: dict[str, str]) -> bool:
+def is_empty(engine: DockerEngine, volume: str, labels: dict[str, str]) -> bool:
     """True when the volume does not exist or holds no file at all."""
     if not engine.volume_exists(volume):
         return True
@@ -87,7 +88,7 @@ def put_file(ctx, rel: str, chunks, *, owner: str = "", drop: tuple[str, ...] = 
 
     The stream goes to a temporary file; only once it has ended well does a second
     command rename it into place. If the stream fails (restic dump killed), the writer is
-    killed before it sees end-of-input (`Engine.exec_in`) and the temporary file is
+    killed before it sees end-of-input (`DockerEngine.exec_in`) and the temporary file is
     removed: a partial file is never renamed into place. The file is on disk before this
     returns: the recovery journal then records the step done, and a resume trusts it."""
     target = posixpath.join(MOUNT, rel)
@@ -100,8 +101,10 @@ def put_file(ctx, rel: str, chunks, *, owner: str = "", drop: tuple[str, ...] = 
     with holding(ctx.engine, ctx.volume, labels=labels_of(ctx), read_only=False) as (c, _):
         try:
             ctx.engine.exec_in(
-                c, ["sh", "-c", 'mkdir -p -- "$(dirname -- "$1")" && exec cat > "$1"', "sh",
-                    temp], chunks, what=ctx.what,
+                c,
+                ["sh", "-c", 'mkdir -p -- "$(dirname -- "$1")" && exec cat > "$1"', "sh", temp],
+                chunks,
+                what=ctx.what,
             )
         except BaseException:
             ctx.engine.exec_run(c, ["rm", "-f", "--", temp], what=ctx.what, check=False)

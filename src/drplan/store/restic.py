@@ -112,8 +112,9 @@ class Repository:
 
     def exists(self) -> bool:
         proc = self.run(
-            ["snapshots", "--no-lock", "--tag", "drplan", "--json"], check=False,
-            timeout=process.repo_timeout()
+            ["snapshots", "--no-lock", "--tag", "drplan", "--json"],
+            check=False,
+            timeout=process.repo_timeout(),
         )
         if proc.returncode == 0:
             self._listing = json.loads(proc.stdout) if proc.stdout.strip() else []
@@ -200,8 +201,15 @@ class Repository:
         """Stream one file of a snapshot; the exit status is checked when it ends. A dump
         that stalls (no byte for DRPLAN_REPO_TIMEOUT seconds when asked) is stopped."""
         proc = process.start(
-            ["restic", *self.option_args(), "dump", "--no-lock", "--",
-             snapshot_id(snapshot), stored_path(path)],
+            [
+                "restic",
+                *self.option_args(),
+                "dump",
+                "--no-lock",
+                "--",
+                snapshot_id(snapshot),
+                stored_path(path),
+            ],
             env=self.environ(),
             stdin=subprocess.DEVNULL,
         )
@@ -222,14 +230,21 @@ class Repository:
         """The nodes of a snapshot (restic ls --json), streamed: a volume of millions of
         files is never held whole in memory, and a stalled backend is stopped."""
         proc = process.start(
-            ["restic", *self.option_args(), "ls", "--no-lock", "--json", "--",
-             snapshot_id(snapshot)],
-            env=self.environ(), stdin=subprocess.DEVNULL,
+            [
+                "restic",
+                *self.option_args(),
+                "ls",
+                "--no-lock",
+                "--json",
+                "--",
+                snapshot_id(snapshot),
+            ],
+            env=self.environ(),
+            stdin=subprocess.DEVNULL,
         )
         stderr = process.Collected(proc.stderr)
         try:
-            for line in process.read_lines(proc, idle_s=process.repo_timeout(),
-                                           what=self.where):
+            for line in process.read_lines(proc, idle_s=process.repo_timeout(), what=self.where):
                 if line.startswith(b"{"):
                     obj = json.loads(line)
                     if obj.get("struct_type") == "node":
@@ -244,8 +259,7 @@ class Repository:
     def forget(self, snapshot_ids: list[str], *, what: str) -> None:
         if snapshot_ids:
             self.refuse_if_append_only("forget")
-            self.run(["forget", "--", *map(snapshot_id, snapshot_ids)], what=what,
-                     timeout=3600)
+            self.run(["forget", "--", *map(snapshot_id, snapshot_ids)], what=what, timeout=3600)
 
     def prune(self, *, what: str) -> None:
         self.refuse_if_append_only("prune")
@@ -278,8 +292,7 @@ class Repository:
             return
         held = []
         for lock_id in ids:
-            proc = self.run(["cat", "--no-lock", "lock", "--", lock_id], timeout=quick,
-                            check=False)
+            proc = self.run(["cat", "--no-lock", "lock", "--", lock_id], timeout=quick, check=False)
             if proc.returncode == 0:  # else removed meanwhile by its owner
                 with contextlib.suppress(ValueError):
                     held.append(json.loads(proc.stdout))
@@ -317,8 +330,10 @@ class Repository:
         options = {**self.options, **target.options}
         opts = [arg for k, v in sorted(options.items()) for arg in ("-o", f"{k}={v}")]
         proc = process.run(
-            ["restic", *opts, "copy", "--", *map(snapshot_id, snapshot_ids)], env=env,
-            what=what, check=False,
+            ["restic", *opts, "copy", "--", *map(snapshot_id, snapshot_ids)],
+            env=env,
+            what=what,
+            check=False,
             timeout=24 * 3600,
         )
         if proc.returncode != 0:
@@ -360,8 +375,13 @@ def snapshot_id(value: str) -> str:
 
 def stored_path(value: str) -> str:
     """An absolute, normalised path inside a snapshot (no `..`, no control character)."""
-    if (not isinstance(value, str) or not value.startswith("/") or value.startswith("//")
-            or posixpath.normpath(value) != value or any(ord(c) < 32 for c in value)):
+    if (
+        not isinstance(value, str)
+        or not value.startswith("/")
+        or value.startswith("//")
+        or posixpath.normpath(value) != value
+        or any(ord(c) < 32 for c in value)
+    ):
         raise InputError(f"not a path inside a snapshot: {str(value)[:80]!r}")
     return value
 

@@ -27,9 +27,9 @@ from typing import Annotated
 from pydantic import AfterValidator, BaseModel, Field, ValidationError, field_validator
 
 from drplan.errors import OperationError
-from drplan.plan.model import Engine as EngineKind
+from drplan.plan.model import EngineName as EngineKind
 from drplan.plan.model import Method
-from drplan.repository.restic import Repository
+from drplan.store.restic import Repository
 
 FORMAT = 1
 
@@ -62,8 +62,12 @@ def _shaped(pattern: re.Pattern[str], what: str):
 
 def _absolute_path(value: str) -> str:
     """An absolute, normalised path with no control character (no `..`, no `//`)."""
-    if (not value.startswith("/") or posixpath.normpath(value) != value
-            or value.startswith("//") or _CONTROL_RE.search(value)):
+    if (
+        not value.startswith("/")
+        or posixpath.normpath(value) != value
+        or value.startswith("//")
+        or _CONTROL_RE.search(value)
+    ):
         raise ValueError(f"not an absolute normalised path: {value[:80]!r}")
     return value
 
@@ -71,8 +75,14 @@ def _absolute_path(value: str) -> str:
 def relative_path(value: str) -> str:
     """A relative, normalised path inside its folder (no `..`, no absolute path)."""
     norm = posixpath.normpath(value)
-    if (value.startswith(("/", "-")) or norm != value or norm == ".." or norm.startswith("../")
-            or _CONTROL_RE.search(value) or "\\" in value):
+    if (
+        value.startswith(("/", "-"))
+        or norm != value
+        or norm == ".."
+        or norm.startswith("../")
+        or _CONTROL_RE.search(value)
+        or "\\" in value
+    ):
         raise ValueError(f"not a relative path inside the plan's folder: {value[:80]!r}")
     return value
 
@@ -116,8 +126,7 @@ class SourceRecord(BaseModel):
         are quoted as identifiers where used)."""
         dbs = value.get("databases", [])
         if not isinstance(dbs, list) or not all(
-            isinstance(d, str) and d and not _CONTROL_RE.search(d) and len(d) <= 255
-            for d in dbs
+            isinstance(d, str) and d and not _CONTROL_RE.search(d) and len(d) <= 255 for d in dbs
         ):
             raise ValueError("databases must be a list of names without control characters")
         return value
@@ -246,8 +255,9 @@ def parse(data: bytes, *, where: str) -> Manifest:
             where=where,
         ) from None
     except ValueError as exc:
-        raise OperationError(f"run manifest is unreadable (not valid JSON): {exc}",
-                             where=where) from None
+        raise OperationError(
+            f"run manifest is unreadable (not valid JSON): {exc}", where=where
+        ) from None
 
 
 def _keep(path: Path, data: bytes) -> None:

@@ -8,7 +8,7 @@ gone too) and is appended to through one helper container held for the recovery.
 A journal is also an authorisation: a resumed recovery skips the target check (the stack
 it defined and the volumes it half-filled are its own) and empties the volumes of the
 restores it had not finished. So a journal only ever resumes the very attempt that wrote
-it: same run, plan, stack, site and profile (:class:`JournalKey`). Any other journal
+it: same run, plan, stack, site and profile (:class:`ResumeKey`). Any other journal
 found for the stack (another run, another plan or site of the same name, an older drplan
 that recorded less) is not resumed: the recovery starts afresh with the full target check,
 and --force is needed to overwrite anything.
@@ -23,13 +23,13 @@ from dataclasses import asdict, dataclass
 
 from drplan.executor import now_iso
 from drplan.platform import helper as helper_image
-from drplan.platform.docker import Engine
+from drplan.platform.docker import DockerEngine
 
 VOLUME = "drplan-journal"
 
 
 @dataclass(frozen=True)
-class JournalKey:
+class ResumeKey:
     """What identifies one recovery attempt: a journal resumes only an equal key."""
 
     run_id: str
@@ -47,8 +47,8 @@ class JournalKey:
         return all(entry.get(k) == v for k, v in self.fields().items())
 
 
-class TargetJournal:
-    def __init__(self, engine: Engine, stack: str, plan: str) -> None:
+class ResumeJournal:
+    def __init__(self, engine: DockerEngine, stack: str, plan: str) -> None:
         self.engine = engine
         self.stack = stack
         self.plan = plan
@@ -56,11 +56,11 @@ class TargetJournal:
         self.lock = threading.Lock()
         self.container = None
 
-    def __enter__(self) -> TargetJournal:
+    def __enter__(self) -> ResumeJournal:
         self.engine.create_volume(VOLUME, labels={"org.drplan.journal": "1"})
         self.container = self.engine.start_helper(
             helper_image.ensure(self.engine),
-            mounts=[Engine.volume_mount(VOLUME, "/journal")],
+            mounts=[DockerEngine.volume_mount(VOLUME, "/journal")],
             labels={"org.drplan.plan": self.plan, "org.drplan.run": "journal"},
         )
         return self
@@ -103,12 +103,12 @@ class TargetJournal:
     def remove(self) -> None:
         self.reset()
 
-    def begin(self, key: JournalKey) -> None:
+    def begin(self, key: ResumeKey) -> None:
         """Start the journal of a fresh attempt (after its target check passed)."""
         self.append(event="begin", **key.fields())
 
     @staticmethod
-    def state(entries: list[dict], key: JournalKey) -> tuple[bool, set[str]]:
+    def state(entries: list[dict], key: ResumeKey) -> tuple[bool, set[str]]:
         """(the journal is this very attempt's, steps it recorded as done).
 
         Only the newest `begin` counts, and only when it matches `key` in full: a journal

@@ -14,7 +14,7 @@ import time
 from drplan import process
 from drplan.errors import OperationError
 from drplan.plan import model as m
-from drplan.platform.docker import Engine
+from drplan.platform.docker import DockerEngine
 
 HTTP_SCRIPT = r"""
 url=$1; method=$2
@@ -66,7 +66,7 @@ def describe(check) -> str:
     return check.type
 
 
-def attempt(engine: Engine, stack: str, service: str, check, plan: m.Plan) -> str | None:
+def attempt(engine: DockerEngine, stack: str, service: str, check, plan: m.Plan) -> str | None:
     """One attempt; None when it passes, else why not."""
     if isinstance(check, m.DockerCheck):
         return None  # waited for by the health gate itself
@@ -155,7 +155,9 @@ def sql_argv(src: m.DataSource, query: str) -> list[str]:
     return ["sqlite3", path, " " + query if query.startswith("-") else query]
 
 
-def _sql(engine: Engine, container, check: m.SqlCheck, svc: m.Service, what: str) -> str | None:
+def _sql(
+    engine: DockerEngine, container, check: m.SqlCheck, svc: m.Service, what: str
+) -> str | None:
     sources = [
         (n, s)
         for n, s in svc.data.items()
@@ -175,7 +177,9 @@ def _sql(engine: Engine, container, check: m.SqlCheck, svc: m.Service, what: str
     return None
 
 
-def run(engine: Engine, stack: str, service: str, check, plan: m.Plan, deadline: float) -> None:
+def run(
+    engine: DockerEngine, stack: str, service: str, check, plan: m.Plan, deadline: float
+) -> None:
     """Retry the check until it passes or its attempts (or the step's deadline) run out."""
     last = "not run"
     for i in range(check.retries):

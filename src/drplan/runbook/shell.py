@@ -21,12 +21,10 @@ from __future__ import annotations
 import posixpath
 from dataclasses import dataclass, field
 
-from drplan import manifest as mf
-from drplan.actions import checks as chk
+from drplan.actions import service_checks as chk
 from drplan.actions.context import PlanContext
 from drplan.errors import OperationError
 from drplan.plan import model as m
-from drplan.repository.restic import Repository
 from drplan.runbook.quote import (
     my_ident,
     my_table,
@@ -38,6 +36,8 @@ from drplan.runbook.quote import (
     sqlite_ident,
 )
 from drplan.schedule.steps import Step, StepKind
+from drplan.store import manifest as mf
+from drplan.store.restic import Repository
 
 SERVICE_LABEL = "com.docker.swarm.service.name"
 STACK_LABEL = "com.docker.stack.namespace"
@@ -116,7 +116,7 @@ class Generator:
         v = sh(volume)
         return (
             f"MP=$(docker volume inspect --format {MOUNTPOINT} -- {v})\n"
-            f"[ -n \"$MP\" ] && [ -d \"$MP\" ] || "
+            f'[ -n "$MP" ] && [ -d "$MP" ] || '
             f"{{ printf 'volume %s has no directory on this host\\n' {v} >&2; exit 1; }}\n"
         )
 
@@ -161,7 +161,7 @@ class Generator:
                 (
                     "The repository opens with the password file and holds the run",
                     f"found=$({self.restic} snapshots --no-lock {sh('--tag=' + tags)})\n"
-                    "grep -qF complete:yes <<<\"$found\"\n",
+                    'grep -qF complete:yes <<<"$found"\n',
                 ),
                 (
                     "Swarm mode on the target engine (once per site)",
@@ -179,9 +179,7 @@ class Generator:
         )
 
     def _image_calls(self, function: str) -> str:
-        return "".join(
-            f"{function} {sh(n)} {sh(i)}\n" for n, i in sorted(self.run.images.items())
-        )
+        return "".join(f"{function} {sh(n)} {sh(i)}\n" for n, i in sorted(self.run.images.items()))
 
     def load_images(self) -> StepCommands:
         run = self.run
@@ -192,12 +190,10 @@ class Generator:
             "check_image() {\n"
             "  got=$(docker image inspect --format '{{.Id}}' -- \"$1\" 2>/dev/null || true)\n"
             '  if [ "$got" != "$2" ]; then\n'
-            "    printf 'image %s is %s, expected %s\\n' \"$1\" \"${got:-missing}\" \"$2\" >&2\n"
+            '    printf \'image %s is %s, expected %s\\n\' "$1" "${got:-missing}" "$2" >&2\n'
             "    bad=1\n"
             "  fi\n"
-            "}\n"
-            + self._image_calls("check_image")
-            + '[ "$bad" = 0 ]\n'
+            "}\n" + self._image_calls("check_image") + '[ "$bad" = 0 ]\n'
         )
         if not run.images_snapshot:
             pulls = "".join(f"docker pull -- {sh(n)}\n" for n in sorted(run.images))
@@ -211,9 +207,7 @@ class Generator:
             "has_image() {\n"
             "  got=$(docker image inspect --format '{{.Id}}' -- \"$1\" 2>/dev/null || true)\n"
             '  [ "$got" = "$2" ] || missing=1\n'
-            "}\n"
-            + self._image_calls("has_image")
-            + 'if [ "$missing" = 1 ]; then\n'
+            "}\n" + self._image_calls("has_image") + 'if [ "$missing" = 1 ]; then\n'
             f"  {self.dump(run.images_snapshot, '/images.tar')} | docker load\n"
             "fi\n"
         )
@@ -274,8 +268,7 @@ class Generator:
                 "-x -C /volume --numeric-owner --strip-components=1\n"
             )
             direct = (
-                self.mountpoint(vol)
-                + f'{self.dump(snap, path)} | tar -x -C "$MP" '
+                self.mountpoint(vol) + f'{self.dump(snap, path)} | tar -x -C "$MP" '
                 "--numeric-owner --strip-components=1\n"
             )
             purpose = (
@@ -326,8 +319,8 @@ class Generator:
             )
             replay = (
                 "err=$(mktemp)\n"
-                f"{self.dump(snap, path)} | docker exec -i \"$C\" psql -X -q {user} "
-                "--dbname=postgres -v ON_ERROR_STOP=0 >/dev/null 2>\"$err\"\n"
+                f'{self.dump(snap, path)} | docker exec -i "$C" psql -X -q {user} '
+                '--dbname=postgres -v ON_ERROR_STOP=0 >/dev/null 2>"$err"\n'
                 "if grep 'ERROR:' \"$err\" | grep -v 'role \".*\" already exists'; then\n"
                 "  printf 'psql reported errors (see %s)\\n' \"$err\" >&2; exit 1\n"
                 "fi\n"
@@ -337,8 +330,12 @@ class Generator:
                 "image, configuration and network): drop the databases the image created, "
                 "then feed the dump (roles first, then each database) to psql. 'role already "
                 "exists' errors are expected; any other error fails the step.",
-                [("Drop the databases the image created, replay the dump",
-                  self.container(service) + drops + replay)],
+                [
+                    (
+                        "Drop the databases the image created, replay the dump",
+                        self.container(service) + drops + replay,
+                    )
+                ],
                 [],
             )
         if engine == "mariadb":
@@ -349,14 +346,19 @@ class Generator:
             )
             note = (
                 "# the database password: export MYSQL_PWD first (from your secret store)\n"
-                if spec.password is not None else ""
+                if spec.password is not None
+                else ""
             )
             replay = f"{self.dump(snap, path)} | {client}\n"
             return StepCommands(
                 f"Replay the dump of {what} into the running server of {service}: drop the "
                 "databases the image created, then feed the dump to the client.",
-                [("Drop the databases, replay the dump",
-                  note + self.container(service) + drops + replay)],
+                [
+                    (
+                        "Drop the databases, replay the dump",
+                        note + self.container(service) + drops + replay,
+                    )
+                ],
                 [],
             )
         return StepCommands(f"No by-hand procedure for {what}.", [], [])
@@ -366,8 +368,8 @@ class Generator:
         source's user; the password, if any, from MYSQL_PWD of the operator's shell."""
         pw = " -e MYSQL_PWD" if spec.password is not None else ""
         return (
-            f"docker exec{pw}{' -i' if stdin else ''} \"$C\" sh -c "
-            "'exec \"$(command -v mariadb || command -v mysql)\" \"$@\"' sh"
+            f'docker exec{pw}{" -i" if stdin else ""} "$C" sh -c '
+            '\'exec "$(command -v mariadb || command -v mysql)" "$@"\' sh'
             + (f" {sh('--user=' + spec.user)}" if spec.user else "")
         )
 
@@ -385,13 +387,14 @@ class Generator:
         full = self.svc(service)
         return StepCommands(
             f"Start {service} ({n} replica(s)): its data and its dependencies are back.",
-            [("Scale the service up",
-              f"docker service scale --detach -- {sh(f'{full}={n}')}\n")],
-            [(
-                "The service asks for its replicas",
-                "[ \"$(docker service inspect --format "
-                f"'{{{{.Spec.Mode.Replicated.Replicas}}}}' -- {sh(full)})\" = {n} ]\n",
-            )],
+            [("Scale the service up", f"docker service scale --detach -- {sh(f'{full}={n}')}\n")],
+            [
+                (
+                    "The service asks for its replicas",
+                    '[ "$(docker service inspect --format '
+                    f"'{{{{.Spec.Mode.Replicated.Replicas}}}}' -- {sh(full)})\" = {n} ]\n",
+                )
+            ],
         )
 
     def health(self, step: Step) -> StepCommands:
@@ -423,8 +426,11 @@ class Generator:
     def validate(self, step: Step) -> StepCommands:
         service = step.service or ""
         svc = self.pc.plan.services[service]
-        blocks = [(f"Check: {chk.describe(c)}", self.check(service, c))
-                  for c in svc.checks if not isinstance(c, m.DockerCheck)]
+        blocks = [
+            (f"Check: {chk.describe(c)}", self.check(service, c))
+            for c in svc.checks
+            if not isinstance(c, m.DockerCheck)
+        ]
         verify = []
         for source in svc.data:
             rec = self.run.source(service, source)
@@ -449,7 +455,7 @@ class Generator:
             "  if attempt; then ok=1; break; fi\n"
             f"  sleep {int(check.interval)}\n"
             "done\n"
-            f'[ "$ok" = 1 ] || {{ printf \'%s\\n\' {sh("check failed: " + chk.describe(check))} '
+            f"[ \"$ok\" = 1 ] || {{ printf '%s\\n' {sh('check failed: ' + chk.describe(check))} "
             ">&2; exit 1; }\n"
         )
 
@@ -472,19 +478,24 @@ class Generator:
             return c + self._retry(body, check)
         if isinstance(check, m.SqlCheck):
             src = self.pc.plan.services[service].data
-            sources = [s for n, s in src.items()
-                       if s.engine in ("postgresql", "mariadb", "mysql")
-                       and (not check.source or n == check.source)]
+            sources = [
+                s
+                for n, s in src.items()
+                if s.engine in ("postgresql", "mariadb", "mysql")
+                and (not check.source or n == check.source)
+            ]
             if not sources:
                 return "true  # no database source for this SQL check\n"
             s = sources[0]
             if s.engine == "postgresql":
                 db = s.databases[0] if s.databases else "postgres"
-                q = 'docker exec "$C" psql -X -At ' + sh_join([
-                    "--username=" + (s.user or "postgres"),
-                    "--dbname=" + pg_dbname(db),
-                    "--command=" + check.query,
-                ])
+                q = 'docker exec "$C" psql -X -At ' + sh_join(
+                    [
+                        "--username=" + (s.user or "postgres"),
+                        "--dbname=" + pg_dbname(db),
+                        "--command=" + check.query,
+                    ]
+                )
             else:
                 q = 'docker exec "$C" mariadb -N -B ' + sh_join(
                     (["--user=" + s.user] if s.user else [])
@@ -529,7 +540,7 @@ class Generator:
             if not self.local:
                 return ""
             lines.append(self.mountpoint(self.volume(spec.volume or "")))
-            expect("cd \"$MP\" && find . -type f | wc -l", fp.get("files"), "files")
+            expect('cd "$MP" && find . -type f | wc -l', fp.get("files"), "files")
             expect(
                 "cd \"$MP\" && find . -type f -printf '%P\\t%s\\n' | LC_ALL=C sort | sha256sum "
                 "| cut -d' ' -f1",
@@ -542,9 +553,12 @@ class Generator:
             for key, t in sorted(fp.get("tables", {}).items()):
                 db, _, table = key.partition(".")
                 sql = "SELECT count(*) FROM " + pg_table(table)
-                expect(f'docker exec "$C" psql -X -At {user} '
-                       f"{sh('--dbname=' + pg_dbname(db))} {sh('--command=' + sql)}",
-                       rows(t), f"rows of {key}")
+                expect(
+                    f'docker exec "$C" psql -X -At {user} '
+                    f"{sh('--dbname=' + pg_dbname(db))} {sh('--command=' + sql)}",
+                    rows(t),
+                    f"rows of {key}",
+                )
         elif engine == "mariadb":
             lines.append(self.container(service))
             client = self.mariadb_client(spec, stdin=False)

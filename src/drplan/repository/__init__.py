@@ -1,1 +1,0 @@
-"""restic repositories: the truth about what exists (runs, snapshots, manifests)."""
