@@ -13,8 +13,6 @@ import socket
 from dataclasses import dataclass
 from functools import cache
 
-OWNER_LABEL = "org.drplan.owner"  # value: host/boot/pid/start
-
 
 @cache
 def boot_id() -> str:

@@ -17,7 +17,7 @@ import uuid
 import docker.errors
 import pytest
 
-from drplan import owner
+from drplan import labels, owner
 from testbed import plans, sites
 
 pytestmark = pytest.mark.integration
@@ -49,7 +49,7 @@ def test_check_removes_a_dead_runs_helper_and_leaves_a_live_ones(testbed, tmp_pa
                     "org.drplan.helper": "1",
                     "org.drplan.plan": tp.name,
                     "org.drplan.run": "elsewhere",
-                    owner.OWNER_LABEL: label,
+                    labels.OWNER: label,
                     "org.drplan.test": "live-helpers",
                 },
             )

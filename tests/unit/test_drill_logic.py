@@ -6,6 +6,7 @@ import pytest
 
 from drplan.actions import drill as dr
 from drplan.reports import drill as report
+from drplan.store import records
 from tests.unit.drill_helpers import drill_record
 
 
@@ -60,8 +61,8 @@ def test_step_history_takes_the_newest_ok_measure():
             "health:db": {"status": "failed", "seconds": 300.0},
         },
     )
-    assert dr.step_history(None, "campus", [old, new]) == {"start:db": 2.0, "health:db": 4.0}
-    assert dr.step_history(None, "campus", []) == {}
+    assert records.step_history(None, "campus", [old, new]) == {"start:db": 2.0, "health:db": 4.0}
+    assert records.step_history(None, "campus", []) == {}
 
 
 class FakeEngine:

@@ -213,9 +213,9 @@ def engine(monkeypatch):
         yield "holder", None
 
     monkeypatch.setattr(rc.vol, "holding", holding)
-    import drplan.actions.drill as drill
+    import drplan.store.records as records
 
-    monkeypatch.setattr(drill, "step_history", lambda repo, plan, *a, **k: {})
+    monkeypatch.setattr(records, "step_history", lambda repo, plan, *a, **k: {})
     fake.tasks = {}
 
     class Recorder:
@@ -565,9 +565,9 @@ def stored(monkeypatch, plan_dir, tmp_path):
     repo = FakeRepo(_stored_plan(plan_dir, canary))
     monkeypatch.setattr(cmd, "repository_from_url", lambda *a: repo)
     monkeypatch.setattr(cmd.mf, "find_run", lambda *a, **k: fake_run())
-    import drplan.actions.drill as drill
+    import drplan.store.records as records
 
-    monkeypatch.setattr(drill, "step_history", lambda *a, **k: {})
+    monkeypatch.setattr(records, "step_history", lambda *a, **k: {})
     monkeypatch.setenv("DRPLAN_REPO_PASSWORD", "pw")
 
     def no_engine(*a, **k):

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from drplan import __version__, process
 from drplan.actions.context import PlanContext
-from drplan.errors import OperationError
+from drplan.errors import InputError, OperationError
 from drplan.executor import Event, Executor, Task
 from drplan.interrupt import Interrupted, signals_stop
 from drplan.platform.docker import DockerEngine
@@ -59,8 +59,6 @@ def run_backup(
     services = opts.services or list(pc.plan.services)
     unknown = [s for s in services if s not in pc.plan.services]
     if unknown:
-        from drplan.errors import InputError
-
         raise InputError(
             f"unknown service(s) {', '.join(unknown)} (the plan has: "
             f"{', '.join(pc.plan.services)})",

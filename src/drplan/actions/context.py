@@ -16,7 +16,6 @@ nothing.
 
 from __future__ import annotations
 
-import posixpath
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,8 +24,7 @@ import yaml
 
 from drplan.errors import InputError, OperationError
 from drplan.plan import model as m
-from drplan.plan.compose import ComposeProject
-from drplan.plan.graph import DependencyGraph
+from drplan.plan.loaded import LoadedPlan
 from drplan.plan.validate import validate_file
 from drplan.platform.docker import DockerEngine
 from drplan.secrets import resolve
@@ -37,38 +35,9 @@ TRUST_FLAG = "--trust-stored-plan"
 
 
 @dataclass
-class PlanContext:
-    path: Path
-    plan: m.Plan
-    compose: ComposeProject
-    # False for a plan read back from a repository (see the module's docstring)
-    trusted: bool = True
-
-    @property
-    def name(self) -> str:
-        return self.plan.stack.name
-
-    @property
-    def dir(self) -> Path:
-        return self.path.parent
-
-    @property
-    def host(self) -> str:
-        """restic --host of this plan's snapshots: stable, so parents are found."""
-        return f"drplan-{self.name}"
-
-    def site(self, name: str | None, role: str = "primary") -> tuple[str, m.Site]:
-        if name is None:
-            found = [(n, s) for n, s in self.plan.sites.items() if s.role == role]
-            if not found:
-                raise InputError(f"the plan has no {role} site", where=str(self.path))
-            return found[0]
-        if name not in self.plan.sites:
-            raise InputError(
-                f"unknown site {name!r} (the plan has: {', '.join(self.plan.sites)})",
-                where=str(self.path),
-            )
-        return name, self.plan.sites[name]
+class PlanContext(LoadedPlan):
+    """A loaded plan with what the actions reach through it: its sites' engines, its
+    repositories and its secrets."""
 
     def engine(self, name: str | None = None, role: str = "primary") -> DockerEngine:
         """The site's engine. Every command that reaches it first brings back the
@@ -88,9 +57,6 @@ class PlanContext:
                 " a cold backup that was killed had left them at 0 replicas\n"
             )
         return engine
-
-    def stack_name(self, site: m.Site) -> str:
-        return f"{site.stack_prefix}{self.name}"
 
     def repository(self, name: str | None = None) -> Repository:
         name = name or self.plan.primary_repository()
@@ -154,34 +120,6 @@ class PlanContext:
             for n, r in self.plan.repositories.items()
             if n != primary and r.role == "copy"
         ]
-
-    def graph(self) -> DependencyGraph:
-        return DependencyGraph.from_plan(self.plan)
-
-    def volume_name(self, stack: str, volume: str) -> str:
-        return f"{stack}_{volume}"
-
-    def mount_target(self, service: str, volume: str | None) -> str | None:
-        svc = self.compose.services.get(service)
-        if svc is None or volume is None:
-            return None
-        for mount in svc.mounts:
-            if mount.type == "volume" and mount.source == volume:
-                return posixpath.normpath(mount.target)
-        return None
-
-    def writers_of(self, volume: str) -> list[str]:
-        """Services mounting `volume`, dependents first (the order to quiesce them)."""
-        users = [
-            n
-            for n, s in self.compose.services.items()
-            if any(mt.type == "volume" and mt.source == volume for mt in s.mounts)
-        ]
-        height = self.graph().height()
-        return sorted(users, key=lambda n: -height.get(n, 0))
-
-    def images(self) -> list[str]:
-        return sorted({s.image for s in self.compose.services.values() if s.image})
 
 
 def resolve_secret(secret: m.Secret, *, base: Path, what: str, trusted: bool = True) -> str:

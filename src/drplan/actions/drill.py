@@ -74,6 +74,7 @@ from typing import Any
 
 import yaml
 
+from drplan.actions import recover as rc
 from drplan.actions.context import PlanContext
 from drplan.actions.resume import VOLUME as JOURNAL_VOLUME
 from drplan.errors import DrplanError, InputError, OperationError
@@ -81,15 +82,16 @@ from drplan.plan.graph import profile_services
 from drplan.plan.isolation import Shared, isolate_compose, shared_storage
 from drplan.platform import helper as helper_image
 from drplan.platform.docker import DockerEngine
+from drplan.reports import recovery as recovery_report
 from drplan.sources.volume import CACHE_VOLUME
 from drplan.store import manifest as mf
+from drplan.store import records
 from drplan.store.restic import LOCK_DIR, Repository
 
 MARKER_LABEL = "org.drplan.drill"
 STATE_LABEL = "org.drplan.drill.state"
 PLAN_LABEL = "org.drplan.plan"
 GWBRIDGE = "docker_gwbridge"
-HISTORY_LIMIT = 50
 STALE_FOREIGN_S = 6 * 3600
 
 
@@ -182,8 +184,6 @@ def drill_context(
     Returns the drill's PlanContext, {path to write: document} and what was isolated.
     Raises InputError before any change when the drill cannot be isolated.
     """
-    from drplan.actions import recover as rc  # (recover imports drill: a cycle to undo)
-
     originals = [yaml.safe_load((pc.dir / rel).read_text()) or {} for rel in pc.plan.stack.compose]
     isolated = isolate_compose(originals, services)
     private = Path(tempfile.mkdtemp(prefix=f"drplan-drill-{drill_id}-"))
@@ -451,8 +451,6 @@ def run_drill(
     on_bytes=lambda t, n: None,
     repo: Repository | None = None,
 ) -> DrillResult:
-    from drplan.actions import recover as rc
-    from drplan.reports import recovery as recovery_report
 
     site_name, site = pc.site(opts.site, role="recovery")
     try:
@@ -547,7 +545,7 @@ def run_drill(
         )
         record["isolated"] = [s.message for s in isolated]
         try:
-            record["recorded_as"] = record_drill(repo, pc, record)
+            record["recorded_as"] = records.record_drill(repo, pc.name, pc.host, record)
         except DrplanError as exc:
             record["recorded_as"] = None
             record["record_error"] = str(exc)
@@ -559,10 +557,8 @@ def run_drill(
 def _record(pc, marker, run, site, opts, started, t0, report, failure, td, digest, sig) -> dict:
     rto = (report or {}).get("rto") or {}
     rpo = (report or {}).get("rpo") or {}
-    from drplan.reports.recovery import rpo_objective
-
     rto_obj = rto.get("objective_s", pc.plan.objectives.rto)
-    rpo_obj = rpo.get("objective_s", rpo_objective(pc.plan, list(pc.plan.services)))
+    rpo_obj = rpo.get("objective_s", recovery_report.rpo_objective(pc.plan, list(pc.plan.services)))
     incident = mf.parse_time(started)
     rpo_s = rpo.get("measured_s", round((incident - mf.parse_time(run.rpo_point)).total_seconds()))
     steps = {
@@ -608,61 +604,3 @@ def _record(pc, marker, run, site, opts, started, t0, report, failure, td, diges
             "errors": td.errors,
         },
     }
-
-
-# -- history in the repository ----------------------------------------------------------------
-
-
-def drill_tags(plan: str, drill_id: str, passed: bool) -> list[str]:
-    return [
-        "drplan",
-        f"plan:{plan}",
-        "kind:drill",
-        f"drill:{drill_id}",
-        f"result:{'passed' if passed else 'failed'}",
-    ]
-
-
-def record_drill(repo: Repository, pc: PlanContext, record: dict) -> str:
-    summary = repo.backup_stream(
-        [json.dumps(record, indent=2).encode()],
-        filename="drill.json",
-        tags=drill_tags(pc.name, record["drill_id"], record["passed"]),
-        host=pc.host,
-        what=f"record of drill {record['drill_id']}",
-    )
-    return summary["snapshot_id"]
-
-
-def list_drills(repo: Repository, plan: str, limit: int = HISTORY_LIMIT) -> list[dict]:
-    """The plan's drill records, oldest first (the newest `limit`)."""
-    snaps = repo.snapshots(["drplan", f"plan:{plan}", "kind:drill"])
-    snaps.sort(key=lambda s: s.get("time", ""))
-    out = []
-    for snap in snaps[-limit:]:
-        data = repo.read_file(snap["id"], "/drill.json", what="reading a drill record")
-        try:
-            rec = json.loads(data)
-        except ValueError:
-            continue
-        rec["snapshot"] = snap.get("short_id", snap["id"][:8])
-        out.append(rec)
-    out.sort(key=lambda r: r.get("started_at", ""))
-    return out
-
-
-def step_history(
-    repo: Repository, plan: str, drills: list[dict] | None = None, newest: int = 5
-) -> dict[str, float]:
-    """{step id: seconds} measured by the newest drills (the newest value of each step)."""
-    if drills is None:
-        try:
-            drills = list_drills(repo, plan, limit=newest)
-        except DrplanError:
-            return {}
-    history: dict[str, float] = {}
-    for rec in drills[-newest:]:  # oldest first, so newer values win
-        for sid, s in (rec.get("steps") or {}).items():
-            if s.get("status") == "ok" and s.get("seconds") is not None:
-                history[sid] = float(s["seconds"])
-    return history

@@ -41,7 +41,7 @@ import tarfile
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -51,17 +51,19 @@ from drplan.actions import service_checks
 from drplan.actions.context import PlanContext
 from drplan.actions.resume import ResumeJournal, ResumeKey
 from drplan.errors import InputError, OperationError
-from drplan.executor import Event, Executor, Outcome, Task
+from drplan.executor import Event, Executor, Task
 from drplan.plan import model as m
-from drplan.plan.compose import long_port, published_by_service
+from drplan.plan.compose import published_by_service, zero_compose
 from drplan.plan.graph import profile_services
 from drplan.platform.docker import STACK_LABEL, DockerEngine
-from drplan.schedule import Estimator, Schedule, build_schedule
+from drplan.reports.recovery import Recovery
+from drplan.schedule import Estimator, build_schedule
 from drplan.schedule.steps import Step, StepKind, restores_into_server
 from drplan.sources import engine_for
 from drplan.sources import volume as vol
 from drplan.sources.base import SourceContext
 from drplan.store import manifest as mf
+from drplan.store import records
 from drplan.store.restic import Repository
 
 # idempotent steps that are cheap to redo and must hold again on resume
@@ -90,30 +92,6 @@ class RecoverOptions:
     # --trust-stored-plan: a plan read back from the repository may run its commands
     # (commands.recover loads it trusted); a local plan is always trusted
     trust_stored_plan: bool = False
-
-
-@dataclass
-class Recovery:
-    """What a recovery did: the report's raw material."""
-
-    plan: str
-    stack: str
-    site: str
-    run: mf.Manifest
-    profile: str
-    schedule: Schedule
-    started_at: str
-    finished_at: str = ""
-    outcomes: dict[str, Outcome] = field(default_factory=dict)
-    verification: dict[str, list[str]] = field(default_factory=dict)
-    resumed: bool = False
-    measured_rto_s: float | None = None
-    ok: bool = False
-    incident_at: str = ""
-    # the step durations the schedule was estimated from (a dry run prints that schedule)
-    history: dict[str, float] = field(default_factory=dict)
-    # what an untrusted stored plan would have run on this host (listed by a dry run)
-    not_run: list[str] = field(default_factory=list)
 
 
 def recover(
@@ -147,9 +125,7 @@ def recover(
         if k.startswith("backup:")
     }
     # steps timed by past drills are better still
-    from drplan.actions.drill import step_history
-
-    history.update(step_history(repo, pc.name))
+    history.update(records.step_history(repo, pc.name))
     schedule = build_schedule(pc.plan, profile=opts.profile, estimator=Estimator(history=history))
     prefix = site.stack_prefix if opts.prefix is None else opts.prefix
     stack = f"{prefix}{pc.name}"
@@ -601,52 +577,6 @@ class _Runner:
         for chunk in chunks:
             self.on_bytes(task_id, len(chunk))
             yield chunk
-
-
-def zero_compose(
-    data: dict, services: list[str], site, *, drop_ports: bool, isolate: bool = False
-) -> dict:
-    """A compose document defining `services` at zero replicas (the others removed).
-
-    `drop_ports`: a copy beside production (test, training, drill) must not take
-    production's published ports. `isolate`: external networks and volumes become the
-    copy's own, so it shares nothing with production.
-    """
-    services_doc = data.get("services") or {}
-    for name in list(services_doc):
-        if name not in services:
-            del services_doc[name]
-            continue
-        spec = services_doc[name] or {}
-        services_doc[name] = spec
-        deploy = spec.setdefault("deploy", {}) or {}
-        spec["deploy"] = deploy
-        if deploy.get("mode") != "global":
-            deploy["replicas"] = 0
-        override = site.services.get(name)
-        if drop_ports or isolate:
-            spec.pop("ports", None)
-        elif override and override.ports:
-            spec["ports"] = _override_ports(spec.get("ports", []), override.ports)
-        spec.pop("depends_on", None)
-    if isolate:
-        for key in ("networks", "volumes"):
-            for name, spec in list((data.get(key) or {}).items()):
-                if isinstance(spec, dict) and spec.get("external"):
-                    data[key][name] = {"driver": "overlay"} if key == "networks" else {}
-    return data
-
-
-def _override_ports(ports: list, mapping: dict[int, int]) -> list:
-    """Publish container port `target` on host port `mapping[target]` (the site's
-    `ports: {target: published}`); the other entries are kept as written."""
-    out = []
-    for entry in ports:
-        long = long_port(entry)
-        if long is not None and isinstance(long.get("target"), int) and long["target"] in mapping:
-            entry = {**long, "published": mapping[long["target"]]}
-        out.append(entry)
-    return out
 
 
 def load_run_config(repo: Repository, run: mf.Manifest, into: Path) -> Path:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import random
 from datetime import datetime
 
@@ -11,6 +10,7 @@ from drplan.actions.context import PlanContext
 from drplan.errors import InputError, OperationError
 from drplan.sources import engine_for
 from drplan.store import manifest as mf
+from drplan.store import records
 from drplan.store.restic import Repository
 
 
@@ -172,23 +172,5 @@ def check(
         "checked_at": mf.utc_now(),
         "read_data_subset": read_data_subset,
     }
-    record_check(pc, repo, result)
+    records.record_check(repo, pc.name, pc.host, result)
     return result
-
-
-def record_check(pc: PlanContext, repo, result: dict) -> str:
-    """Keep the check's outcome in the repository beside the runs, where `drplan status`
-    (and whoever holds the repository after a disaster) finds it."""
-    summary = repo.backup_stream(
-        [json.dumps(result, indent=2).encode()],
-        filename="check.json",
-        tags=[
-            "drplan",
-            f"plan:{pc.name}",
-            "kind:check",
-            f"result:{'ok' if result['ok'] else 'failed'}",
-        ],
-        host=pc.host,
-        what=f"recording the check of {pc.name}",
-    )
-    return summary["snapshot_id"]

@@ -11,6 +11,7 @@ from drplan.actions import drill as dr
 from drplan.actions.context import PlanContext
 from drplan.errors import DrplanError
 from drplan.store import manifest as mf
+from drplan.store import records
 
 
 def gather(pc: PlanContext, now: datetime | None = None) -> dict:
@@ -25,11 +26,9 @@ def gather(pc: PlanContext, now: datetime | None = None) -> dict:
         repo.open()
         health["opens"] = True
         runs = [m for _, m in mf.list_runs(repo, pc.name)]
-        drills = dr.list_drills(repo, pc.name)
+        drills = records.list_drills(repo, pc.name)
         health["reachable_s"] = round(time.monotonic() - t0, 3)
-        checks = repo.snapshots(["drplan", f"plan:{pc.name}", "kind:check"])
-        health["last_check"] = checks[-1]["time"] if checks else None
-        health["last_check_ok"] = "result:ok" in (checks[-1].get("tags") or []) if checks else None
+        health["last_check"], health["last_check_ok"] = records.last_check(repo, pc.name)
     except DrplanError as exc:
         health["opens"] = False
         health["error"] = str(exc)

@@ -12,6 +12,7 @@ from drplan.commands.progress import StepProgress
 from drplan.errors import OperationError
 from drplan.reports import drill as report
 from drplan.reports import recovery as recovery_report
+from drplan.store import records
 
 
 def run_drill_cmd(
@@ -70,7 +71,7 @@ def run_drills(plan: str, *, as_json: bool, out) -> int:
     pc = load_plan(plan)
     repo = pc.repository()
     repo.open()
-    data = report.history(dr.list_drills(repo, pc.name))
+    data = report.history(records.list_drills(repo, pc.name))
     if as_json:
         out(json.dumps({"plan": pc.name, **data}, indent=2))
     else:

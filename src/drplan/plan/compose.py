@@ -228,3 +228,49 @@ def published_by_service(document: dict) -> list[tuple[str, int]]:
         for name, spec in services.items()
         for port in published_ports((spec or {}).get("ports") or [])
     ]
+
+
+def zero_compose(
+    data: dict, services: list[str], site, *, drop_ports: bool, isolate: bool = False
+) -> dict:
+    """A compose document defining `services` at zero replicas (the others removed).
+
+    `drop_ports`: a copy beside production (test, training, drill) must not take
+    production's published ports. `isolate`: external networks and volumes become the
+    copy's own, so it shares nothing with production.
+    """
+    services_doc = data.get("services") or {}
+    for name in list(services_doc):
+        if name not in services:
+            del services_doc[name]
+            continue
+        spec = services_doc[name] or {}
+        services_doc[name] = spec
+        deploy = spec.setdefault("deploy", {}) or {}
+        spec["deploy"] = deploy
+        if deploy.get("mode") != "global":
+            deploy["replicas"] = 0
+        override = site.services.get(name)
+        if drop_ports or isolate:
+            spec.pop("ports", None)
+        elif override and override.ports:
+            spec["ports"] = _override_ports(spec.get("ports", []), override.ports)
+        spec.pop("depends_on", None)
+    if isolate:
+        for key in ("networks", "volumes"):
+            for name, spec in list((data.get(key) or {}).items()):
+                if isinstance(spec, dict) and spec.get("external"):
+                    data[key][name] = {"driver": "overlay"} if key == "networks" else {}
+    return data
+
+
+def _override_ports(ports: list, mapping: dict[int, int]) -> list:
+    """Publish container port `target` on host port `mapping[target]` (the site's
+    `ports: {target: published}`); the other entries are kept as written."""
+    out = []
+    for entry in ports:
+        long = long_port(entry)
+        if long is not None and isinstance(long.get("target"), int) and long["target"] in mapping:
+            entry = {**long, "published": mapping[long["target"]]}
+        out.append(entry)
+    return out

@@ -17,10 +17,11 @@ import posixpath
 from dataclasses import dataclass
 from typing import Any
 
+from drplan import labels
 from drplan.errors import InputError
 from drplan.plan.compose import _mount as parse_mount
 
-BIND_VOLUME_LABEL = "org.drplan.drill.bind"
+BIND_VOLUME_LABEL = labels.DRILL_BIND
 RUNTIME_DIRS = ("/run", "/var/run")
 COPYABLE_MOUNTS = ("volume", "bind", "tmpfs")
 

@@ -21,13 +21,13 @@ from dataclasses import dataclass
 import docker
 import docker.errors
 
-from drplan import owner, process
+from drplan import labels, owner, process
 from drplan.errors import OperationError
 from drplan.platform import image_archive
 
-HELPER_LABEL = "org.drplan.helper"
-OWNER_LABEL = owner.OWNER_LABEL
-SCALED_LABEL = "org.drplan.scaled-down-from"
+HELPER_LABEL = labels.HELPER
+OWNER_LABEL = labels.OWNER
+SCALED_LABEL = labels.SCALED_DOWN_FROM
 _STDERR = 2
 STACK_LABEL = "com.docker.stack.namespace"
 SERVICE_LABEL = "com.docker.swarm.service.name"

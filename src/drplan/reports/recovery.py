@@ -4,17 +4,43 @@ a Gantt chart of what actually happened."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from datetime import datetime
 from importlib import resources
 
 import jinja2
 
-from drplan.actions.recover import Recovery
+from drplan.errors import InputError
+from drplan.executor import Outcome
 from drplan.plan import model as m
 from drplan.plan.units import format_duration
 from drplan.schedule import Schedule
 from drplan.schedule.gantt import render_gantt
 from drplan.store import manifest as mf
+
+
+@dataclass
+class Recovery:
+    """What a recovery did: the report's raw material."""
+
+    plan: str
+    stack: str
+    site: str
+    run: mf.Manifest
+    profile: str
+    schedule: Schedule
+    started_at: str
+    finished_at: str = ""
+    outcomes: dict[str, Outcome] = field(default_factory=dict)
+    verification: dict[str, list[str]] = field(default_factory=dict)
+    resumed: bool = False
+    measured_rto_s: float | None = None
+    ok: bool = False
+    incident_at: str = ""
+    # the step durations the schedule was estimated from (a dry run prints that schedule)
+    history: dict[str, float] = field(default_factory=dict)
+    # what an untrusted stored plan would have run on this host (listed by a dry run)
+    not_run: list[str] = field(default_factory=list)
 
 
 def rpo_objective(plan: m.Plan, services: list[str]) -> float | None:
@@ -136,8 +162,6 @@ def parse_incident(value: str | None) -> datetime | None:
     try:
         return mf.parse_time(value)
     except ValueError:
-        from drplan.errors import InputError
-
         raise InputError(
             f"--incident-at {value!r} is not an ISO 8601 time (e.g. 2026-11-23T03:10:00Z)"
         ) from None

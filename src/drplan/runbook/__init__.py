@@ -32,10 +32,9 @@ import jinja2
 import yaml
 from markupsafe import Markup
 
-from drplan.actions.context import PlanContext
-from drplan.actions.drill import list_drills, step_history
-from drplan.actions.recover import zero_compose
 from drplan.errors import DrplanError, InputError
+from drplan.plan.compose import zero_compose
+from drplan.plan.loaded import LoadedPlan
 from drplan.plan.units import format_duration
 from drplan.runbook import output
 from drplan.runbook.quote import FENCE_LINE, code, md, sh
@@ -43,6 +42,7 @@ from drplan.runbook.shell import Generator
 from drplan.schedule import Estimator, build_schedule
 from drplan.schedule.gantt import render_gantt
 from drplan.store import manifest as mf
+from drplan.store.records import list_drills, step_history
 from drplan.store.restic import Repository
 
 ROLE_TITLES = {
@@ -107,7 +107,7 @@ def _compose_names(rels: list[str]) -> list[str]:
     return names
 
 
-def _people(pc: PlanContext, role: str) -> list[dict]:
+def _people(pc: LoadedPlan, role: str) -> list[dict]:
     cell = pc.plan.crisis_cell
     if cell is None:
         return []
@@ -120,7 +120,7 @@ def _people(pc: PlanContext, role: str) -> list[dict]:
 
 
 def build(
-    pc: PlanContext,
+    pc: LoadedPlan,
     repo: Repository,
     *,
     site: str | None = None,

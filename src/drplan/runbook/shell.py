@@ -22,9 +22,9 @@ import posixpath
 from dataclasses import dataclass, field
 
 from drplan.actions import service_checks as chk
-from drplan.actions.context import PlanContext
 from drplan.errors import OperationError
 from drplan.plan import model as m
+from drplan.plan.loaded import LoadedPlan
 from drplan.runbook.quote import (
     my_ident,
     my_table,
@@ -69,7 +69,7 @@ TCP_HEREDOC = heredoc("DRPLAN_TCP", chk.TCP_SCRIPT.strip())
 class Generator:
     def __init__(
         self,
-        pc: PlanContext,
+        pc: LoadedPlan,
         repo: Repository,
         run: mf.Manifest,
         site: m.Site,
