@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from drplan import __version__, process
+from drplan import labels as lbl
 from drplan.actions.context import PlanContext
 from drplan.errors import InputError, OperationError
 from drplan.executor import Event, Executor, Task
@@ -22,6 +23,7 @@ from drplan.interrupt import Interrupted, signals_stop
 from drplan.platform.docker import DockerEngine
 from drplan.sources import engine_for
 from drplan.sources.base import SourceContext
+from drplan.store import layout
 from drplan.store import manifest as mf
 from drplan.store.restic import Repository
 
@@ -46,7 +48,7 @@ def prepare_repository(pc: PlanContext, engine: DockerEngine, repo: Repository) 
     from this host or another, may be working right now.
     """
     repo.open()
-    engine.remove_helpers({"org.drplan.plan": pc.name})
+    engine.remove_helpers({lbl.PLAN: pc.name})
     repo.unlock()
 
 
@@ -115,7 +117,7 @@ def run_backup(
         tasks.append(Task("config", lambda: _config(pc, repo, run_id), kind="config"))
 
         def stop_steps() -> None:
-            engine.remove_helpers({"org.drplan.run": run_id}, only_dead=False)
+            engine.remove_helpers({lbl.RUN: run_id}, only_dead=False)
             process.kill_children()
 
         ex = Executor(tasks, workers=opts.workers, on_event=on_event, on_interrupt=stop_steps)
@@ -239,8 +241,8 @@ def _images(
         return ids, None, 0
     summary = repo.backup_stream(
         engine.save_images(names),
-        filename="images.tar",
-        tags=["drplan", f"plan:{pc.name}", f"run:{run_id}", "kind:images"],
+        filename=layout.IMAGES_FILE,
+        tags=layout.tags(pc.name, layout.Kind.IMAGES, run=run_id),
         host=pc.host,
         what="saving the stack's images",
     )
@@ -257,8 +259,8 @@ def _config(pc: PlanContext, repo: Repository, run_id: str) -> str:
             tar.add(pc.dir / rel, arcname=rel)
     summary = repo.backup_stream(
         [buf.getvalue()],
-        filename="config.tar",
-        tags=["drplan", f"plan:{pc.name}", f"run:{run_id}", "kind:config"],
+        filename=layout.CONFIG_FILE,
+        tags=layout.tags(pc.name, layout.Kind.CONFIG, run=run_id),
         host=pc.host,
         what="saving the plan and compose files",
     )

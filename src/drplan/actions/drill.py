@@ -74,6 +74,7 @@ from typing import Any
 
 import yaml
 
+from drplan import labels as lbl
 from drplan.actions import recover as rc
 from drplan.actions.context import PlanContext
 from drplan.actions.resume import VOLUME as JOURNAL_VOLUME
@@ -88,9 +89,9 @@ from drplan.store import manifest as mf
 from drplan.store import records
 from drplan.store.restic import LOCK_DIR, Repository
 
-MARKER_LABEL = "org.drplan.drill"
-STATE_LABEL = "org.drplan.drill.state"
-PLAN_LABEL = "org.drplan.plan"
+MARKER_LABEL = lbl.DRILL
+STATE_LABEL = lbl.DRILL_STATE
+PLAN_LABEL = lbl.PLAN
 GWBRIDGE = "docker_gwbridge"
 STALE_FOREIGN_S = 6 * 3600
 
@@ -296,7 +297,7 @@ def _journal(engine: DockerEngine, m: Marker, td: Teardown) -> None:
     c = engine.start_helper(
         image,
         mounts=[DockerEngine.volume_mount(JOURNAL_VOLUME, "/journal")],
-        labels={PLAN_LABEL: m.plan, "org.drplan.run": "drill-cleanup"},
+        labels=lbl.owned_by(m.plan, "drill-cleanup"),
         network="none",
     )
     try:

@@ -47,6 +47,7 @@ from pathlib import Path
 
 import yaml
 
+from drplan import labels as lbl
 from drplan.actions import service_checks
 from drplan.actions.context import PlanContext
 from drplan.actions.resume import ResumeJournal, ResumeKey
@@ -62,8 +63,8 @@ from drplan.schedule.steps import Step, StepKind, restores_into_server
 from drplan.sources import engine_for
 from drplan.sources import volume as vol
 from drplan.sources.base import SourceContext
+from drplan.store import layout, records
 from drplan.store import manifest as mf
-from drplan.store import records
 from drplan.store.restic import Repository
 
 # idempotent steps that are cheap to redo and must hold again on resume
@@ -147,7 +148,7 @@ def recover(
         return rec
     engine = DockerEngine(site_name, site.docker_host)
     # helpers of this plan still on the target belong to an interrupted attempt
-    engine.remove_helpers({"org.drplan.plan": pc.name})
+    engine.remove_helpers({lbl.PLAN: pc.name})
     key = ResumeKey(
         run_id=run.run_id, plan=pc.name, stack=stack, site=site_name, profile=rec.profile
     )
@@ -221,7 +222,7 @@ class _Runner:
         self.resuming = False
         # restores the resumed attempt's journal recorded as done (their data is kept)
         self.done: set[str] = set()
-        self.labels = {"org.drplan.plan": pc.name, "org.drplan.run": run.run_id}
+        self.labels = lbl.owned_by(pc.name, run.run_id)
 
     # -- safety -------------------------------------------------------------------------
 
@@ -590,7 +591,9 @@ def load_run_config(repo: Repository, run: mf.Manifest, into: Path) -> Path:
     """
     if not run.config_snapshot:
         raise OperationError(f"run {run.run_id} holds no plan", where=repo.where)
-    data = repo.read_file(run.config_snapshot, "/config.tar", what="reading the run's plan")
+    data = repo.read_file(
+        run.config_snapshot, "/" + layout.CONFIG_FILE, what="reading the run's plan"
+    )
     where = f"run {run.run_id}: config.tar"
     try:
         with tarfile.open(fileobj=io.BytesIO(data)) as tar:

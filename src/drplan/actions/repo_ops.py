@@ -5,20 +5,21 @@ from __future__ import annotations
 import random
 from datetime import datetime
 
+from drplan import labels as lbl
 from drplan.actions.backup import prepare_repository
 from drplan.actions.context import PlanContext
 from drplan.errors import InputError, OperationError
 from drplan.sources import engine_for
+from drplan.store import layout, records
 from drplan.store import manifest as mf
-from drplan.store import records
 from drplan.store.restic import Repository
 
 
 def _run_snapshots(repo: Repository, plan: str) -> dict[str, list[dict]]:
     """Snapshots of this plan grouped by run id."""
     runs: dict[str, list[dict]] = {}
-    for snap in repo.snapshots(["drplan", f"plan:{plan}"]):
-        run = next((t[4:] for t in snap.get("tags", []) if t.startswith("run:")), None)
+    for snap in repo.snapshots(layout.tags(plan)):
+        run = layout.tag(snap, "run")
         if run:
             runs.setdefault(run, []).append(snap)
     return runs
@@ -45,12 +46,12 @@ def copy_runs(pc: PlanContext) -> list[dict]:
                 already.append(m.run_id)
                 continue
             snaps = by_run.get(m.run_id, [])
-            data = [s["id"] for s in snaps if "kind:manifest" not in s.get("tags", [])]
+            data = [s["id"] for s in snaps if not layout.has(s, "kind", layout.Kind.MANIFEST)]
             # a reused images snapshot belongs to an earlier run: copy it too
             for ref in (m.images_snapshot,):
                 if ref and not any(d.startswith(ref) or ref.startswith(d) for d in data):
                     data.append(ref)
-            manifests = [s["id"] for s in snaps if "kind:manifest" in s.get("tags", [])]
+            manifests = [s["id"] for s in snaps if layout.has(s, "kind", layout.Kind.MANIFEST)]
             what = f"copy of run {m.run_id} to {target.name}"
             primary.copy_to(target, data, what=what)
             primary.copy_to(target, manifests, what=what)
@@ -154,7 +155,7 @@ def check(
                 repo,
                 rec,
                 engine=engine,
-                labels={"org.drplan.plan": pc.name, "org.drplan.run": "check"},
+                labels=lbl.owned_by(pc.name, "check"),
             )
             diffs = impl.compare(rec.fingerprint, stored)
         except OperationError as exc:

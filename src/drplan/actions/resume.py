@@ -21,6 +21,7 @@ import json
 import threading
 from dataclasses import asdict, dataclass
 
+from drplan import labels as lbl
 from drplan.executor import now_iso
 from drplan.platform import helper as helper_image
 from drplan.platform.docker import DockerEngine
@@ -57,11 +58,11 @@ class ResumeJournal:
         self.container = None
 
     def __enter__(self) -> ResumeJournal:
-        self.engine.create_volume(VOLUME, labels={"org.drplan.journal": "1"})
+        self.engine.create_volume(VOLUME, labels={lbl.JOURNAL: "1"})
         self.container = self.engine.start_helper(
             helper_image.ensure(self.engine),
             mounts=[DockerEngine.volume_mount(VOLUME, "/journal")],
-            labels={"org.drplan.plan": self.plan, "org.drplan.run": "journal"},
+            labels=lbl.owned_by(self.plan, "journal"),
         )
         return self
 

@@ -11,6 +11,7 @@ from typing import Protocol
 
 from drplan.plan import model as m
 from drplan.platform.docker import DockerEngine
+from drplan.store import layout
 from drplan.store.restic import Repository
 
 
@@ -60,14 +61,9 @@ class SourceContext:
         return f"{self.service}/{self.name}"
 
     def tags(self, kind: str) -> list[str]:
-        return [
-            "drplan",
-            f"plan:{self.plan_name}",
-            f"run:{self.run_id}",
-            f"kind:{kind}",
-            f"service:{self.service}",
-            f"source:{self.name}",
-        ]
+        return layout.tags(
+            self.plan_name, kind, run=self.run_id, service=self.service, source=self.name
+        )
 
     def container(self):
         """The running container of this source's service."""

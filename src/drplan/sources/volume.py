@@ -13,6 +13,7 @@ import contextlib
 import posixpath
 from collections.abc import Iterator
 
+from drplan import labels as lbl
 from drplan import owner
 from drplan.errors import InputError
 from drplan.platform import helper as helper_image
@@ -78,7 +79,7 @@ def is_empty(engine: DockerEngine, volume: str, labels: dict[str, str]) -> bool:
 
 def labels_of(ctx) -> dict[str, str]:
     """Labels of the helpers a data source starts (found again after a killed run)."""
-    return {"org.drplan.plan": ctx.plan_name, "org.drplan.run": ctx.run_id or "none"}
+    return lbl.owned_by(ctx.plan_name, ctx.run_id or "none")
 
 
 def put_file(ctx, rel: str, chunks, *, owner: str = "", drop: tuple[str, ...] = ()) -> None:

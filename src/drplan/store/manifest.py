@@ -29,6 +29,7 @@ from pydantic import AfterValidator, BaseModel, Field, ValidationError, field_va
 from drplan.errors import OperationError
 from drplan.plan.model import EngineName as EngineKind
 from drplan.plan.model import Method
+from drplan.store import layout
 from drplan.store.restic import Repository
 
 FORMAT = 1
@@ -187,20 +188,16 @@ def parse_time(value: str) -> datetime:
 
 
 def manifest_tags(plan: str, run_id: str, complete: bool) -> list[str]:
-    return [
-        "drplan",
-        f"plan:{plan}",
-        f"run:{run_id}",
-        "kind:manifest",
-        f"complete:{'yes' if complete else 'no'}",
-    ]
+    return layout.tags(
+        plan, layout.Kind.MANIFEST, run=run_id, complete="yes" if complete else "no"
+    )
 
 
 def write(repo: Repository, manifest: Manifest, host: str) -> str:
     data = manifest.model_dump_json(indent=2).encode()
     summary = repo.backup_stream(
         [data],
-        filename="manifest.json",
+        filename=layout.MANIFEST_FILE,
         tags=manifest_tags(manifest.plan, manifest.run_id, manifest.complete),
         host=host,
         what=f"manifest of run {manifest.run_id}",
@@ -210,7 +207,7 @@ def write(repo: Repository, manifest: Manifest, host: str) -> str:
 
 def list_runs(repo: Repository, plan: str | None = None) -> list[tuple[dict, Manifest]]:
     """Every run's (snapshot, manifest), oldest first."""
-    tags = ["drplan", "kind:manifest"] + ([f"plan:{plan}"] if plan else [])
+    tags = layout.tags(plan, layout.Kind.MANIFEST)
     runs = [(snap, read(repo, snap)) for snap in repo.snapshots(tags)]
     if any(snap.get("original") for snap, _ in runs):
         _localise(repo, plan, [m for _, m in runs])
@@ -233,7 +230,7 @@ def read(repo: Repository, snap: dict) -> Manifest:
     if cached is not None:
         with contextlib.suppress(OSError, ValueError):
             return Manifest.model_validate_json(cached.read_bytes())
-    data = repo.read_file(snap_id, "/manifest.json", what="reading a run manifest")
+    data = repo.read_file(snap_id, "/" + layout.MANIFEST_FILE, what="reading a run manifest")
     manifest = parse(data, where=f"{repo.where}, manifest snapshot {snap_id[:8]}")
     if cached is not None:
         _keep(cached, data)
@@ -280,7 +277,7 @@ def newest_complete(repo: Repository, plan: str) -> Iterator[Manifest]:
     A backup needs the newest run or two (parents, images), not every manifest ever kept:
     reading them all made each backup slower with every run in the repository.
     """
-    snaps = repo.snapshots(["drplan", "kind:manifest", f"plan:{plan}", "complete:yes"])
+    snaps = repo.snapshots(layout.tags(plan, layout.Kind.MANIFEST, complete="yes"))
     for snap in sorted(snaps, key=lambda s: s.get("time", ""), reverse=True):
         m = read(repo, snap)
         if m.complete:
@@ -297,7 +294,7 @@ def _localise(repo: Repository, plan: str | None, manifests: list[Manifest]) -> 
     from an off-site copy would find none of the snapshots it names.
     """
     local: dict[str, str] = {}
-    for snap in repo.snapshots(["drplan"] + ([f"plan:{plan}"] if plan else [])):
+    for snap in repo.snapshots(layout.tags(plan)):
         local[snap["id"]] = snap["id"]
         if snap.get("original"):
             local[snap["original"]] = snap["id"]
