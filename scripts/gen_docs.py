@@ -12,8 +12,9 @@ import json
 import sys
 from pathlib import Path
 
-from drplan.commands.schema import plan_schema, schema_text
 from drplan.plan.docs import render_reference
+from drplan.plan.schema import plan_schema, schema_text
+from drplan.sources import registry
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -35,9 +36,10 @@ def cli_reference() -> str:
 
 
 TARGETS = {
-    ROOT / "docs" / "plan.schema.json": schema_text,
+    # the engines are drplan.sources' own (the plan model knows none)
+    ROOT / "docs" / "plan.schema.json": lambda: schema_text(registry.names()),
     ROOT / "docs" / "plan-reference.md": lambda: render_reference(
-        json.loads(json.dumps(plan_schema()))
+        json.loads(json.dumps(plan_schema(registry.names())))
     ),
     ROOT / "docs" / "cli-reference.md": cli_reference,
 }

@@ -1,8 +1,15 @@
-"""The one door for subprocesses (restic, the docker CLI where the Engine API has no call).
+"""The one door for subprocesses (restic, the docker CLI where the Engine API has no call,
+secret and probe commands, ldd, rsvg-convert).
 
 Rules kept here so no caller can forget them: argv lists, never a shell string; secrets
-only through the environment (never argv); the exit status and stderr always checked; a
-failure raises :class:`OperationError` naming the command (without its secret values).
+only through the environment (never argv); every child in a process group of its own,
+killed whole at its timeout (a grandchild holding the pipes would otherwise hang the
+wait); the exit status and stderr always checked. :func:`run` raises
+:class:`OperationError` naming the command; :func:`capture` returns a :class:`Finished`
+saying how it ended (exit status, or why there is none), for callers whose failures are
+answers (a probe) or their own kind of error (a secret command is the user's input).
+Messages name the command by its first words only (`shown`), never its output unless
+asked: a secret command's stdout is the secret.
 """
 
 from __future__ import annotations
@@ -15,13 +22,152 @@ import signal
 import subprocess
 import threading
 import weakref
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Literal
 
-from drplan.errors import OperationError
+from drplan.errors import DrplanError, OperationError
+
+# re-exported so callers of `start` need not import subprocess themselves
+PIPE = subprocess.PIPE
+DEVNULL = subprocess.DEVNULL
+Completed = subprocess.CompletedProcess
+
+Unfinished = Literal["not-found", "not-executable", "cannot-start", "timeout"]
 
 
-def _describe(argv: list[str]) -> str:
-    return shlex.join(argv[:6]) + (" ..." if len(argv) > 6 else "")
+def _describe(argv: Sequence[str], shown: int = 6) -> str:
+    return shlex.join(argv[:shown]) + (" ..." if len(argv) > shown else "")
+
+
+@dataclass(frozen=True)
+class Finished:
+    """How a command run by :func:`capture` ended."""
+
+    argv: tuple[str, ...]
+    code: int | None
+    """Its exit status; None when it could not start or did not finish in time."""
+    stdout: bytes
+    stderr: bytes
+    why: Unfinished | None = None
+    """Why there is no exit status."""
+    problem: str | None = None
+    """The same in words: "not installed or not on PATH", "timed out after 30s"..."""
+    shown: int = 6
+    """How many words of argv messages show."""
+
+    @property
+    def ok(self) -> bool:
+        return self.problem is None and self.code == 0
+
+    @property
+    def text(self) -> str:
+        """stdout as text (undecodable bytes replaced)."""
+        return self.stdout.decode(errors="replace")
+
+    def failure(self, *, output: bool = True) -> str | None:
+        """What went wrong, naming the command; None when it exited 0. With `output`
+        False the message leaves out what the command printed."""
+        name = _describe(self.argv, self.shown)
+        if self.problem is not None:
+            return f"{name}: {self.problem}"
+        if self.code == 0:
+            return None
+        said = (tail(self.stderr) or tail(self.stdout)) if output else ""
+        return f"{name} exited with status {self.code}" + (f": {said}" if said else "")
+
+    def check(
+        self,
+        *,
+        what: str | None = None,
+        error: type[DrplanError] = OperationError,
+        output: bool = True,
+    ) -> Finished:
+        """Itself when the command exited 0; else raise `error` (where=`what`)."""
+        message = self.failure(output=output)
+        if message is not None:
+            raise error(message, where=what)
+        return self
+
+
+def capture(
+    argv: Sequence[str],
+    *,
+    timeout: float | None,
+    input: bytes | None = None,
+    env: Mapping[str, str] | None = None,
+    inherit_env: bool = True,
+    terminal: bool = False,
+    shown: int = 6,
+) -> Finished:
+    """Run argv to completion with its output captured; never raise for the command's
+    own failure (not installed, not executable, timed out, non-zero exit): the result
+    says which, and `Finished.check` turns it into an error when the caller wants one.
+
+    `timeout` None means none: only for a command that cannot stall (give one otherwise).
+    `env` is added to this process's environment, or is the whole environment with
+    `inherit_env` False. With `terminal` the command keeps drplan's standard input and
+    controlling terminal, so it may prompt (a secret command calling sudo or gpg); it
+    then stays in drplan's process group and only it is killed at its timeout. Without
+    `terminal`, stdin is `input` or nothing, and at its timeout its whole process group
+    is killed.
+    """
+    argv = list(argv)
+    full_env = {**(os.environ if inherit_env else {}), **(env or {})}
+
+    def ended(
+        code: int | None, out: bytes, err: bytes, why: Unfinished | None, problem: str | None
+    ) -> Finished:
+        return Finished(tuple(argv), code, out, err, why, problem, shown)
+
+    def unstarted(why: Unfinished, problem: str) -> Finished:
+        return ended(None, b"", b"", why, problem)
+
+    if terminal:
+        stdin = subprocess.PIPE if input is not None else None
+    else:
+        stdin = subprocess.PIPE if input is not None else subprocess.DEVNULL
+    try:
+        proc = subprocess.Popen(
+            argv,
+            stdin=stdin,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=full_env,
+            start_new_session=not terminal,
+        )
+    except FileNotFoundError:
+        return unstarted("not-found", "not installed or not on PATH")
+    except PermissionError:
+        return unstarted("not-executable", "not executable")
+    except OSError as exc:
+        return unstarted("cannot-start", f"cannot be started ({exc.strerror or exc})")
+    with _children_lock:
+        _children.add(proc)
+    try:
+        out, err = proc.communicate(input, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        kill_tree(proc)
+        out, err = _leftovers(proc)
+        return ended(None, out, err, "timeout", f"timed out after {timeout:g}s")
+    except BaseException:
+        kill_tree(proc)
+        raise
+    return ended(proc.returncode, out, err, None, None)
+
+
+def _leftovers(proc: subprocess.Popen[bytes]) -> tuple[bytes, bytes]:
+    """What a killed child had printed. A grandchild outside its process group may still
+    hold the pipes open: after a short wait they are closed rather than waited for."""
+    try:
+        return proc.communicate(timeout=5)
+    except subprocess.TimeoutExpired:
+        for pipe in (proc.stdin, proc.stdout, proc.stderr):
+            if pipe is not None:
+                with contextlib.suppress(OSError):
+                    pipe.close()
+        proc.wait()
+        return b"", b""
 
 
 def run(
@@ -42,35 +188,20 @@ def run(
     a process group of its own: at its timeout the whole group is killed (restic's ssh
     child too, which would otherwise keep its pipes open and hang the wait).
     """
-    full_env = {**(os.environ if inherit_env else {}), **(env or {})}
-    try:
-        proc = subprocess.Popen(
-            argv,
-            stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            env=full_env,
-            start_new_session=True,
-        )
-    except FileNotFoundError as exc:
-        raise OperationError(f"{argv[0]} is not installed or not on PATH", where=what) from exc
-    with _children_lock:
-        _children.add(proc)
-    try:
-        out, err = proc.communicate(input, timeout=timeout)
-    except subprocess.TimeoutExpired as exc:
-        kill_tree(proc)
-        proc.communicate()
+    done = capture(argv, timeout=timeout, input=input, env=env, inherit_env=inherit_env)
+    if done.why == "not-found":
+        raise OperationError(f"{argv[0]} is not installed or not on PATH", where=what)
+    if done.why == "timeout":
         raise OperationError(
             f"{_describe(argv)} did not finish within {timeout:.0f}s (stalled?)", where=what
-        ) from exc
-    except BaseException:
-        kill_tree(proc)
-        raise
-    result = subprocess.CompletedProcess(argv, proc.returncode, out, err)
-    if check and proc.returncode != 0:
+        )
+    if done.code is None:
+        raise OperationError(done.failure() or "did not run", where=what)
+    result = subprocess.CompletedProcess(argv, done.code, done.stdout, done.stderr)
+    if check and done.code != 0:
         raise OperationError(
-            f"{_describe(argv)} exited with status {proc.returncode}: {tail(err) or tail(out)}",
+            f"{_describe(argv)} exited with status {done.code}: "
+            f"{tail(done.stderr) or tail(done.stdout)}",
             where=what,
         )
     return result

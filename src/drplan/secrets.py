@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import os
 import shlex
-import subprocess
 from pathlib import Path
 
+from drplan import process
 from drplan.errors import InputError
 from drplan.plan.model import Secret
 
@@ -32,16 +32,20 @@ def resolve(secret: Secret, *, base: Path, what: str) -> str:
         return lines[0]
     assert secret.command
     try:
-        proc = subprocess.run(
-            shlex.split(secret.command), capture_output=True, text=True, timeout=60, check=False
-        )
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        raise InputError(f"secret command failed: {exc}", where=what) from exc
-    if proc.returncode != 0:
-        raise InputError(f"secret command exited with status {proc.returncode}", where=what)
+        argv = shlex.split(secret.command)
+    except ValueError as exc:
+        raise InputError(f"cannot split the secret command into words: {exc}", where=what) from None
+    if not argv:
+        raise InputError("the secret command is empty", where=what)
+    # it may prompt (sudo, gpg): it keeps the terminal. Messages name its program only
+    # and never what it printed (its stdout is the secret; stderr is discarded, as the
+    # user guide says)
+    done = process.capture(argv, timeout=60, terminal=True, shown=1)
+    done.check(what=what, error=InputError, output=False)
     # the secret is the first line, as for {file:}: a blank first line is an error, not an
     # empty password taken while the secret sits on a later line
-    first = proc.stdout.splitlines()[0] if proc.stdout else ""
+    text = done.text
+    first = text.splitlines()[0] if text else ""
     if not first.strip():
         raise InputError("secret command printed no secret on its first line", where=what)
     return first

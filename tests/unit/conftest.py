@@ -8,7 +8,7 @@ import pytest
 from typer.testing import CliRunner
 
 from drplan.crisis import cell
-from tests.unit.crisis_helpers import Clock, crisis_plan
+from tests.unit.crisis_helpers import Clock, crisis_context, crisis_plan
 
 
 @pytest.fixture
@@ -25,4 +25,4 @@ def clock() -> Clock:
 @pytest.fixture
 def ctx(tmp_path: Path, clock: Clock) -> cell.Context:
     """A crisis cell on a fresh plan."""
-    return cell.load_context(str(crisis_plan(tmp_path)), clock=clock)
+    return crisis_context(str(crisis_plan(tmp_path)), clock=clock)

@@ -37,6 +37,14 @@ ACTIVATION = """\
 """
 
 
+def crisis_context(plan_path: str | Path, journal: str | None = None, **kw: object):
+    """The crisis cell of a plan file, loaded as `drplan crisis` loads it."""
+    from drplan.actions.context import load_plan
+    from drplan.crisis import cell
+
+    return cell.open_context(load_plan(plan_path).plan, plan_path, journal, **kw)
+
+
 def crisis_plan(tmp_path: Path, activation: str = ACTIVATION) -> Path:
     return write_stack(tmp_path, PLAN + CELL.replace("{activation}", activation.rstrip("\n")))
 

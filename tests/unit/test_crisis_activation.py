@@ -12,11 +12,11 @@ from drplan.crisis.activation import Observations, evaluate, verdict
 from drplan.crisis.export import export_markdown
 from drplan.errors import InputError
 from drplan.schedule.dag import build_schedule
-from tests.unit.crisis_helpers import Clock, crisis_plan, open_quietly
+from tests.unit.crisis_helpers import Clock, crisis_context, crisis_plan, open_quietly
 
 
 def results_for(tmp_path: Path, activation: str, obs: Observations) -> list:
-    ctx = cell.load_context(str(crisis_plan(tmp_path, activation)))
+    ctx = crisis_context(str(crisis_plan(tmp_path, activation)))
     return evaluate(ctx.plan, obs)
 
 
@@ -121,7 +121,7 @@ def test_verdict() -> None:
 
 
 def test_activation_recorded_in_journal(tmp_path: Path) -> None:
-    ctx = cell.load_context(str(crisis_plan(tmp_path)), clock=Clock())
+    ctx = crisis_context(str(crisis_plan(tmp_path)), clock=Clock())
     _, activation = cell.open_crisis(
         ctx,
         role="direction",
@@ -137,7 +137,7 @@ def test_activation_recorded_in_journal(tmp_path: Path) -> None:
 class TestEta:
     def test_from_open_then_from_start_recovery(self, tmp_path: Path) -> None:
         clock = Clock("2024-06-03T08:00:00+00:00")
-        ctx = cell.load_context(str(crisis_plan(tmp_path)), clock=clock)
+        ctx = crisis_context(str(crisis_plan(tmp_path)), clock=clock)
         open_quietly(ctx)
         full = build_schedule(ctx.plan).estimated_rto_s
         exams = build_schedule(ctx.plan, "exams").estimated_rto_s
@@ -167,14 +167,14 @@ class TestEta:
 
     def test_overdue(self, tmp_path: Path) -> None:
         clock = Clock()
-        ctx = cell.load_context(str(crisis_plan(tmp_path)), clock=clock)
+        ctx = crisis_context(str(crisis_plan(tmp_path)), clock=clock)
         open_quietly(ctx)
         clock.advance(days=2)
         entry = cell.status(ctx, role="communication", author="comms")
         assert "passed at" in entry["text"] and "new estimate" in entry["text"]
 
     def test_unknown_profile(self, tmp_path: Path) -> None:
-        ctx = cell.load_context(str(crisis_plan(tmp_path)), clock=Clock())
+        ctx = crisis_context(str(crisis_plan(tmp_path)), clock=Clock())
         open_quietly(ctx)
         with pytest.raises(InputError, match="unknown profile 'nope'"):
             cell.decide(
@@ -195,7 +195,7 @@ def _ts(clock: Clock, offset_s: float) -> str:
 
 def test_export_markdown(tmp_path: Path) -> None:
     clock = Clock("2024-06-03T08:00:00+00:00")
-    ctx = cell.load_context(str(crisis_plan(tmp_path)), clock=clock)
+    ctx = crisis_context(str(crisis_plan(tmp_path)), clock=clock)
     cell.open_crisis(
         ctx,
         role="direction",

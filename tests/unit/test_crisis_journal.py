@@ -13,7 +13,13 @@ from drplan.crisis import cell
 from drplan.crisis.activation import Observations
 from drplan.crisis.journal import entry_hash, serialise
 from drplan.errors import InputError, OperationError
-from tests.unit.crisis_helpers import Clock, crisis_plan, open_quietly, run_cli
+from tests.unit.crisis_helpers import (
+    Clock,
+    crisis_context,
+    crisis_plan,
+    open_quietly,
+    run_cli,
+)
 
 
 def full_crisis(ctx: cell.Context, clock: Clock) -> None:
@@ -89,7 +95,7 @@ def test_plan_change_is_a_note_not_a_break(ctx: cell.Context, clock: Clock, tmp_
     full_crisis(ctx, clock)
     plan = tmp_path / "plan.yml"
     plan.write_text(plan.read_text() + "\n# edited\n")
-    ctx2 = cell.load_context(str(plan))
+    ctx2 = crisis_context(str(plan))
     result = cell.verify(ctx2)
     assert result.ok
     assert any("plan file has changed" in n for n in result.notes)
@@ -312,7 +318,7 @@ class TestRulesAndErrors:
         from tests.unit.plan_helpers import write_stack
 
         with pytest.raises(InputError, match="no crisis_cell"):
-            cell.load_context(str(write_stack(tmp_path)))
+            crisis_context(str(write_stack(tmp_path)))
 
 
 class TestCli:
@@ -462,12 +468,13 @@ def test_concurrent_writers_keep_one_chain(tmp_path: Path) -> None:
     import sys
 
     plan = crisis_plan(tmp_path)
-    ctx = cell.load_context(str(plan))
+    ctx = crisis_context(str(plan))
     open_quietly(ctx)
     script = (
         "import sys\n"
         "from drplan.crisis import cell\n"
-        "ctx = cell.load_context(sys.argv[1])\n"
+        "from drplan.actions.context import load_plan\n"
+        "ctx = cell.open_context(load_plan(sys.argv[1]).plan, sys.argv[1])\n"
         "for i in range(8):\n"
         "    cell.log(ctx, role='user_support', author='desk', text=f'{sys.argv[2]}-{i}')\n"
     )

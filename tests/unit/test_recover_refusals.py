@@ -26,7 +26,7 @@ from drplan.actions import resume as jmod
 from drplan.actions.context import load_plan
 from drplan.actions.resume import ResumeJournal
 from drplan.errors import InputError
-from drplan.platform.docker import STACK_LABEL, ExecResult
+from drplan.platform.docker import STACK_LABEL, Container, ExecResult, SwarmService
 from drplan.schedule.steps import Step, StepKind
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -40,18 +40,14 @@ NEW = "sha256:" + "1" * 64
 # -- a fake target engine ------------------------------------------------------------------
 
 
-class FakeService:
-    def __init__(self, stack: str, name: str, replicas: int = 1, image: str = APP) -> None:
-        self.name = f"{stack}_{name}"
-        self.id = self.name
-        self.attrs = {
-            "Spec": {
-                "Name": self.name,
-                "Labels": {STACK_LABEL: stack},
-                "Mode": {"Replicated": {"Replicas": replicas}},
-                "TaskTemplate": {"ContainerSpec": {"Image": image}},
-            }
-        }
+def FakeService(stack: str, name: str, replicas: int = 1, image: str = APP) -> SwarmService:
+    return SwarmService(
+        id=f"{stack}_{name}",
+        name=f"{stack}_{name}",
+        replicas=replicas,
+        image=image.split("@", 1)[0],
+        labels={STACK_LABEL: stack},
+    )
 
 
 class FakeEngine:
@@ -72,17 +68,25 @@ class FakeEngine:
         self.loaded = False
         self.archive = {APP: NEW}
         self.writes: list[str] = []  # anything that changes the target's data
-        self.api = SimpleNamespace(
-            containers=lambda all=False, filters=None: list(self.plain_containers),
-            services=lambda: [s.attrs for s in self.all_services],
-        )
+
+    def all_containers(self):
+        return [
+            Container(c["Names"][0], c["Names"][0].lstrip("/"), c["ImageID"], labels=c["Labels"])
+            for c in self.plain_containers
+        ]
+
+    def swarm_services(self):
+        return list(self.all_services)
 
     # journal helper
     def remove_helpers(self, labels):
         return 0
 
     def start_helper(self, image, **kw):
-        return SimpleNamespace(id="helper", remove=lambda force=False: None)
+        return Container("helper", "helper")
+
+    def remove_container(self, container):
+        pass
 
     def exec_run(self, container, argv, *, what, env=None, check=True):
         if argv[0] == "rm":
@@ -559,12 +563,13 @@ def _stored_plan(plan_dir: Path, canary: Path) -> bytes:
 def stored(monkeypatch, plan_dir, tmp_path):
     """`recover --repo` against a fake repository holding the stored plan; the engine
     must never be reached."""
-    from drplan.commands import recover as cmd
+    from drplan.actions import recovery_source as source
+    from drplan.cli import recover as cmd
 
     canary = tmp_path / "CANARY"
     repo = FakeRepo(_stored_plan(plan_dir, canary))
-    monkeypatch.setattr(cmd, "repository_from_url", lambda *a: repo)
-    monkeypatch.setattr(cmd.mf, "find_run", lambda *a, **k: fake_run())
+    monkeypatch.setattr(source, "repository_from_url", lambda *a: repo)
+    monkeypatch.setattr(source.mf, "find_run", lambda *a, **k: fake_run())
     import drplan.store.records as records
 
     monkeypatch.setattr(records, "step_history", lambda *a, **k: {})

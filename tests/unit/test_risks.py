@@ -76,6 +76,9 @@ def test_json(plan, capsys: pytest.CaptureFixture[str]) -> None:
     }
     link = next(r for r in data["risks"] if r["id"] == "network-loss")
     assert link["triggers_plan"] is False and link["level"] == "high"
+    fire = next(r for r in data["risks"] if r["id"] == "dc-fire")
+    assert fire["mitigation"] == "second datacenter at Illkirch, off-site copy"
+    assert "description" in fire  # the scenario, shown with the mitigation in the text table
     assert data["summary"] == {
         "risks": 7,
         "trigger_plan": 6,
@@ -88,6 +91,7 @@ def test_text(capsys: pytest.CaptureFixture[str]) -> None:
     assert code == 0
     assert "★ dc-fire" in out and "network-loss" in out and "★ network-loss" not in out
     assert "very high" in out and "critical" in out
+    assert "mitigation" in out  # the scenario / mitigation column
 
 
 def test_invalid_plan(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -126,3 +126,25 @@ def test_html_is_one_file_and_the_chart_renders(tmp_path):
     stats = png_stats(svg_to_png((out / "gantt.svg").read_text(), tmp_path / "g.png"))
     assert stats.width > 600 and stats.height > 300 and stats.colours > 8
     assert 0.02 < stats.ink < 0.95
+
+
+def test_what_the_plan_says_of_services_sources_and_people_is_in_the_runbook(tmp_path):
+    """Descriptions and contacts are read by the runbook (the schema-walk rule), and an
+    operator finds them in both the Markdown and the HTML runbooks."""
+
+    def edit(plan):
+        plan["services"]["db"]["description"] = "Exam grades, PostgreSQL 15"
+        first = next(iter(plan["services"]["db"]["data"]))
+        plan["services"]["db"]["data"][first]["description"] = "every exam since 2019"
+        plan["repositories"]["local"]["description"] = "vault in building C"
+        ada = plan["crisis_cell"]["people"]["ada"]
+        ada.update(organisation="DNum infrastructure", chat="#dr-room")
+
+    _, out = _book(tmp_path, edit)
+    index = (out / "README.md").read_text() if (out / "README.md").exists() else ""
+    index = index or next(p.read_text() for p in out.glob("*.md") if "Crisis cell" in p.read_text())
+    html = (out / "runbook.html").read_text()
+    for text in (index, html):
+        for value in ("Exam grades, PostgreSQL 15", "every exam since 2019", "DNum infrastructure"):
+            assert value in text
+    assert "#dr-room" in html and "vault in building C" in index

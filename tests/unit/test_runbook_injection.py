@@ -34,6 +34,7 @@ from markdown_it import MarkdownIt
 from drplan import runbook as rb
 from drplan.errors import DrplanError, InputError, OperationError
 from drplan.runbook import quote
+from drplan.sources import mariadb, postgresql
 from drplan.store import manifest as mf
 from drplan.store.restic import Repository
 from tests.unit.drill_helpers import campus_plan
@@ -460,19 +461,22 @@ def _check(calls, envs, mp, book, repo, v, *, local: bool, images: bool):
             "-X",
             "-At",
             f"--username={v['pg_user']}",
-            f"--dbname={quote.pg_dbname(v['pg_db'])}",
+            f"--dbname={postgresql.conninfo(v['pg_db'])}",
             f"--command={v['sql_query']}",
         ]
     )
-    called(
+    called(  # the image's client, mariadb or mysql, chosen in the container
         [
             "docker",
             "exec",
             "c0ffee",
-            "mariadb",
+            "sh",
+            "-c",
+            mariadb.CLIENT,
+            "sh",
+            f"--user={v['maria_user']}",
             "-N",
             "-B",
-            f"--user={v['maria_user']}",
             f"--database={v['maria_db']}",
             "--execute=SELECT 1",
         ]
@@ -498,7 +502,7 @@ def _check(calls, envs, mp, book, repo, v, *, local: bool, images: bool):
         "c0ffee",
         "sh",
         "-c",
-        'exec "$(command -v mariadb || command -v mysql)" "$@"',
+        mariadb.CLIENT,
         "sh",
         f"--user={v['maria_user']}",
     ]
@@ -546,6 +550,7 @@ def _rotated(k: int) -> dict[str, str]:
     return v
 
 
+@pytest.mark.slow  # seconds of runbook generation and bash runs per example
 @settings(max_examples=4, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
 @given(
     values=st.fixed_dictionaries(

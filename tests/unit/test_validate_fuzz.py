@@ -13,6 +13,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -20,6 +21,9 @@ from plan_helpers import COMPOSE, PLAN, PROBLEM_LINE, assert_problem_lines
 from typer.testing import CliRunner
 
 from drplan.cli import app
+
+# hypothesis runs hundreds of plans through the CLI: seconds each, so not in the fast tier
+pytestmark = pytest.mark.slow
 
 RUNNER = CliRunner()
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))

@@ -4,6 +4,9 @@ group, plus the images and the plan, and ends with the run's manifest.
 Sources run in parallel with bounded concurrency. The run is complete only when every
 source succeeded; otherwise a manifest marked incomplete records what failed (and a
 killed run leaves no manifest at all), so a partial run is never taken for a good one.
+The plan's backup hooks run around the sources they wrap (drplan.actions.hooks): a failed
+`before_backup` hook fails those sources; a failed `after_backup` hook is an error of the
+run, whose data stays complete.
 """
 
 from __future__ import annotations
@@ -16,12 +19,13 @@ from dataclasses import dataclass
 
 from drplan import __version__, process
 from drplan import labels as lbl
+from drplan.actions import hooks as hk
 from drplan.actions.context import PlanContext
 from drplan.errors import InputError, OperationError
 from drplan.executor import Event, Executor, Task
 from drplan.interrupt import Interrupted, signals_stop
 from drplan.platform.docker import DockerEngine
-from drplan.sources import engine_for
+from drplan.sources import engine_for, registry
 from drplan.sources.base import SourceContext
 from drplan.store import layout
 from drplan.store import manifest as mf
@@ -30,7 +34,6 @@ from drplan.store.restic import Repository
 WORKERS = 4
 # dumps run in the database's own container: how long to wait for it to be running
 SERVER_WAIT_S = 120.0
-LIVE_ENGINES = ("postgresql", "mariadb", "mysql", "redis")
 
 
 @dataclass
@@ -87,6 +90,7 @@ def run_backup(
             compose_files=list(pc.plan.stack.compose),
         )
         tasks: list[Task] = []
+        sources: dict[tuple[str, str], str] = {}
         for svc_name in services:
             svc = pc.plan.services[svc_name]
             for src_name, spec in svc.data.items():
@@ -106,7 +110,7 @@ def run_backup(
                     mount_target=pc.mount_target(svc_name, spec.volume),
                     quiesce=pc.writers_of(spec.volume) if spec.volume else [svc_name],
                 )
-                tid = f"backup:{svc_name}/{src_name}"
+                tid = sources[(svc_name, src_name)] = f"backup:{svc_name}/{src_name}"
                 ctx.progress = (lambda t: lambda n: on_bytes(t, n))(tid)
                 prev = parents.get((svc_name, src_name))
                 ctx.parent = prev.snapshot if prev and prev.engine == spec.engine else None
@@ -115,10 +119,16 @@ def run_backup(
             Task("images", lambda: _images(pc, engine, repo, run_id, previous), kind="images")
         )
         tasks.append(Task("config", lambda: _config(pc, repo, run_id), kind="config"))
+        runner = hk.HookRunner(
+            pc, engine, stack, site_name, run_id, withheld=hk.repository_secrets(repo)
+        )
+        around = hk.BackupHooks(runner, hk.backup_scopes(pc.plan, services, sources))
+        tasks = around.wire(tasks)
 
         def stop_steps() -> None:
             engine.remove_helpers({lbl.RUN: run_id}, only_dead=False)
             process.kill_children()
+            runner.kill_running()
 
         ex = Executor(tasks, workers=opts.workers, on_event=on_event, on_interrupt=stop_steps)
         interrupted: Interrupted | None = None
@@ -127,6 +137,7 @@ def run_backup(
                 outcomes = ex.execute()
             except Interrupted as exc:
                 interrupted, outcomes = exc, ex.outcomes
+            around.settle(outcomes, on_event)  # after_backup hooks the executor skipped
         for t in tasks:
             o = outcomes[t.id]
             manifest.timings[t.id] = round(o.seconds, 3)
@@ -145,7 +156,13 @@ def run_backup(
             elif t.kind == "config":
                 manifest.config_snapshot = o.value
         manifest.finished_at = mf.utc_now()
-        manifest.complete = ex.ok and interrupted is None
+        # a failed after_backup hook is an error of the run, not a gap in its data
+        manifest.complete = interrupted is None and all(
+            o.status in ("ok", "done-before")
+            for tid, o in outcomes.items()
+            if tid not in around.after_ids
+        )
+        manifest.hooks = sorted(runner.records, key=lambda r: r.started_at)
         if interrupted is not None:
             manifest.errors.insert(0, str(interrupted))
         mf.write(repo, manifest, pc.host)
@@ -174,7 +191,7 @@ def _parents(
 def _source_task(ctx: SourceContext, spec) -> Callable[[], mf.SourceRecord]:
     def run() -> mf.SourceRecord:
         impl = engine_for(spec.engine, spec.method)
-        if spec.method == "dump" and spec.engine in LIVE_ENGINES:
+        if spec.method == "dump" and registry.engine(spec.engine).dump_needs_server:
             _server_running(ctx)
         res = impl.backup(ctx)
         stats = dict(res.stats)

@@ -19,17 +19,21 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import yaml
 
 from drplan.errors import InputError, OperationError
 from drplan.plan import model as m
 from drplan.plan.loaded import LoadedPlan
+from drplan.plan.loader import Problem, gc_paused
 from drplan.plan.validate import validate_file
-from drplan.platform.docker import DockerEngine
 from drplan.secrets import resolve
-from drplan.sources.cold import restore_abandoned
+from drplan.sources import registry
 from drplan.store.restic import Repository
+
+if TYPE_CHECKING:
+    from drplan.platform.docker import DockerEngine
 
 TRUST_FLAG = "--trust-stored-plan"
 
@@ -42,6 +46,11 @@ class PlanContext(LoadedPlan):
     def engine(self, name: str | None = None, role: str = "primary") -> DockerEngine:
         """The site's engine. Every command that reaches it first brings back the
         services a killed cold backup left at 0 there (threat model, class 7)."""
+        # the Docker SDK is imported by the commands that reach an engine, not by every
+        # command that loads a plan (`drplan plan`, `validate`, `crisis`: start-up time)
+        from drplan.platform.docker import DockerEngine
+        from drplan.sources.cold import restore_abandoned
+
         site_name, site = self.site(name, role)
         engine = DockerEngine(site_name, site.docker_host)
         stack = self.stack_name(site)
@@ -190,14 +199,67 @@ def open_repository(
     )
 
 
-def load_plan(path: str | Path, *, trusted: bool = True) -> PlanContext:
-    """Validate the plan; any error is an InputError listing the located problems.
-    `trusted=False` for a plan read back from a repository (see the module docstring)."""
-    result = validate_file(path)
-    if not result.ok or result.compose is None:
-        lines = [p.format() for p in result.errors][:20]
-        raise InputError(
-            "the plan is not valid:\n" + "\n".join(lines) if lines else "the plan is not valid",
-            where=str(path),
+class InvalidPlan(InputError):
+    """A plan that does not validate. ``problems`` holds each error as one
+    ``FILE:LINE:COL: path: message`` line; the CLI prints them, then this error, and exits
+    2 (drplan.cli.app.report_error)."""
+
+    def __init__(self, path: str | Path, problems: list[str]) -> None:
+        n = len(problems)
+        super().__init__(
+            f"the plan does not validate ({n} problem{'s' if n != 1 else ''})", where=str(path)
         )
-    return PlanContext(Path(path).resolve(), result.plan, result.compose, trusted=trusted)
+        self.problems = problems
+
+
+@dataclass
+class PlanCheck:
+    """What validating a plan file found: every problem (errors and warnings, in file
+    order) and, when there is no error, the loaded plan."""
+
+    file: str
+    problems: list[Problem]
+    context: PlanContext | None
+
+    @property
+    def errors(self) -> list[Problem]:
+        return [p for p in self.problems if p.severity == "error"]
+
+    @property
+    def warnings(self) -> list[Problem]:
+        return [p for p in self.problems if p.severity != "error"]
+
+
+def check_plan(path: str | Path, *, trusted: bool = True) -> PlanCheck:
+    """Validate a plan file (model, semantics, compose files) once, and load it if it is
+    valid. Never raises on any input: an unexpected failure of the validation itself is
+    one more located problem (`drplan validate` must not end in a traceback)."""
+    file = str(path)
+    # one pause of the garbage collector for the whole validation, ended once the plan's
+    # YAML nodes are freed: the one pass that follows sees only what the context keeps
+    with gc_paused():
+        try:
+            result = validate_file(path, display=file, engines=registry.catalog())
+        except Exception as exc:
+            message = f"internal error while validating: {exc!r}"[:300]
+            return PlanCheck(file, [Problem(file, 1, 1, "(plan)", message)], None)
+        context = None
+        if result.ok and result.plan is not None and result.compose is not None:
+            context = PlanContext(
+                Path(path).resolve(), result.plan, result.compose, trusted=trusted
+            )
+        elif not result.errors:  # no plan and no error: say so rather than load nothing
+            result.problems.append(Problem(file, 1, 1, "(plan)", "the plan could not be loaded"))
+        problems = result.problems
+        del result
+    return PlanCheck(file, problems, context)
+
+
+def load_plan(path: str | Path, *, trusted: bool = True) -> PlanContext:
+    """The plan every command starts from: validated once, or :class:`InvalidPlan` with
+    every error located. `trusted=False` for a plan read back from a repository (see the
+    module docstring)."""
+    check = check_plan(path, trusted=trusted)
+    if check.context is None:
+        raise InvalidPlan(path, [p.format() for p in check.errors])
+    return check.context

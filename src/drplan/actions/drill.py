@@ -308,7 +308,7 @@ def _journal(engine: DockerEngine, m: Marker, td: Teardown) -> None:
         )
     finally:
         with contextlib.suppress(Exception):
-            c.remove(force=True)
+            engine.remove_container(c)
     td.removed.append(f"journal {m.stack}.jsonl")
     if JOURNAL_VOLUME in m.volumes_absent:
         if res.stdout.strip():

@@ -5,6 +5,11 @@ Nobody writes a DR plan from a blank page. We read what compose already says
 engines from image names and environment, backup methods, health checks, tiers from the
 dependency graph. Every guess is reported so the author knows what to review; the draft
 always validates.
+
+What is engine-specific (which images and environments an engine recognises, where it
+keeps its data, its health check and validation checks) is asked of every engine of
+:mod:`drplan.sources` (``Engine.detect``, ``data_dirs``, ``guess_health``,
+``draft_checks``); this module writes the plan around the answers.
 """
 
 from __future__ import annotations
@@ -18,21 +23,10 @@ from typing import Any
 from drplan.errors import InputError
 from drplan.plan.compose import ComposeProject, ComposeService, load_compose
 from drplan.plan.graph import DependencyGraph
+from drplan.sources import registry
+from drplan.sources.base import Engine, image_basename
 
-# image basename keywords → (engine, method)
-_IMAGE_RULES: list[tuple[tuple[str, ...], str, str]] = [
-    (("postgres", "postgresql", "postgis", "timescaledb"), "postgresql", "dump"),
-    (("mariadb", "mysql", "galera", "percona"), "mariadb", "dump"),
-    (("redis", "valkey", "keydb"), "redis", "dump"),
-    (("elasticsearch", "opensearch", "cassandra", "scylla", "mongo", "solr"), "files", "cold"),
-]
-_DATA_DIRS = {
-    "postgresql": ("/var/lib/postgresql/data", "/var/lib/postgresql", "/bitnami/postgresql"),
-    "mariadb": ("/var/lib/mysql", "/bitnami/mariadb", "/bitnami/mysql"),
-    "redis": ("/data", "/bitnami/redis/data"),
-}
-_DEFAULT_PORTS = {"postgresql": 5432, "mariadb": 3306}
-_CLIENT_HINT = re.compile(r"(_HOST|_URL|_URI|_ADDR|_SERVER)$")
+__all__ = ["Draft", "detect_engine", "draft_plan", "image_basename"]
 
 
 @dataclass
@@ -43,40 +37,29 @@ class Draft:
     notes: list[str] = field(default_factory=list)
 
 
-def image_basename(image: str | None) -> str:
-    """``registry:5000/drplan-tb/postgres:15@sha256:…`` → ``postgres``."""
-    if not image:
-        return ""
-    name = image.split("@", 1)[0].rsplit("/", 1)[-1]
-    return name.split(":", 1)[0].lower()
+def _detect(svc: ComposeService) -> tuple[Engine, str, str] | None:
+    """(engine, method, reason): the strongest guess of every engine (an image name
+    beats an environment), ties going to the first engine by name."""
+    best: tuple[int, Engine, str, str] | None = None
+    for engine in registry.engines().values():
+        found = engine.detect(svc)
+        if found is not None and (best is None or found.strength > best[0]):
+            best = (found.strength, engine, found.method, found.reason)
+    return best[1:] if best else None
 
 
 def detect_engine(svc: ComposeService) -> tuple[str, str, str] | None:
     """(engine, method, reason) for a data service, or None for an application."""
-    base = image_basename(svc.image)
-    for keywords, engine, method in _IMAGE_RULES:
-        for kw in keywords:
-            if kw in base:
-                return engine, method, f"image {base!r}"
-    env = svc.environment
-    client = any(_CLIENT_HINT.search(k) for k in env)
-    if "PGDATA" in env or (not client and any(k.startswith("POSTGRES_") for k in env)):
-        return "postgresql", "dump", "POSTGRES_*/PGDATA environment"
-    if not client and any(k.startswith(("MYSQL_", "MARIADB_")) for k in env):
-        return "mariadb", "dump", "MYSQL_*/MARIADB_* environment"
-    return None
+    found = _detect(svc)
+    return (found[0].name, found[1], found[2]) if found else None
 
 
-def _data_mount(engine: str, svc: ComposeService) -> str | None:
+def _data_mount(engine: Engine, svc: ComposeService) -> str | None:
     """The named volume holding the engine's data directory."""
     volumes = [mt for mt in svc.mounts if mt.type == "volume" and mt.source]
     if not volumes:
         return None
-    wanted = list(_DATA_DIRS.get(engine, ()))
-    pgdata = svc.environment.get("PGDATA")
-    if pgdata:
-        wanted.insert(0, pgdata.rstrip("/"))
-    wanted.append("/data")
+    wanted = [*engine.data_dirs(svc), "/data"]
     for mt in volumes:
         target = mt.target.rstrip("/")
         if any(target == w or w.startswith(target + "/") for w in wanted):
@@ -85,36 +68,14 @@ def _data_mount(engine: str, svc: ComposeService) -> str | None:
 
 
 def _health(
-    name: str, svc: ComposeService, engine: str | None
+    name: str, svc: ComposeService, engine: Engine | None
 ) -> tuple[dict[str, Any] | None, str]:
     hc = svc.healthcheck
     if hc and not hc.get("disable") and hc.get("test") not in (["NONE"], "NONE"):
         return {"type": "docker", "retries": 30}, "its compose healthcheck"
-    if engine == "postgresql":
-        user = svc.environment.get("POSTGRES_USER", "postgres") or "postgres"
-        return {"type": "command", "command": ["pg_isready", "-U", user], "retries": 30}, (
-            "pg_isready"
-        )
-    if engine == "redis":
-        return {
-            "type": "command",
-            "command": ["redis-cli", "ping"],
-            "expect_output": "PONG",
-            "retries": 30,
-        }, "redis-cli ping"
-    if engine in _DEFAULT_PORTS:
-        port = _DEFAULT_PORTS[engine]
-        return {"type": "tcp", "host": name, "port": port, "retries": 30}, f"TCP {port}"
-    base = image_basename(svc.image)
-    if "elasticsearch" in base or "opensearch" in base:
-        return {
-            "type": "http",
-            "url": f"http://{name}:9200/_cluster/health",
-            "body_contains": "status",
-            "retries": 30,
-        }, "HTTP /_cluster/health"
-    if "cassandra" in base or "scylla" in base:
-        return {"type": "tcp", "host": name, "port": 9042, "retries": 60}, "TCP 9042"
+    guessed = engine.guess_health(name, svc) if engine is not None else None
+    if guessed is not None:
+        return guessed
     port = _target_port(svc)
     if port:
         return {"type": "tcp", "host": name, "port": port}, f"TCP {port} (its published port)"
@@ -179,7 +140,7 @@ def draft_plan(
     services: dict[str, Any] = {}
     for n in names:
         svc = project.services[n]
-        detected = detect_engine(svc)
+        detected = _detect(svc)
         entry: dict[str, Any] = {}
         data: dict[str, Any] = {}
         data_vol = None
@@ -188,13 +149,13 @@ def draft_plan(
             entry["tier"] = "P1"
             if method == "dump":
                 data_vol = _data_mount(engine, svc)
-                src: dict[str, Any] = {"engine": engine, "method": "dump"}
+                src: dict[str, Any] = {"engine": engine.name, "method": "dump"}
                 if data_vol:
                     src["volume"] = data_vol
                     src["path"] = next(mt.target for mt in svc.mounts if mt.source == data_vol)
                 data["db"] = src
                 notes.append(
-                    f"{n}: {engine} (from {why}), live dump"
+                    f"{n}: {engine.name} (from {why}), live dump"
                     + (f" of volume {data_vol}" if data_vol else "")
                 )
             else:
@@ -230,15 +191,13 @@ def draft_plan(
             entry["depends_on"] = [d for d in svc.depends_on if d in project.services]
         if data:
             entry["data"] = data
-        engine = detected[0] if detected and detected[1] == "dump" else None
-        health, why = _health(n, svc, engine)
+        health, why = _health(n, svc, detected[0] if detected else None)
         if health:
             entry["health"] = health
         notes.append(f"{n}: health check: {why}")
-        if engine in ("postgresql", "mariadb"):
-            entry["checks"] = [
-                {"type": "sql", "name": "answers queries", "query": "SELECT 1", "expect": "1"}
-            ]
+        checks = detected[0].draft_checks() if detected and detected[1] == "dump" else []
+        if checks:
+            entry["checks"] = checks
         entry["critical"] = True
         services[n] = entry
 

@@ -48,6 +48,7 @@ from pathlib import Path
 import yaml
 
 from drplan import labels as lbl
+from drplan.actions import hooks as hk
 from drplan.actions import service_checks
 from drplan.actions.context import PlanContext
 from drplan.actions.resume import ResumeJournal, ResumeKey
@@ -185,6 +186,7 @@ def recover(
         ex = Executor(tasks, workers=opts.workers, on_event=event)
         rec.outcomes = ex.execute()
         rec.verification = runner.verification
+        rec.hooks = sorted(runner.hooks.records, key=lambda r: r.started_at)
         rec.ok = ex.ok and not any(runner.verification.values())
         if rec.ok:
             journal.append(event="complete", run_id=run.run_id)
@@ -223,6 +225,9 @@ class _Runner:
         # restores the resumed attempt's journal recorded as done (their data is kept)
         self.done: set[str] = set()
         self.labels = lbl.owned_by(pc.name, run.run_id)
+        self.hooks = hk.HookRunner(
+            pc, engine, stack, engine.site, run.run_id, withheld=hk.repository_secrets(repo)
+        )
 
     # -- safety -------------------------------------------------------------------------
 
@@ -294,29 +299,22 @@ class _Runner:
         """Containers (any state) made from `image_id`, and services whose image is
         `name` or resolves to `image_id`, outside this stack."""
         users = []
-        for c in self.engine.api.containers(all=True):
-            labels = c.get("Labels") or {}
-            if c.get("ImageID") != image_id or labels.get(STACK_LABEL) == self.stack:
+        for c in self.engine.all_containers():
+            stack = c.labels.get(STACK_LABEL)
+            if c.image_id != image_id or stack == self.stack:
                 continue
-            cname = (c.get("Names") or ["?"])[0].lstrip("/")
-            stack = labels.get(STACK_LABEL)
-            users.append(f"container {cname}" + (f" (stack {stack})" if stack else ""))
+            users.append(f"container {c.name}" + (f" (stack {stack})" if stack else ""))
         if self.engine.swarm_state() != "active":
             return users
         resolved: dict[str, str | None] = {}
-        for svc in self.engine.api.services():
-            spec = svc.get("Spec") or {}
-            if (spec.get("Labels") or {}).get(STACK_LABEL) == self.stack:
-                continue
-            ref = (
-                ((spec.get("TaskTemplate") or {}).get("ContainerSpec") or {}).get("Image") or ""
-            ).split("@", 1)[0]
-            if not ref:
+        for svc in self.engine.swarm_services():
+            ref = svc.image
+            if svc.stack == self.stack or not ref:
                 continue
             if ref not in resolved:
                 resolved[ref] = self.engine.image_id(ref)
             if _normal_ref(ref) == _normal_ref(name) or resolved[ref] == image_id:
-                users.append(f"service {spec.get('Name', svc.get('ID', '?'))}")
+                users.append(f"service {svc.name or svc.id}")
         return users
 
     def _outside_services(self) -> list[tuple[str, bool]]:
@@ -329,8 +327,7 @@ class _Runner:
         for svc in self.engine.services(self.stack):
             if svc.name in wanted:
                 continue
-            mode = svc.attrs.get("Spec", {}).get("Mode", {})
-            replicas = mode["Replicated"].get("Replicas", 1) if "Replicated" in mode else 1
+            replicas = svc.replicas if svc.replicas is not None else 1  # global: runs
             short = svc.name.removeprefix(f"{self.stack}_")
             running = replicas > 0 or bool(self.engine.containers(self.stack, short))
             out.append((svc.name, running))
@@ -407,6 +404,9 @@ class _Runner:
             return lambda: self.start(step.service)
         if kind == StepKind.HEALTH:
             return lambda: self.health(step)
+        if kind in (StepKind.BEFORE_RESTORE, StepKind.AFTER_RESTORE):
+            phase = "before_restore" if kind == StepKind.BEFORE_RESTORE else "after_restore"
+            return lambda: self.hooks.run_phase(step.service or "", phase, step=step.id)
         return lambda: self.validate(step)
 
     def prepare_site(self) -> None:
@@ -550,7 +550,13 @@ class _Runner:
         if svc.health is not None and svc.health.type != "docker":
             self._allowed(svc.health, f"services.{step.service}.health")
             service_checks.run(
-                self.engine, self.stack, step.service, svc.health, self.pc.plan, deadline
+                self.engine,
+                self.stack,
+                step.service,
+                svc.health,
+                self.pc.plan,
+                deadline,
+                resolve=self.pc.resolve,
             )
 
     def validate(self, step: Step) -> None:
@@ -558,7 +564,15 @@ class _Runner:
         svc = self.pc.plan.services[step.service]
         for i, check in enumerate(svc.checks):
             self._allowed(check, f"services.{step.service}.checks[{i}]")
-            service_checks.run(self.engine, self.stack, step.service, check, self.pc.plan, deadline)
+            service_checks.run(
+                self.engine,
+                self.stack,
+                step.service,
+                check,
+                self.pc.plan,
+                deadline,
+                resolve=self.pc.resolve,
+            )
         diffs: list[str] = []
         for source in svc.data:
             record = self.run.source(step.service, source)

@@ -69,7 +69,7 @@ class ResumeJournal:
     def __exit__(self, *exc: object) -> None:
         if self.container is not None:
             with contextlib.suppress(Exception):
-                self.container.remove(force=True)
+                self.engine.remove_container(self.container)
 
     def read(self) -> list[dict]:
         res = self.engine.exec_run(

@@ -1,72 +1,41 @@
 """Health and validation checks of a recovered service.
 
 HTTP, TCP and command checks run inside the service's own container, where its service
-names resolve (the stack's overlay networks need not be attachable) — with whichever
-client the image has (curl, wget or python3). SQL checks use the database's own client.
-Each check retries with its interval until its attempts run out; no fixed sleeps.
+names resolve (the stack's overlay networks need not be attachable), with whichever
+client the image has (the probes of :mod:`drplan.sources.checks`, which the runbook
+writes out too). SQL checks use the database's own client as the source's engine spells
+it (``Engine.sql_command``), with the source's password, if the plan gives one, in the
+exec's environment (never in argv). Each check retries with its interval until its
+attempts run out; no fixed sleeps.
 """
 
 from __future__ import annotations
 
-import shlex
 import time
+from collections.abc import Callable
 
 from drplan import process
 from drplan.errors import OperationError
 from drplan.plan import model as m
 from drplan.platform.docker import DockerEngine
+from drplan.sources.checks import HTTP_SCRIPT, TCP_SCRIPT, describe, sql_source
 
-HTTP_SCRIPT = r"""
-url=$1; method=$2
-if command -v curl >/dev/null 2>&1; then
-  curl -s -o /tmp/.drplan-body -w '%{http_code}' -X "$method" -m "$3" "$url"; echo
-  cat /tmp/.drplan-body 2>/dev/null
-elif command -v python3 >/dev/null 2>&1; then
-  python3 - "$url" "$method" "$3" <<'PY'
-import sys, urllib.request, urllib.error
-req = urllib.request.Request(sys.argv[1], method=sys.argv[2])
-try:
-    r = urllib.request.urlopen(req, timeout=float(sys.argv[3])); code, body = r.status, r.read()
-except urllib.error.HTTPError as e:
-    code, body = e.code, e.read()
-except Exception as e:
-    code, body = 0, str(e).encode()
-print(code); sys.stdout.write(body.decode(errors="replace"))
-PY
-elif command -v wget >/dev/null 2>&1; then
-  if wget -q -O /tmp/.drplan-body -T "$3" "$url"; then echo 200; else echo 0; fi
-  cat /tmp/.drplan-body 2>/dev/null
-else
-  echo "no http client (curl, python3, wget) in the container" >&2; exit 127
-fi
-"""
+#: Resolves one of the plan's secret references; `what` names it in errors
+#: (:meth:`drplan.actions.context.PlanContext.resolve`).
+Resolver = Callable[[m.Secret, str], str]
 
-TCP_SCRIPT = r"""
-if command -v python3 >/dev/null 2>&1; then
-  python3 -c "import socket, sys
-socket.create_connection((sys.argv[1], int(sys.argv[2])), float(sys.argv[3]))" "$1" "$2" "$3"
-elif command -v nc >/dev/null 2>&1; then nc -z -w "$3" "$1" "$2"
-else (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null
-fi
-"""
+__all__ = ["Resolver", "attempt", "describe", "run"]
 
 
-def describe(check) -> str:
-    if check.name:
-        return check.name
-    if isinstance(check, m.HttpCheck):
-        return f"http {check.url}"
-    if isinstance(check, m.TcpCheck):
-        return f"tcp {check.host}:{check.port}"
-    if isinstance(check, m.SqlCheck):
-        return f"sql {check.query[:40]}"
-    if isinstance(check, m.CommandCheck):
-        cmd = check.command
-        return f"command {cmd if isinstance(cmd, str) else shlex.join(cmd)}"
-    return check.type
-
-
-def attempt(engine: DockerEngine, stack: str, service: str, check, plan: m.Plan) -> str | None:
+def attempt(
+    engine: DockerEngine,
+    stack: str,
+    service: str,
+    check,
+    plan: m.Plan,
+    *,
+    resolve: Resolver | None = None,
+) -> str | None:
     """One attempt; None when it passes, else why not."""
     if isinstance(check, m.DockerCheck):
         return None  # waited for by the health gate itself
@@ -98,7 +67,8 @@ def attempt(engine: DockerEngine, stack: str, service: str, check, plan: m.Plan)
         )
         return None if res.exit_code == 0 else f"cannot connect to {check.host}:{check.port}"
     if isinstance(check, m.SqlCheck):
-        return _sql(engine, container, check, plan.services[service], what)
+        svc = plan.services[service]
+        return _sql(engine, container, check, svc, what, service=service, resolve=resolve)
     if isinstance(check, m.CommandCheck):
         argv = check.command if isinstance(check.command, list) else ["sh", "-c", check.command]
         if check.where == "host":
@@ -115,60 +85,30 @@ def attempt(engine: DockerEngine, stack: str, service: str, check, plan: m.Plan)
     return f"unknown check type {check.type}"
 
 
-def conninfo_value(value: str) -> str:
-    """`value` as one libpq connection-string value: in single quotes, `\\` and `'`
-    escaped with a backslash."""
-    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
-
-
-def sql_argv(src: m.DataSource, query: str) -> list[str]:
-    """The database client's command line for an SQL check, run in the service's container.
-
-    The check's query is the plan's own SQL and goes in whole. Names around it go in as
-    nothing but names: psql reads a ``-d`` value holding ``=`` as a whole connection
-    string (``host=elsewhere ...``), so the database is passed as a quoted ``dbname=``;
-    a positional argument starting with ``-`` is an option to mariadb and sqlite3, so
-    the database goes in ``--database=`` and a path or query starting with ``-`` is
-    spelt so that it does not (``./-x``, a leading space)."""
-    if src.engine == "postgresql":
-        db = src.databases[0] if src.databases else "postgres"
-        return [
-            "psql",
-            "-X",
-            "-At",
-            f"--username={src.user or 'postgres'}",
-            f"--dbname=dbname={conninfo_value(db)}",
-            f"--command={query}",
-        ]
-    if src.engine in ("mariadb", "mysql"):
-        return [
-            "mariadb",
-            "-N",
-            "-B",
-            *([f"--database={src.databases[0]}"] if src.databases else []),
-            *([f"--user={src.user}"] if src.user else []),
-            f"--execute={query}",
-        ]
-    path = src.path or ""
-    if path.startswith("-"):
-        path = "./" + path
-    return ["sqlite3", path, " " + query if query.startswith("-") else query]
-
-
 def _sql(
-    engine: DockerEngine, container, check: m.SqlCheck, svc: m.Service, what: str
+    engine: DockerEngine,
+    container,
+    check: m.SqlCheck,
+    svc: m.Service,
+    what: str,
+    *,
+    service: str = "",
+    resolve: Resolver | None = None,
 ) -> str | None:
-    sources = [
-        (n, s)
-        for n, s in svc.data.items()
-        if s.engine in ("postgresql", "mariadb", "mysql", "sqlite")
-    ]
-    if check.source:
-        sources = [(n, s) for n, s in sources if n == check.source]
-    if not sources:
+    found = sql_source(svc, check)
+    if found is None:
         return "no database source to run the query on"
-    _, src = sources[0]
-    res = engine.exec_run(container, sql_argv(src, check.query), what=what, check=False)
+    name, src, source_engine = found
+    command = source_engine.sql_command(src, check.query)
+    if command is None:
+        return f"engine {source_engine.name} runs no SQL"
+    env: dict[str, str] = {}
+    if src.password is not None and command.password_env:
+        where = f"services.{service}.data.{name}.password"
+        if resolve is None:
+            raise OperationError("no way to read the database password was given", where=where)
+        env[command.password_env] = resolve(src.password, where)
+    res = engine.exec_run(container, command.argv, what=what, check=False, env=env or None)
     if res.exit_code != 0:
         return f"query failed: {process.tail(res.stderr)}"
     got = res.stdout.decode(errors="replace").strip()
@@ -178,12 +118,20 @@ def _sql(
 
 
 def run(
-    engine: DockerEngine, stack: str, service: str, check, plan: m.Plan, deadline: float
+    engine: DockerEngine,
+    stack: str,
+    service: str,
+    check,
+    plan: m.Plan,
+    deadline: float,
+    *,
+    resolve: Resolver | None = None,
 ) -> None:
-    """Retry the check until it passes or its attempts (or the step's deadline) run out."""
+    """Retry the check until it passes or its attempts (or the step's deadline) run out.
+    `resolve` reads a data source's password for an SQL check (the plan's secrets)."""
     last = "not run"
     for i in range(check.retries):
-        last = attempt(engine, stack, service, check, plan) or ""
+        last = attempt(engine, stack, service, check, plan, resolve=resolve) or ""
         if not last:
             return
         if i + 1 < check.retries and time.monotonic() + check.interval < deadline:

@@ -3,17 +3,17 @@
 Each criterion comes out ``met``, ``not_met`` or ``unknown`` with the reason, so the crisis
 journal records *why* the cell was convened (or that it was convened without a criterion
 being met, which is a decision the direction may take). Commands run without a shell
-(``shlex.split`` then ``subprocess.run(..., shell=False)``), with a time limit.
+(``shlex.split`` then :func:`drplan.process.capture`), with a time limit.
 """
 
 from __future__ import annotations
 
 import re
 import shlex
-import subprocess
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
+from drplan import process
 from drplan.errors import InputError
 from drplan.plan import model as m
 from drplan.plan.units import format_duration
@@ -61,19 +61,12 @@ def _run(command: str, timeout: float) -> _Run:
         return _Run(None, "", f"cannot parse the command: {exc}")
     if not argv:
         return _Run(None, "", "empty command")
-    try:
-        proc = subprocess.run(
-            argv, shell=False, capture_output=True, text=True, timeout=timeout, check=False
-        )
-    except FileNotFoundError:
+    done = process.capture(argv, timeout=timeout)
+    if done.why == "not-found":
         return _Run(None, "", f"command not found: {argv[0]}")
-    except PermissionError:
-        return _Run(None, "", f"not executable: {argv[0]}")
-    except subprocess.TimeoutExpired:
-        return _Run(None, "", f"timed out after {timeout:g}s")
-    except OSError as exc:
-        return _Run(None, "", f"cannot run {argv[0]}: {exc.strerror or exc}")
-    return _Run(proc.returncode, proc.stdout, None)
+    if done.why is not None:
+        return _Run(None, "", f"{argv[0]}: {done.problem}")
+    return _Run(done.code, done.text, None)
 
 
 def _service_down(c: m.ServiceDownCriterion, plan: m.Plan, obs: Observations) -> tuple[Status, str]:

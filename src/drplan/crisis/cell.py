@@ -1,7 +1,8 @@
 """Crisis cell operations behind ``drplan crisis``: open, log, decide, status, close, verify.
 
-Each function takes a :class:`Context` (the plan and its journal), appends to the journal
-and returns the entries written; printing is left to the caller (the CLI stays thin).
+Each function takes a :class:`Context` (a validated plan and its journal, bound by
+:func:`open_context`), appends to the journal and returns the entries written; loading
+the plan and printing are left to the caller.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from drplan.commands.validate import validate_or_problems
 from drplan.crisis.activation import Observations, evaluate, verdict
 from drplan.crisis.journal import (
     DECISIONS,
@@ -35,15 +35,11 @@ class Context:
     journal: Journal
 
 
-def load_context(plan_path: str, journal_path: str | None = None, **kw: Any) -> Context:
-    """Validate the plan (it must be usable) and bind its journal."""
-    result = validate_or_problems(plan_path)
-    problems = result if isinstance(result, list) else result.errors
-    if isinstance(result, list) or not result.ok or result.plan is None:
-        first = problems[0].format() if problems else f"{plan_path}: cannot be read"
-        more = f" (and {len(problems) - 1} more; see drplan validate)" if len(problems) > 1 else ""
-        raise InputError(f"the plan does not validate: {first}{more}")
-    plan = result.plan
+def open_context(
+    plan: m.Plan, plan_path: str | Path, journal_path: str | Path | None = None, **kw: Any
+) -> Context:
+    """Bind a validated plan (the caller loads it: drplan.actions.context.load_plan) to
+    its journal (default: crisis/<plan>-journal.jsonl next to the plan file)."""
     path = Path(journal_path) if journal_path else default_journal_path(plan_path)
     return Context(plan, Path(plan_path), Journal.at(path, plan, plan_path, **kw))
 

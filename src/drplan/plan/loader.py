@@ -174,14 +174,18 @@ def parse_yaml_file(path: str | Path, *, display: str | None = None) -> Document
 
 def parse_yaml_bytes(raw: bytes, file: str) -> Document:
     """Parse YAML bytes (UTF-8) into a :class:`Document`."""
+    with gc_paused():
+        return _parse(raw, file)
+
+
+def _parse(raw: bytes, file: str) -> Document:
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         line = raw[: exc.start].count(b"\n") + 1
         return _fail(file, "not UTF-8 text (is it a binary file?)", line=line)
     try:
-        with _gc_paused():
-            root = yaml.compose(text, Loader=_Loader)
+        root = yaml.compose(text, Loader=_Loader)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         msg = " ".join(str(x) for x in (exc.context, exc.problem) if x) or "invalid YAML"
@@ -201,8 +205,7 @@ def parse_yaml_bytes(raw: bytes, file: str) -> Document:
         return doc
     conv = _Converter(doc)
     try:
-        with _gc_paused():
-            doc.data = conv.convert(root)
+        doc.data = conv.convert(root)
     except _TooBig:
         doc.problems.append(Problem(file, 1, 1, "(root)", "document too large or too deep"))
         doc.data = None
@@ -213,8 +216,12 @@ def parse_yaml_bytes(raw: bytes, file: str) -> Document:
 
 
 @contextlib.contextmanager
-def _gc_paused() -> Iterator[None]:
-    """Building ~10^5 acyclic nodes triggers useless full GC passes; pause them."""
+def gc_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector (nested pauses are one).
+
+    Parsing and validating a plan builds ~10^5 acyclic objects (nodes, marks, data, the
+    model) whose only garbage is freed by reference counting: the collector's passes
+    over them are wasted work. Once the pause ends, one pass sees what survived."""
     was = gc.isenabled()
     gc.disable()
     try:
@@ -230,6 +237,7 @@ def _fail(file: str, message: str, *, line: int = 1, col: int = 1) -> Document:
 
 _STANDARD_TAG = "tag:yaml.org,2002:"
 _COLLECTION_TAGS = (_STANDARD_TAG + "map", _STANDARD_TAG + "seq")
+_STR_TAG = _STANDARD_TAG + "str"
 
 
 class _Converter:
@@ -256,19 +264,25 @@ class _Converter:
         self.count += 1
         if self.count > MAX_NODES or depth > 500:
             raise _TooBig
-        if not isinstance(node, ScalarNode) and node.tag not in _COLLECTION_TAGS:
-            self._problem(node, f"unsupported YAML tag {str(node.tag)[:40]!r}")
         if isinstance(node, ScalarNode):
-            value = self._scalar(node)
-        elif isinstance(node, SequenceNode):
+            # most scalars of a plan are plain strings: no conversion (hot path)
+            value = node.value if node.tag == _STR_TAG else self._scalar(node)
+        else:
+            if node.tag not in _COLLECTION_TAGS:
+                self._problem(node, f"unsupported YAML tag {str(node.tag)[:40]!r}")
+            value = self._collection(node, key, depth)
+        self.memo[key] = value
+        return value
+
+    def _collection(self, node: Node, key: int, depth: int) -> Any:
+        if isinstance(node, SequenceNode):
             self.active.add(key)
-            value = [self.convert(child, depth + 1) for child in node.value]
+            value: Any = [self.convert(child, depth + 1) for child in node.value]
             self.active.discard(key)
         else:
             self.active.add(key)
             value = self._mapping(node, depth)
             self.active.discard(key)
-        self.memo[key] = value
         return value
 
     def _scalar(self, node: ScalarNode) -> Any:
@@ -428,51 +442,67 @@ def find_clear_secrets(doc: Document) -> list[Problem]:
 
     Messages never include the value.
     """
-    problems: list[Problem] = []
     if doc.root is None:
-        return problems
-    seen: set[int] = set()
+        return []
+    scan = _SecretScan(doc)
+    with contextlib.suppress(RecursionError):  # depth is already bounded by the converter
+        scan.walk(doc.root, ())
+    return scan.problems
 
-    def walk(node: Node, loc: tuple[Any, ...]) -> None:
-        if id(node) in seen:
+
+class _SecretScan:
+    """One walk over a document's nodes (a class, not a recursive closure: a closure that
+    calls itself is a reference cycle, which would keep every node of the document alive
+    until the next garbage collection)."""
+
+    def __init__(self, doc: Document) -> None:
+        self.doc = doc
+        self.problems: list[Problem] = []
+        self.seen: set[int] = set()
+        self.secret_key: dict[Any, bool] = {}  # few key names, repeated thousands of times
+
+    def is_secret_key(self, k: Any) -> bool:
+        hit = self.secret_key.get(k)
+        if hit is None:
+            hit = self.secret_key[k] = isinstance(k, str) and _SECRET_KEY.search(k) is not None
+        return hit
+
+    def walk(self, node: Node, loc: tuple[Any, ...]) -> None:
+        if id(node) in self.seen:
             return
-        seen.add(id(node))
+        self.seen.add(id(node))
+        doc = self.doc
         if isinstance(node, ScalarNode):
             what = clear_secret(node.value) if len(node.value) >= 8 else None
             if what:
-                problems.append(
+                self.problems.append(
                     doc.problem(loc, f"looks like {what} written in clear; {SECRET_HINT}")
                 )
         elif isinstance(node, SequenceNode):
             for i, child in enumerate(node.value):
-                walk(child, (*loc, i))
+                self.walk(child, (*loc, i))
         elif isinstance(node, MappingNode):
             for k, (_key_node, value_node) in doc.index.get(id(node), {}).items():
                 if (
-                    isinstance(k, str)
-                    and _SECRET_KEY.search(k)
+                    self.is_secret_key(k)
                     and isinstance(value_node, ScalarNode)
                     and value_node.tag != _STANDARD_TAG + "null"
                     and value_node.value.strip()
                     and value_node.tag != _STANDARD_TAG + "bool"
                 ):
-                    problems.append(
+                    self.problems.append(
                         doc.problem((*loc, k), f"secret written in clear; {SECRET_HINT}")
                     )
-                    seen.add(id(value_node))
+                    self.seen.add(id(value_node))
                     continue
-                walk(value_node, (*loc, k))
-
-    with contextlib.suppress(RecursionError):  # depth is already bounded by the converter
-        walk(doc.root, ())
-    return problems
+                self.walk(value_node, (*loc, k))
 
 
 # --- plan ------------------------------------------------------------------------------------
 
 
 @dataclass
-class LoadedPlan:
+class ParsedPlan:
     """A plan file after parsing and model validation (``plan`` is None on failure)."""
 
     doc: Document
@@ -497,6 +527,9 @@ def _all_field_names() -> list[str]:
 _FIELD_NAMES = _all_field_names()
 
 
+NO_ENGINE = "data source has no engine"
+
+
 def _message(err: dict[str, Any]) -> tuple[str, bool]:
     """A message for one pydantic error, and whether to point at the key (not the value)."""
     kind = err.get("type", "")
@@ -508,10 +541,8 @@ def _message(err: dict[str, Any]) -> tuple[str, bool]:
             f" (did you mean {hint[0]!r}?)" if hint else ""
         ), True
     if kind == "missing":
-        if last == "engine":
-            return "data source has no engine (one of " + ", ".join(
-                m.EngineName.__args__
-            ) + ")", False
+        if last == "engine":  # drplan.plan.validate adds the engines drplan knows
+            return NO_ENGINE, False
         return f"missing required key {last!r}", False
     if kind in ("union_tag_not_found", "union_tag_invalid"):
         ctx = err.get("ctx") or {}
@@ -527,19 +558,19 @@ def _message(err: dict[str, Any]) -> tuple[str, bool]:
     return msg, False
 
 
-def load_plan(path: str | Path, *, display: str | None = None) -> LoadedPlan:
+def parse_plan(path: str | Path, *, display: str | None = None) -> ParsedPlan:
     """Parse and model-validate a plan file. Problems are located; nothing is raised."""
     p = Path(path)
     doc = parse_yaml_file(p, display=display)
     problems = list(doc.problems)
     if problems and doc.data is None:
-        return LoadedPlan(doc, None, problems, p)
+        return ParsedPlan(doc, None, problems, p)
     if doc.root is None:
         problems.append(Problem(doc.file, 1, 1, "(root)", "empty plan: expected a mapping"))
-        return LoadedPlan(doc, None, problems, p)
+        return ParsedPlan(doc, None, problems, p)
     if not isinstance(doc.data, dict):
         problems.append(doc.problem((), f"a plan is a mapping of keys, not a {_kind(doc.data)}"))
-        return LoadedPlan(doc, None, problems, p)
+        return ParsedPlan(doc, None, problems, p)
     secrets = find_clear_secrets(doc)
     problems.extend(secrets)
     secret_paths = {s.path for s in secrets}
@@ -564,7 +595,7 @@ def load_plan(path: str | Path, *, display: str | None = None) -> LoadedPlan:
                 continue
             seen[slot] = len(problems)
             problems.append(Problem(doc.file, line, col, shown, message))
-    return LoadedPlan(doc, plan, problems, p)
+    return ParsedPlan(doc, plan, problems, p)
 
 
 def _kind(value: Any) -> str:

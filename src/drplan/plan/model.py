@@ -14,6 +14,7 @@ import re
 from typing import Annotated, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -63,8 +64,29 @@ EnvName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", 
 """A service, site, repository, data source, profile or person name."""
 
 Tier = Literal["P1", "P2", "P3"]
-EngineName = Literal["postgresql", "mariadb", "mysql", "redis", "sqlite", "files"]
-DATABASE_ENGINES = ("postgresql", "mariadb", "mysql", "redis", "sqlite")
+ENGINE_NAME_PATTERN = r"^[a-z][a-z0-9_]{0,63}$"
+_ENGINE_NAME = re.compile(ENGINE_NAME_PATTERN)
+
+
+def _engine_name(value: str) -> str:
+    if not _ENGINE_NAME.match(value):
+        raise ValueError(
+            f"{value[:40]!r} is not an engine name (lower-case letters, digits and _; "
+            "`drplan schema` lists the engines)"
+        )
+    return value
+
+
+# An engine is named after its module in drplan.sources (or an alias it declares). The
+# plan layer does not know which engines exist: `drplan validate` checks the name against
+# those drplan.sources finds (plan.validate, `engines=`), and the schema lists them from
+# there too (plan.schema, `engines=`). Here only the shape, which a run's manifest (read
+# back from a repository) must have too.
+EngineName = Annotated[
+    str,
+    AfterValidator(_engine_name),
+    WithJsonSchema({"type": "string", "pattern": ENGINE_NAME_PATTERN}),
+]
 Method = Literal["dump", "cold"]
 Probability = Literal["very_low", "low", "medium", "high"]
 Impact = Literal["low", "medium", "high", "very_high"]
@@ -285,25 +307,47 @@ CHECK_TYPES = ("http", "tcp", "sql", "command", "docker")
 
 
 class Hook(Strict):
-    """A command run around a backup or a restore."""
+    """A command run around a backup or a restore (its output is kept when it fails)."""
 
     run: str | list[str] = Field(description="Command line (string for a shell) or argv.")
     where: Literal["container", "host"] = Field(
-        "container", description="Run in a container of the service or on the host."
+        "container",
+        description="`container`: in a running container of the service (its image needs "
+        "`sh`); `host`: on the host running drplan, in the plan's folder.",
     )
-    timeout: Duration = Field(300.0, description="Time limit.")
+    timeout: Duration = Field(
+        300.0, description="Time limit: the hook is then killed, and counts as failed."
+    )
 
 
 class Hooks(Strict):
-    """Commands around backup and restore of a service."""
+    """Commands around backup and restore of a service, each list run in order.
 
-    before_backup: list[Hook] = Field(default_factory=list, description="Before its backup.")
-    after_backup: list[Hook] = Field(default_factory=list, description="After its backup.")
+    A failing `before_*` hook stops the next ones and fails what it precedes; `after_*`
+    hooks are each tried whatever fails. Hooks see `DRPLAN_HOOK`, `DRPLAN_SERVICE`,
+    `DRPLAN_STACK`, `DRPLAN_SITE` and `DRPLAN_RUN`, and no secret of drplan's.
+    """
+
+    before_backup: list[Hook] = Field(
+        default_factory=list,
+        description="Before the backup of its data and of the services it depends on "
+        "starts (e.g. maintenance mode on); if one fails, those are not backed up.",
+    )
+    after_backup: list[Hook] = Field(
+        default_factory=list,
+        description="Once those backups have ended, whether they succeeded or not (e.g. "
+        "maintenance mode off); a failure fails the run, its data stays usable.",
+    )
     before_restore: list[Hook] = Field(
-        default_factory=list, description="Before its data is restored."
+        default_factory=list,
+        description="Before its data is restored. In its container only when all its data "
+        "is replayed into its running server (database dumps): files are put back before "
+        "it starts.",
     )
     after_restore: list[Hook] = Field(
-        default_factory=list, description="After its data is restored, before it starts."
+        default_factory=list,
+        description="After its data is restored and it is healthy, before its checks and "
+        "before the services depending on it start (e.g. purge caches).",
     )
 
 
@@ -325,8 +369,8 @@ class DataSource(Strict):
     """Data a service owns: a database or files, and how to back it up."""
 
     engine: EngineName = Field(
-        description="What the data is: `postgresql`, `mariadb`, `mysql`, `redis`, `sqlite`, "
-        "`files`."
+        description="What the data is: the name of one of drplan's engines (the list "
+        "here), each a module of `drplan.sources`."
     )
     method: Method = Field(
         "dump",

@@ -8,25 +8,46 @@ returns problems rather than raising, so the CLI can list them all at once.
 
 from __future__ import annotations
 
+import re
 from collections import Counter
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, Protocol
 
 from drplan.plan import model as m
 from drplan.plan.compose import ComposeProject, load_compose
 from drplan.plan.graph import FULL_PROFILE, DependencyGraph
 from drplan.plan.isolation import shared_storage
-from drplan.plan.loader import Document, LoadedPlan, Problem, load_plan
+from drplan.plan.loader import NO_ENGINE, Document, ParsedPlan, Problem, parse_plan
 from drplan.plan.units import format_duration
+
+
+class EngineRules(Protocol):
+    """What validation asks of a data source's engine. The plan layer knows no engine:
+    every engine of :mod:`drplan.sources` is one of these, and the caller above it passes
+    ``drplan.sources.registry.catalog()`` (:func:`drplan.actions.context.check_plan`)."""
+
+    name: str
+    methods: tuple[str, ...]
+    runs_sql: bool  # an `sql` check can query it
+    restores_into_server: bool  # a dump is replayed into its running server
+
+    def source_problems(self, src: m.DataSource) -> list[tuple[tuple[str | int, ...], str]]:
+        """Problems of one source, each located relative to it."""
+        ...
+
+
+#: Every name a plan may write in `engine:` (aliases included) → its engine.
+EngineCatalog = Mapping[str, EngineRules]
 
 
 @dataclass
 class ValidationResult:
     """Outcome of validating a plan file."""
 
-    loaded: LoadedPlan
+    loaded: ParsedPlan
     problems: list[Problem]
     compose: ComposeProject | None = None
     notes: list[str] = field(default_factory=list)
@@ -47,23 +68,38 @@ class ValidationResult:
         return self.plan is not None and not self.errors
 
 
-def validate_file(path: str | Path, *, display: str | None = None) -> ValidationResult:
-    """Parse, model-validate and check a plan file and its compose files."""
-    loaded = load_plan(path, display=display)
+def validate_file(
+    path: str | Path, *, display: str | None = None, engines: EngineCatalog | None = None
+) -> ValidationResult:
+    """Parse, model-validate and check a plan file and its compose files.
+
+    `engines`: the engines drplan knows, by every name a plan may use (see
+    :data:`EngineCatalog`); data sources are checked against them (name, method, what
+    each engine requires, which sources an `sql` check can query). Without it, nothing
+    that depends on an engine is checked: the model checks an engine name's shape only.
+    """
+    loaded = parse_plan(path, display=display)
     result = ValidationResult(loaded, list(loaded.problems))
+    if engines is not None:
+        known = f" (one of {', '.join(sorted(engines))})"
+        result.problems = [
+            replace(p, message=p.message + known) if p.message == NO_ENGINE else p
+            for p in result.problems
+        ]
     if loaded.plan is None:
-        # still report graph problems (unknown dependencies, cycles, profiles) from the raw
-        # data, so one run lists everything
+        # still report graph problems (unknown dependencies, cycles, profiles) and unknown
+        # engines from the raw data, so one run lists everything
         raw = _raw_view(loaded.doc.data)
         if raw is not None:
-            checker = _Checker(raw, loaded.doc)  # type: ignore[arg-type]
+            checker = _Checker(raw, loaded.doc, engines)  # type: ignore[arg-type]
             checker.check_dependencies()
             checker.check_cycles()
             checker.check_profiles()
+            checker.check_engine_names()
             result.problems.extend(checker.problems)
         result.problems.sort(key=lambda p: (p.file != loaded.doc.file, p.file, p.line, p.col))
         return result
-    checker = _Checker(loaded.plan, loaded.doc)
+    checker = _Checker(loaded.plan, loaded.doc, engines)
     checker.check_all()
     compose_problems, project = _check_compose(loaded, checker)
     result.problems.extend(checker.problems)
@@ -74,9 +110,10 @@ def validate_file(path: str | Path, *, display: str | None = None) -> Validation
 
 
 class _Checker:
-    def __init__(self, plan: m.Plan, doc: Document) -> None:
+    def __init__(self, plan: m.Plan, doc: Document, engines: EngineCatalog | None) -> None:
         self.plan = plan
         self.doc = doc
+        self.engines = engines
         self.problems: list[Problem] = []
 
     def add(self, loc: tuple[Any, ...], message: str, **kw: Any) -> None:
@@ -91,6 +128,7 @@ class _Checker:
         self.check_objectives()
         self.check_data_sources()
         self.check_checks()
+        self.check_hooks()
         self.check_risks()
         self.check_crisis_cell()
 
@@ -232,18 +270,64 @@ class _Checker:
 
     # -- data sources ------------------------------------------------------------------------
 
+    def engine_of(self, src: m.DataSource) -> EngineRules | None:
+        """The source's engine (None when unknown, or when no catalogue was given)."""
+        return self.engines.get(src.engine) if self.engines is not None else None
+
+    def runs_sql(self, src: m.DataSource) -> bool:
+        engine = self.engine_of(src)
+        return engine is not None and engine.runs_sql
+
+    def into_server(self, src: m.DataSource) -> bool:
+        """A dump replayed into the service's running server (its engine says)."""
+        engine = self.engine_of(src)
+        return src.method == "dump" and engine is not None and engine.restores_into_server
+
+    def unknown_engine(self, loc: tuple[Any, ...], name: str) -> None:
+        assert self.engines is not None
+        self.add(
+            (*loc, "engine"),
+            f"unknown engine {name[:40]!r}{_suggest(name, self.engines)} "
+            f"(drplan knows {', '.join(sorted(self.engines))})",
+        )
+
+    def check_engine_names(self) -> None:
+        """Unknown engine names, from the raw data of a plan the model rejected."""
+        data = self.doc.data
+        if self.engines is None or not isinstance(data, dict):
+            return
+        services = data.get("services")
+        for name, svc in (services.items() if isinstance(services, dict) else []):
+            sources = svc.get("data") if isinstance(svc, dict) else None
+            for dname, src in (sources.items() if isinstance(sources, dict) else []):
+                engine = src.get("engine") if isinstance(src, dict) else None
+                if (
+                    isinstance(engine, str)
+                    and re.match(m.ENGINE_NAME_PATTERN, engine)  # else the model said so
+                    and engine not in self.engines
+                ):
+                    self.unknown_engine(("services", name, "data", dname), engine)
+
     def check_data_sources(self) -> None:
         for name, svc in self.plan.services.items():
             for dname, src in svc.data.items():
                 loc = ("services", name, "data", dname)
                 if src.method == "cold" and not src.volume:
                     self.add(loc, "method cold copies a volume: set `volume`")
-                if src.engine == "sqlite" and not src.path:
-                    self.add(loc, "a sqlite source needs `path` (the database file)")
-                if src.engine == "files" and not (src.volume or src.path):
-                    self.add(loc, "a files source needs a `volume` or a `path`")
-                if src.engine == "files" and src.databases:
-                    self.add((*loc, "databases"), "a files source has no databases")
+                engine = self.engine_of(src)
+                if self.engines is None:
+                    continue
+                if engine is None:
+                    self.unknown_engine(loc, src.engine)
+                    continue
+                if src.method not in engine.methods:
+                    self.add(
+                        (*loc, "method"),
+                        f"engine {engine.name} has no method {src.method!r} "
+                        f"(it has {', '.join(engine.methods)})",
+                    )
+                for sub, message in engine.source_problems(src):
+                    self.add((*loc, *sub), message)
             volumes = Counter(s.volume for s in svc.data.values() if s.volume)
             for dname, src in svc.data.items():
                 if src.volume and volumes[src.volume] > 1 and src.method == "cold":
@@ -255,10 +339,11 @@ class _Checker:
 
     def check_checks(self) -> None:
         for name, svc in self.plan.services.items():
+            # without a catalogue every source may be an SQL database
             dbs = [
                 d
                 for d, s in svc.data.items()
-                if s.engine in ("postgresql", "mariadb", "mysql", "sqlite")
+                if self.engines is None or self.runs_sql(s)
             ]
             items: list[tuple[tuple[Any, ...], Any]] = []
             if svc.health is not None:
@@ -276,6 +361,24 @@ class _Checker:
                         )
                 elif not dbs:
                     self.add(loc, f"an sql check needs an SQL data source on {name!r}")
+
+    def check_hooks(self) -> None:
+        """A container-side before_restore hook needs a running container: there is one
+        only when all the service's data is replayed into its running server."""
+        if self.engines is None:  # which data is replayed into a server is the engine's
+            return
+        for name, svc in self.plan.services.items():
+            dumps = [s for s in svc.data.values() if self.into_server(s)]
+            if svc.data and len(dumps) == len(svc.data):
+                continue
+            for i, hook in enumerate(svc.hooks.before_restore):
+                if hook.where == "container":
+                    self.add(
+                        ("services", name, "hooks", "before_restore", i),
+                        f"{name} has no running container before its data is restored "
+                        "(files are put back before it starts): run this hook with "
+                        "`where: host`, or make it an after_restore hook",
+                    )
 
     # -- risks and crisis cell -----------------------------------------------------------------
 
@@ -314,7 +417,7 @@ class _Checker:
 
 
 def _check_compose(
-    loaded: LoadedPlan, checker: _Checker
+    loaded: ParsedPlan, checker: _Checker
 ) -> tuple[list[Problem], ComposeProject | None]:
     """The compose files exist, parse, and name the plan's services and volumes."""
     plan = loaded.plan

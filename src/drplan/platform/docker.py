@@ -3,11 +3,25 @@
 Endpoints per site, stacks and services, tasks, exec with stdin/stdout streams, helper
 containers, volumes, images save/load. Nothing else in drplan imports the SDK, so remote
 engines (tcp/TLS, ssh) and Swarm nodes work the same way everywhere and tests have one seam.
+No SDK object leaves this module either: callers get small typed values
+(:class:`Container`, :class:`SwarmService`, :class:`Mount`, :class:`ExecResult`) and
+ask the engine to act on them (`remove_container`, `exec_run`...); what the SDK or its
+HTTP layer raises out of a public method becomes an :class:`OperationError` naming the
+site (`_translate_errors`), so a caller handles one error type and the CLI prints it
+without a traceback.
+
+The SDK is imported when the first engine is created (or any `docker.X` is first
+used: `_LazySdk`), not with this module: importing it (with requests and urllib3) costs
+about 0.15 s, and the commands that never talk to an engine (`drplan validate`, `drplan
+plan`, `--help`) import this module through the actions and must start fast (under 1 s
+for a 500-service plan). Its names are imported here for type checkers only.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
+import inspect
 import io
 import os
 import socket
@@ -15,11 +29,9 @@ import struct
 import tarfile
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
-
-import docker
-import docker.errors
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
 
 from drplan import labels, owner, process
 from drplan.errors import OperationError
@@ -37,11 +49,121 @@ TERMINAL_TASK_STATES = frozenset(
 )
 
 
+if TYPE_CHECKING:
+    import docker
+    import docker.errors
+    import docker.models.containers
+    import docker.models.services
+    import docker.types
+
+
+def _sdk() -> Any:
+    """The docker SDK, imported on first use (see the module docstring)."""
+    global docker
+    if isinstance(docker, _LazySdk):
+        import docker as sdk
+        import docker.errors
+        import docker.models.containers
+        import docker.models.services
+        import docker.types
+
+        docker = sdk
+    return docker
+
+
+class _LazySdk:
+    """Stands for the SDK until it is imported: the first `docker.X` imports it, so no
+    code path depends on an engine having been created first."""
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(_sdk(), name)
+
+
+if not TYPE_CHECKING:
+    docker = _LazySdk()
+
+
 @dataclass
 class ExecResult:
     exit_code: int
     stdout: bytes
     stderr: bytes
+
+
+@dataclass(frozen=True)
+class Container:
+    """A container on an engine, as drplan sees it (never the SDK's object)."""
+
+    id: str
+    name: str
+    image_id: str = ""
+    state: str = ""
+    """created, running, exited, dead..."""
+    labels: Mapping[str, str] = field(default_factory=dict, hash=False)
+
+
+@dataclass(frozen=True)
+class SwarmService:
+    """A Swarm service, as drplan sees it."""
+
+    id: str
+    name: str
+    """Its full name: `STACK_service` for a stack's service."""
+    replicas: int | None
+    """Replicas asked for; None for a global service (one task per node)."""
+    image: str = ""
+    """The image it runs, as its spec names it, without the `@sha256:` pin."""
+    labels: Mapping[str, str] = field(default_factory=dict, hash=False)
+
+    @property
+    def stack(self) -> str | None:
+        return self.labels.get(STACK_LABEL)
+
+
+@dataclass(frozen=True)
+class Mount:
+    """A volume or host path mounted into a helper container."""
+
+    target: str
+    source: str
+    type: Literal["volume", "bind"] = "volume"
+    read_only: bool = False
+
+
+def _container_of(c: docker.models.containers.Container) -> Container:
+    return Container(
+        id=c.id,
+        name=c.name,
+        image_id=c.attrs.get("Image") or "",
+        state=(c.attrs.get("State") or {}).get("Status", ""),
+        labels=dict(c.labels or {}),
+    )
+
+
+def _listed_container(c: dict) -> Container:
+    """A container from the API's list (`GET /containers/json`)."""
+    return Container(
+        id=c["Id"],
+        name=(c.get("Names") or ["?"])[0].lstrip("/"),
+        image_id=c.get("ImageID") or "",
+        state=c.get("State") or "",
+        labels=dict(c.get("Labels") or {}),
+    )
+
+
+def _service_of(attrs: dict) -> SwarmService:
+    """A service from its API document (an SDK service's `attrs` or a listed one)."""
+    spec = attrs.get("Spec") or {}
+    mode = spec.get("Mode") or {}
+    replicas = int(mode["Replicated"].get("Replicas", 1)) if "Replicated" in mode else None
+    container_spec = (spec.get("TaskTemplate") or {}).get("ContainerSpec") or {}
+    return SwarmService(
+        id=attrs.get("ID", ""),
+        name=spec.get("Name", ""),
+        replicas=replicas,
+        image=(container_spec.get("Image") or "").split("@", 1)[0],
+        labels=dict(spec.get("Labels") or {}),
+    )
 
 
 def client_timeout(default: float = 600) -> float:
@@ -60,8 +182,9 @@ class DockerEngine:
         self.site = site
         self.url = url
         self.timeout = timeout if timeout is not None else client_timeout()
+        sdk = _sdk()
         try:
-            self.client = docker.DockerClient(base_url=url, timeout=self.timeout)
+            self.client = sdk.DockerClient(base_url=url, timeout=self.timeout)
             self.client.ping()
         except Exception as exc:  # the SDK raises many kinds for an unreachable engine
             raise OperationError(
@@ -122,8 +245,23 @@ class DockerEngine:
             inherit_env=inherit_env,
         )
 
-    def services(self, stack: str) -> list:
+    def _services(self, stack: str) -> list[docker.models.services.Service]:
         return self.client.services.list(filters={"label": f"{STACK_LABEL}={stack}"})
+
+    def services(self, stack: str) -> list[SwarmService]:
+        """The stack's services."""
+        return [_service_of(s.attrs) for s in self._services(stack)]
+
+    def swarm_services(self) -> list[SwarmService]:
+        """Every service of the engine's swarm (none when it is not a swarm manager)."""
+        try:
+            return [_service_of(s) for s in self.api.services()]
+        except docker.errors.APIError:
+            return []
+
+    def all_containers(self) -> list[Container]:
+        """Every container of the engine, in any state."""
+        return [_listed_container(c) for c in self.api.containers(all=True)]
 
     def published_ports(self, *, exclude_stack: str | None = None) -> dict[int, str]:
         """{host port: who publishes it} on this engine, from the services' specs (the
@@ -147,22 +285,28 @@ class DockerEngine:
                     out.setdefault(int(p["PublicPort"]), f"container {name}")
         return out
 
-    def service(self, stack: str, name: str):
-        found = [s for s in self.services(stack) if s.name == f"{stack}_{name}"]
+    def _service(self, stack: str, name: str) -> docker.models.services.Service | None:
+        found = [s for s in self._services(stack) if s.name == f"{stack}_{name}"]
         return found[0] if found else None
+
+    def service(self, stack: str, name: str) -> SwarmService | None:
+        svc = self._service(stack, name)
+        return _service_of(svc.attrs) if svc is not None else None
 
     def service_replicas(self, stack: str, name: str) -> int | None:
         svc = self.service(stack, name)
-        if svc is None:
-            return None
-        mode = svc.attrs["Spec"].get("Mode", {})
-        return int(mode["Replicated"].get("Replicas", 1)) if "Replicated" in mode else None
+        return svc.replicas if svc is not None else None
 
     def scale(self, stack: str, name: str, replicas: int) -> None:
-        svc = self.service(stack, name)
+        svc = self._service(stack, name)
         if svc is None:
             raise OperationError(f"service {stack}_{name} does not exist", where=self.where)
-        svc.scale(replicas)
+        try:
+            svc.scale(replicas)
+        except docker.errors.APIError as exc:
+            raise OperationError(
+                f"cannot scale {stack}_{name} to {replicas}: {_short(exc)}", where=self.where
+            ) from exc
 
     # A cold backup scales writers to 0. The service itself records, in the same update,
     # how many replicas it had and which drplan process stopped it: if that process dies
@@ -172,7 +316,7 @@ class DockerEngine:
     def scale_down_marked(self, stack: str, name: str) -> int | None:
         """Scale a service to 0, marking it with its replicas and owner; its replicas, or
         None when it was already at 0 (or is not replicated)."""
-        svc = self.service(stack, name)
+        svc = self._service(stack, name)
         if svc is None:
             raise OperationError(f"service {stack}_{name} does not exist", where=self.where)
         mode = svc.attrs["Spec"].get("Mode", {})
@@ -187,7 +331,7 @@ class DockerEngine:
 
     def scale_back_marked(self, stack: str, name: str) -> int | None:
         """Scale a marked service back to the replicas it had and remove the mark."""
-        svc = self.service(stack, name)
+        svc = self._service(stack, name)
         if svc is None:
             return None
         labels = dict(svc.attrs["Spec"].get("Labels") or {})
@@ -203,12 +347,13 @@ class DockerEngine:
         dead (or is this one)."""
         out = []
         for svc in self.services(stack):
-            labels = svc.attrs["Spec"].get("Labels") or {}
-            if SCALED_LABEL in labels and owner.removable(labels.get(OWNER_LABEL)):
+            if SCALED_LABEL in svc.labels and owner.removable(svc.labels.get(OWNER_LABEL)):
                 out.append(svc.name[len(stack) + 1 :])
         return out
 
-    def containers(self, stack: str, name: str, *, running: bool = True) -> list:
+    def _containers(
+        self, stack: str, name: str, *, running: bool = True
+    ) -> list[docker.models.containers.Container]:
         filters = {"label": f"{SERVICE_LABEL}={stack}_{name}"}
         if running:
             filters["status"] = "running"
@@ -219,18 +364,24 @@ class DockerEngine:
                 continue  # a task container went away while being listed
         return []
 
-    def wait_running(self, stack: str, name: str, deadline: float, *, healthy: bool = True):
+    def containers(self, stack: str, name: str, *, running: bool = True) -> list[Container]:
+        """The service's containers (running ones only, by default)."""
+        return [_container_of(c) for c in self._containers(stack, name, running=running)]
+
+    def wait_running(
+        self, stack: str, name: str, deadline: float, *, healthy: bool = True
+    ) -> Container:
         """The service's running (and healthy, when it has a healthcheck) container."""
         last = "no task yet"
         while True:
-            for c in self.containers(stack, name):
+            for c in self._containers(stack, name):
                 try:
                     c.reload()
                 except docker.errors.NotFound:
                     continue
                 health = c.attrs["State"].get("Health", {}).get("Status")
                 if not healthy or health in (None, "healthy"):
-                    return c
+                    return _container_of(c)
                 last = f"container {c.name} is {health}"
             if time.monotonic() > deadline:
                 if last == "no task yet":
@@ -245,7 +396,7 @@ class DockerEngine:
     def task_status(self, stack: str, name: str) -> str | None:
         """Swarm's word on the service's newest task ("pending: host-mode port already in
         use on 1 node", "rejected: No such image"): why it has no running container."""
-        svc = self.service(stack, name)
+        svc = self._service(stack, name)
         if svc is None:
             return "the service does not exist"
         try:
@@ -301,7 +452,7 @@ class DockerEngine:
         return res, reader, sock
 
     def _exec_create(
-        self, container, argv: list[str], *, stdin: bool, env: dict[str, str] | None
+        self, container: Container, argv: list[str], *, stdin: bool, env: dict[str, str] | None
     ) -> str:
         try:
             return self.api.exec_create(
@@ -335,7 +486,12 @@ class DockerEngine:
             time.sleep(0.2)
 
     def exec_out(
-        self, container, argv: list[str], *, what: str, env: dict[str, str] | None = None
+        self,
+        container: Container,
+        argv: list[str],
+        *,
+        what: str,
+        env: dict[str, str] | None = None,
     ) -> Iterator[bytes]:
         """Run argv in the container and yield its stdout as it comes.
 
@@ -365,7 +521,7 @@ class DockerEngine:
 
     def exec_run(
         self,
-        container,
+        container: Container,
         argv: list[str],
         *,
         what: str,
@@ -376,7 +532,7 @@ class DockerEngine:
 
     def exec_in(
         self,
-        container,
+        container: Container,
         argv: list[str],
         chunks: Iterable[bytes],
         *,
@@ -395,7 +551,7 @@ class DockerEngine:
 
     def _exec(
         self,
-        container,
+        container: Container,
         argv: list[str],
         chunks: Iterable[bytes] | None,
         *,
@@ -467,7 +623,7 @@ class DockerEngine:
             )
         return res_
 
-    def _kill_exec(self, container, exec_id: str, pid: list[str], pid_seen) -> None:
+    def _kill_exec(self, container: Container, exec_id: str, pid: list[str], pid_seen) -> None:
         """SIGKILL an exec's process (its stdin still open) and wait until it has ended."""
         pid_seen.wait(30)
         if pid and pid[0].isdigit():
@@ -489,25 +645,28 @@ class DockerEngine:
         self,
         image: str,
         *,
-        mounts: list[docker.types.Mount],
+        mounts: list[Mount],
         labels: dict[str, str],
         files: dict[str, bytes] | None = None,
         network: str | None = None,
         hostname: str = "drplan-helper",
-    ):
+    ) -> Container:
         """A short-lived container that idles so drplan can exec into it.
 
         Volumes are read and written through such helpers on the engine that holds them,
         so data never transits through a temporary copy. `files` are copied in before
         start, so they appear in no `docker inspect`. Every helper carries its owner
         (host, boot, pid: `drplan.owner`), so only a dead owner's helpers are ever
-        removed by another run.
+        removed by another run. `remove_container` removes it.
         """
         try:
             c = self.client.containers.create(
                 image,
                 ["sleep", "86400"],
-                mounts=mounts,
+                mounts=[
+                    docker.types.Mount(m.target, m.source, type=m.type, read_only=m.read_only)
+                    for m in mounts
+                ],
                 labels={HELPER_LABEL: "1", OWNER_LABEL: owner.current().label(), **labels},
                 network_mode=network or "bridge",
                 hostname=hostname,
@@ -524,7 +683,19 @@ class DockerEngine:
         except Exception:
             c.remove(force=True)
             raise
-        return c
+        return Container(id=c.id, name=c.name, state="running", labels=dict(c.labels or {}))
+
+    def remove_container(self, container: Container) -> None:
+        """Remove a container (a helper), running or not; one already gone is no error."""
+        try:
+            self.api.remove_container(container.id, force=True)
+        except docker.errors.NotFound:
+            pass
+        except docker.errors.APIError as exc:
+            if "already in progress" not in str(exc):
+                raise OperationError(
+                    f"cannot remove container {container.name}: {_short(exc)}", where=self.where
+                ) from exc
 
     def remove_helpers(self, labels: dict[str, str], *, only_dead: bool = True) -> int:
         """Remove helper containers with these labels that a dead run left.
@@ -558,12 +729,12 @@ class DockerEngine:
         return len(found)
 
     @staticmethod
-    def volume_mount(volume: str, target: str, *, read_only: bool = False) -> docker.types.Mount:
-        return docker.types.Mount(target, volume, type="volume", read_only=read_only)
+    def volume_mount(volume: str, target: str, *, read_only: bool = False) -> Mount:
+        return Mount(target, volume, type="volume", read_only=read_only)
 
     @staticmethod
-    def bind_mount(path: str, target: str, *, read_only: bool = False) -> docker.types.Mount:
-        return docker.types.Mount(target, path, type="bind", read_only=read_only)
+    def bind_mount(path: str, target: str, *, read_only: bool = False) -> Mount:
+        return Mount(target, path, type="bind", read_only=read_only)
 
     # -- volumes ----------------------------------------------------------------------
 
@@ -637,7 +808,7 @@ class DockerEngine:
         """
         label = f"{STACK_LABEL}={stack}"
         ids = set()
-        for svc in self.services(stack):
+        for svc in self._services(stack):
             ids.add(svc.id)
             with contextlib.suppress(docker.errors.NotFound):
                 svc.remove()
@@ -737,6 +908,53 @@ class DockerEngine:
             return False
 
 
+def _sdk_errors() -> tuple[type[BaseException], ...]:
+    """What the SDK raises: its own errors, and its HTTP layer's (engine unreachable)."""
+    import requests.exceptions  # imported with the SDK already
+
+    return (_sdk().errors.DockerException, requests.exceptions.RequestException)
+
+
+def _translated(fn: Callable) -> Callable:
+    """`fn` (a method of DockerEngine), raising OperationError for the SDK's errors."""
+
+    def failed(engine: DockerEngine, exc: BaseException) -> OperationError:
+        return OperationError(
+            f"the Docker engine at {engine.url} failed ({fn.__name__.replace('_', ' ')}): "
+            f"{_short(exc)}",
+            where=engine.where,
+        )
+
+    if inspect.isgeneratorfunction(fn):
+
+        @functools.wraps(fn)
+        def generator(self: DockerEngine, *args: Any, **kwargs: Any) -> Any:
+            try:
+                return (yield from fn(self, *args, **kwargs))
+            except _sdk_errors() as exc:
+                raise failed(self, exc) from exc
+
+        return generator
+
+    @functools.wraps(fn)
+    def method(self: DockerEngine, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(self, *args, **kwargs)
+        except _sdk_errors() as exc:
+            raise failed(self, exc) from exc
+
+    return method
+
+
+def _translate_errors(cls: type) -> None:
+    for name, member in list(vars(cls).items()):
+        if not name.startswith("_") and inspect.isfunction(member):
+            setattr(cls, name, _translated(member))
+
+
+_translate_errors(DockerEngine)
+
+
 # A command fed on stdin is started as `sh -c _PID_WRAPPER sh ARGV...`: it writes its pid
 # on stderr first, so a failing feed can kill it before it sees end-of-input.
 _PID_MARK = b"drplan-exec-pid:"
@@ -809,17 +1027,6 @@ def _tar(files: dict[str, bytes]) -> bytes:
 def _short(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return text[0][:300] if text else type(exc).__name__
-
-
-def retry(fn: Callable[[], object], attempts: int = 3, pause: float = 1.0) -> object:
-    for i in range(attempts):
-        try:
-            return fn()
-        except docker.errors.APIError:
-            if i == attempts - 1:
-                raise
-            time.sleep(pause)
-    return None
 
 
 def _frames(reader) -> Iterator[tuple[int, bytes]]:

@@ -15,10 +15,10 @@ import io
 import os
 import re
 import shutil
-import subprocess
 import tarfile
 from functools import cache
 
+from drplan import process
 from drplan.errors import OperationError
 from drplan.platform.docker import DockerEngine
 
@@ -51,7 +51,11 @@ EXTRA_FILES = ["/etc/ssl/certs/ca-certificates.crt"]
 
 
 def _libs(binary: str) -> list[str]:
-    out = subprocess.run(["ldd", binary], capture_output=True, text=True, check=False).stdout
+    """The shared libraries `binary` loads (none for a static one: ldd then fails)."""
+    done = process.capture(["ldd", binary], timeout=60)
+    if done.why is not None:  # ldd missing or stuck: the image would lack libraries
+        done.check(what="building the helper image")
+    out = done.text
     libs = []
     for line in out.splitlines():
         m = re.search(r"(/\S+)", line.split("=>")[-1])

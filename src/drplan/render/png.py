@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import shutil
 import struct
-import subprocess
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
+from drplan import process
 from drplan.errors import OperationError
 
 RSVG = "rsvg-convert"
@@ -30,22 +30,16 @@ def svg_to_png(svg_text: str, path: str | Path, *, zoom: float = 1.0, timeout: f
             f"{RSVG} not found: install Debian package librsvg2-bin (scripts/setup does)"
         )
     path = Path(path)
-    try:
-        proc = subprocess.run(
-            [exe, "--format=png", f"--zoom={zoom}", "--background-color=white", "-o", str(path)],
-            input=svg_text.encode("utf-8"),
-            capture_output=True,
-            timeout=timeout,
-            check=False,
-        )
-    except subprocess.TimeoutExpired:
-        raise OperationError(f"{RSVG} timed out after {timeout:g}s", where=str(path)) from None
-    if proc.returncode != 0:
-        msg = proc.stderr.decode("utf-8", "replace").strip().splitlines()
-        raise OperationError(
-            f"{RSVG} failed (exit {proc.returncode}): {msg[-1] if msg else 'no message'}",
-            where=str(path),
-        )
+    done = process.capture(
+        [exe, "--format=png", f"--zoom={zoom}", "--background-color=white", "-o", str(path)],
+        input=svg_text.encode("utf-8"),
+        timeout=timeout,
+    )
+    if done.problem is not None:
+        raise OperationError(f"{RSVG} failed: {done.problem}", where=str(path))
+    if done.code != 0:
+        said = process.tail(done.stderr, 300) or "no message"
+        raise OperationError(f"{RSVG} failed (exit {done.code}): {said}", where=str(path))
     return path
 
 

@@ -41,6 +41,8 @@ class Recovery:
     history: dict[str, float] = field(default_factory=dict)
     # what an untrusted stored plan would have run on this host (listed by a dry run)
     not_run: list[str] = field(default_factory=list)
+    # every execution of the plan's restore hooks (drplan.actions.hooks)
+    hooks: list[mf.HookRecord] = field(default_factory=list)
 
 
 def rpo_objective(plan: m.Plan, services: list[str]) -> float | None:
@@ -135,6 +137,7 @@ def build(rec: Recovery, plan: m.Plan) -> dict:
         "steps": steps,
         "verification": verification,
         "verified": bool(verification) and all(v["ok"] for v in verification.values()),
+        "hooks": [h.model_dump() for h in rec.hooks],
     }
 
 

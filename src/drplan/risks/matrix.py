@@ -110,6 +110,7 @@ class Matrix:
                 {
                     "id": r.id,
                     "event": r.event,
+                    "description": r.description,
                     "probability": r.probability,
                     "impact": r.impact,
                     "criticality": criticality(r.probability, r.impact),

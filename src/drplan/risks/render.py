@@ -58,6 +58,7 @@ def render_text(matrix: Matrix, console: Console, title: str) -> None:
     table = Table(title="Risks", title_justify="left")
     table.add_column("id", no_wrap=True)
     table.add_column("event", min_width=16)
+    table.add_column("scenario / mitigation", min_width=16)
     for col in ("probability", "impact", "level", "plan"):
         table.add_column(col, no_wrap=True)
     order = sorted(
@@ -68,6 +69,10 @@ def render_text(matrix: Matrix, console: Console, title: str) -> None:
         table.add_row(
             r.id,
             r.event,
+            "\n".join(
+                t for t in (r.description, r.mitigation and f"mitigation: {r.mitigation}") if t
+            )
+            or "-",
             label(r.probability),
             label(r.impact),
             Text(lv, style=style),

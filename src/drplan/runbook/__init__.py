@@ -36,7 +36,7 @@ from drplan.errors import DrplanError, InputError
 from drplan.plan.compose import zero_compose
 from drplan.plan.loaded import LoadedPlan
 from drplan.plan.units import format_duration
-from drplan.runbook import output
+from drplan.runbook import hooks, output
 from drplan.runbook.quote import FENCE_LINE, code, md, sh
 from drplan.runbook.shell import Generator
 from drplan.schedule import Estimator, build_schedule
@@ -115,7 +115,16 @@ def _people(pc: LoadedPlan, role: str) -> list[dict]:
     for pid in getattr(cell.roles, role, []):
         p = cell.people.get(pid)
         if p is not None:
-            out.append({"id": pid, **p.model_dump()})
+            out.append(
+                {
+                    "id": pid,
+                    "name": p.name,
+                    "organisation": p.organisation,
+                    "phone": p.phone,
+                    "email": p.email,
+                    "chat": p.chat,
+                }
+            )
     return out
 
 
@@ -167,7 +176,7 @@ def build(
     pages = []
     for i, sid in enumerate(order, 1):
         step = schedule.steps[sid]
-        cmds = gen.for_step(step)
+        cmds = hooks.for_step(gen, step) if hooks.is_hook_step(step) else gen.for_step(step)
         basis = "measured by drills" if sid in measured else step.estimate_basis
         pages.append(
             StepPage(
@@ -196,9 +205,14 @@ def build(
         if cell
         else []
     )
+    repo_spec = pc.plan.repositories.get(repo.name)
+    profile_spec = pc.plan.profiles.get(schedule.profile)
     return {
         "plan": pc.name,
         "description": pc.plan.description,
+        "profile_description": profile_spec.description if profile_spec else "",
+        "repository_description": repo_spec.description if repo_spec else "",
+        "about": _about(pc, schedule.services),
         "stack": stack,
         "site": site_name,
         "site_description": site_spec.description,
@@ -244,6 +258,28 @@ def build(
             for rel, name in zip(pc.plan.stack.compose, compose_files, strict=True)
         },
     }
+
+
+def _about(pc: LoadedPlan, services: list[str]) -> list[dict]:
+    """What the plan says of each service and each of its data sources (the operator
+    reads it before touching them)."""
+    out = []
+    for name in services:
+        svc = pc.plan.services[name]
+        sources = [
+            {"name": sname, "engine": source.engine, "description": source.description}
+            for sname, source in svc.data.items()
+        ]
+        out.append(
+            {
+                "service": name,
+                "tier": svc.tier,
+                "critical": svc.critical,
+                "description": svc.description,
+                "sources": sources,
+            }
+        )
+    return out
 
 
 def _absolute_files(doc: dict, base: Path) -> dict:

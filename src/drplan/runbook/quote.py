@@ -14,9 +14,10 @@ holding a fenced block must not add a shell block to the runbook. Hence:
   value cannot end a Markdown fence or a heredoc, nor hide behind a bidi override);
 * :func:`md` and :func:`code`: Markdown text and inline code on one line, with every
   character that could start Markdown structure (fences, HTML, links, tables) escaped
-  and invisible characters shown as ``<U+XXXX>``;
-* :func:`pg_ident`, :func:`my_ident`, :func:`pg_table`, :func:`my_table`,
-  :func:`sqlite_ident`, :func:`pg_dbname`: SQL identifiers and libpq database names.
+  and invisible characters shown as ``<U+XXXX>``.
+
+SQL identifiers and database names are quoted by each engine (``drplan.sources``), which
+writes its own by-hand commands.
 """
 
 from __future__ import annotations
@@ -99,51 +100,3 @@ def code(value: object, table: bool = False) -> str:
     fence = "`" * (longest + 1)
     pad = " " if not s or s[0] in "` " or s[-1] in "` " else ""
     return f"{fence}{pad}{s}{pad}{fence}"
-
-
-# -- SQL ---------------------------------------------------------------------------------
-
-# A qualified name as pg_dump writes it on its COPY lines: plain lower-case identifiers
-# or double-quoted ones (inner quotes doubled), joined by dots. Such a name is balanced:
-# used as it is, it can only name a table.
-_PG_PART = r'(?:[a-z_][a-z0-9_$]*|"(?:[^"\x00]|"")+")'
-_PG_QUALIFIED = re.compile(rf"{_PG_PART}(?:\.{_PG_PART})*")
-# A name as mariadb-dump writes it between backticks (inner backticks doubled)
-_MY_ESCAPED = re.compile(r"(?:[^`\x00]|``)+")
-
-
-def pg_ident(name: str) -> str:
-    """A PostgreSQL identifier: double-quoted, inner double quotes doubled."""
-    return '"' + str(name).replace('"', '""') + '"'
-
-
-def pg_table(name: str) -> str:
-    """A table name read from a manifest's fingerprint (``schema.table`` as pg_dump
-    wrote it): kept when it is a well-formed qualified name, else quoted as one
-    identifier (which then names no table and fails the check, harmlessly)."""
-    return name if _PG_QUALIFIED.fullmatch(name) else pg_ident(name)
-
-
-def my_ident(name: str) -> str:
-    """A MariaDB/MySQL identifier: backquoted, inner backquotes doubled."""
-    return "`" + str(name).replace("`", "``") + "`"
-
-
-def my_table(escaped: str) -> str:
-    """A name read from a manifest's fingerprint as mariadb-dump wrote it between
-    backticks (inner ones already doubled): backquoted as it is when well-formed, else
-    quoted as a raw name. Either way the result is one balanced identifier."""
-    return "`" + escaped + "`" if _MY_ESCAPED.fullmatch(escaped) else my_ident(escaped)
-
-
-def sqlite_ident(name: str) -> str:
-    return pg_ident(name)
-
-
-def pg_dbname(name: str) -> str:
-    """The value of psql's ``--dbname``: libpq reads a value holding ``=`` or starting
-    with a URI prefix as a connection string (``host=elsewhere ...``); such a name is
-    passed as ``dbname='...'`` so it stays a database name."""
-    if "=" not in name and not name.startswith(("postgresql://", "postgres://")):
-        return name
-    return "dbname='" + name.replace("\\", "\\\\").replace("'", "\\'") + "'"

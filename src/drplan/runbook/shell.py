@@ -8,12 +8,18 @@ the schedule: deploy the stack at zero replicas, put files back into fresh volum
 their service starts, replay database dumps into the running server, scale services up
 in dependency order, wait for health, run the checks and compare with the backup.
 
+What is engine-specific (restoring and verifying a data source, an SQL check's client)
+comes from the source's engine in :mod:`drplan.sources` (``Engine.runbook_restore``,
+``Engine.runbook_verify``, ``Engine.sql_command``), given this generator as its
+:class:`~drplan.sources.base.ShellKit`; this module writes the rest.
+
 Every value in a block (from the plan, and from the run's manifest, which comes from a
 repository an attacker may have written to) is one quoted shell word (:func:`sh`), SQL
-identifiers are quoted as identifiers, and values that a command takes as positional
-arguments come after ``--`` (option values are written ``--option=value``), so that a
-value starting with ``-`` is never read as an option. No heredoc holds a value: the only
-heredocs feed drplan's own constant scripts (checked against their delimiters).
+identifiers are quoted as identifiers (by each engine), and values that a command takes
+as positional arguments come after ``--`` (option values are written
+``--option=value``), so that a value starting with ``-`` is never read as an option. No
+heredoc holds a value: the only heredocs feed drplan's own constant scripts (checked
+against their delimiters).
 """
 
 from __future__ import annotations
@@ -21,21 +27,14 @@ from __future__ import annotations
 import posixpath
 from dataclasses import dataclass, field
 
-from drplan.actions import service_checks as chk
-from drplan.errors import OperationError
+from drplan.errors import DrplanError, OperationError
 from drplan.plan import model as m
 from drplan.plan.loaded import LoadedPlan
-from drplan.runbook.quote import (
-    my_ident,
-    my_table,
-    pg_dbname,
-    pg_ident,
-    pg_table,
-    sh,
-    sh_join,
-    sqlite_ident,
-)
+from drplan.runbook.quote import sh, sh_join
 from drplan.schedule.steps import Step, StepKind
+from drplan.sources import checks as chk
+from drplan.sources import registry
+from drplan.sources.base import Procedure, SourceOps
 from drplan.store import manifest as mf
 from drplan.store.restic import Repository
 
@@ -132,6 +131,36 @@ class Generator:
                 where=f"run {self.run.run_id}",
             )
         return text
+
+    # -- the rest of the ShellKit engines get (drplan.sources.base.ShellKit) ---------------
+
+    @staticmethod
+    def sh(value: object) -> str:
+        return sh(value)
+
+    @staticmethod
+    def sh_join(argv: list[str]) -> str:
+        return sh_join(argv)
+
+    def image(self, service: str) -> str | None:
+        compose_svc = self.pc.compose.services.get(service)
+        return compose_svc.image if compose_svc else None
+
+    def expect(self, cmd: str, value: object, label: str) -> str:
+        return (
+            f"got=$({cmd})\n"
+            f'[ "$got" = {sh(value)} ] || '
+            f"{{ printf '%s, found %s\\n' {sh(f'{label}: expected {value}')} \"$got\" >&2; "
+            "exit 1; }\n"
+        )
+
+    def _operations(self, rec: mf.SourceRecord) -> SourceOps | None:
+        """What restores and verifies the recorded source (None: an engine this drplan
+        does not know, e.g. a run written by another version)."""
+        try:
+            return registry.operations(rec.engine, rec.method)
+        except DrplanError:
+            return None
 
     # -- per kind -----------------------------------------------------------------------
 
@@ -252,126 +281,15 @@ class Generator:
                 [("Nothing to do", "true\n")],
                 [],
             )
-        snap, path, fp = rec.snapshot, rec.path, rec.fingerprint
-        what = f"{service}/{source} ({rec.engine}, {rec.method})"
-        engine = "mariadb" if rec.engine == "mysql" else rec.engine
-        if rec.method == "cold" or engine == "files":
-            vol = self.volume(spec.volume or "")
-            compose_svc = self.pc.compose.services.get(service)
-            image = (compose_svc.image if compose_svc else None) or "IMAGE-WITH-TAR"
-            # --mount type=volume: a name holding `/` or `:` cannot turn into a bind
-            # mount of a host directory, as it could with -v NAME:/volume
-            mount = sh(f"--mount=type=volume,{_csv_field('source=' + vol)},target=/volume")
-            through = (
-                f"{self.dump(snap, path)} | docker run --rm -i --network none {mount} "
-                f"--entrypoint tar -- {sh(image)} "
-                "-x -C /volume --numeric-owner --strip-components=1\n"
-            )
-            direct = (
-                self.mountpoint(vol) + f'{self.dump(snap, path)} | tar -x -C "$MP" '
-                "--numeric-owner --strip-components=1\n"
-            )
-            purpose = (
-                f"Put the files of {what} back into the empty volume {vol} before the service "
-                f"starts (snapshot {snap}: {fp.get('files')} files, {fp.get('bytes')} bytes)."
-            )
-            if not self.local:
-                return StepCommands(
-                    purpose,
-                    [("Extract the snapshot into the volume through a container", through)],
-                    [],
-                )
+        ops = self._operations(rec)
+        if ops is None:
             return StepCommands(
-                purpose,
-                [("Extract the snapshot into the volume (the engine is on this host)", direct)],
+                f"No by-hand procedure for {service}/{source}: this drplan does not know "
+                f"engine {rec.engine!r}.",
                 [],
-                [("With a remote engine", "extract through a container", through)],
-            )
-        if engine in ("redis", "sqlite"):
-            vol = self.volume(spec.volume or "")
-            rel = self.volume_file(
-                service, source, fp.get("file") or ("dump.rdb" if engine == "redis" else "data.db")
-            )
-            target = f'"$MP"/{sh(rel)}'
-            extra = f"rm -f -- {target}-wal {target}-shm\n" if engine == "sqlite" else ""
-            cmd = (
-                self.mountpoint(vol)
-                + f'mkdir -p -- "$(dirname -- {target})"\n'
-                + extra
-                + f"{self.dump(snap, path)} > {target}.drplan\n"
-                + f"mv -- {target}.drplan {target}\n"
-                + (f"chown -- {sh(fp['owner'])} {target}\n" if fp.get("owner") else "")
-            )
-            kind = "the RDB file, which Redis loads" if engine == "redis" else "the database file"
-            return StepCommands(
-                f"Put {kind} of {what} into the empty volume {vol} before the service starts "
-                f"(snapshot {snap}).",
-                [("Write the file into the volume (engine on this host)", cmd)],
-                [("The file is there", f"{self.mountpoint(vol)}test -s {target}\n")],
-            )
-        if engine == "postgresql":
-            user = sh("--username=" + (spec.user or "postgres"))
-            drops = "".join(
-                f'docker exec "$C" psql -X {user} --dbname=postgres '
-                f"{sh(f'--command=DROP DATABASE IF EXISTS {pg_ident(db)} WITH (FORCE)')}\n"
-                for db in fp.get("databases", [])
-                if db not in ("postgres", "template0", "template1")
-            )
-            replay = (
-                "err=$(mktemp)\n"
-                f'{self.dump(snap, path)} | docker exec -i "$C" psql -X -q {user} '
-                '--dbname=postgres -v ON_ERROR_STOP=0 >/dev/null 2>"$err"\n'
-                "if grep 'ERROR:' \"$err\" | grep -v 'role \".*\" already exists'; then\n"
-                "  printf 'psql reported errors (see %s)\\n' \"$err\" >&2; exit 1\n"
-                "fi\n"
-            )
-            return StepCommands(
-                f"Replay the dump of {what} into the running server of {service} (its own "
-                "image, configuration and network): drop the databases the image created, "
-                "then feed the dump (roles first, then each database) to psql. 'role already "
-                "exists' errors are expected; any other error fails the step.",
-                [
-                    (
-                        "Drop the databases the image created, replay the dump",
-                        self.container(service) + drops + replay,
-                    )
-                ],
                 [],
             )
-        if engine == "mariadb":
-            client = self.mariadb_client(spec)
-            drops = "".join(
-                f"{client} {sh(f'--execute=DROP DATABASE IF EXISTS {my_ident(db)}')}\n"
-                for db in fp.get("databases", [])
-            )
-            note = (
-                "# the database password: export MYSQL_PWD first (from your secret store)\n"
-                if spec.password is not None
-                else ""
-            )
-            replay = f"{self.dump(snap, path)} | {client}\n"
-            return StepCommands(
-                f"Replay the dump of {what} into the running server of {service}: drop the "
-                "databases the image created, then feed the dump to the client.",
-                [
-                    (
-                        "Drop the databases, replay the dump",
-                        note + self.container(service) + drops + replay,
-                    )
-                ],
-                [],
-            )
-        return StepCommands(f"No by-hand procedure for {what}.", [], [])
-
-    def mariadb_client(self, spec: m.DataSource, stdin: bool = True) -> str:
-        """The server's own client (mariadb, else mysql) in its container, with the
-        source's user; the password, if any, from MYSQL_PWD of the operator's shell."""
-        pw = " -e MYSQL_PWD" if spec.password is not None else ""
-        return (
-            f'docker exec{pw}{" -i" if stdin else ""} "$C" sh -c '
-            '\'exec "$(command -v mariadb || command -v mysql)" "$@"\' sh'
-            + (f" {sh('--user=' + spec.user)}" if spec.user else "")
-        )
+        return _commands(ops.runbook_restore(self, service, source, spec, rec))
 
     def replicas(self, service: str) -> int:
         override = self.site.services.get(service)
@@ -477,35 +395,18 @@ class Generator:
             body = f'  docker exec -i "$C" sh -s -- {args} {TCP_HEREDOC}'
             return c + self._retry(body, check)
         if isinstance(check, m.SqlCheck):
-            src = self.pc.plan.services[service].data
-            sources = [
-                s
-                for n, s in src.items()
-                if s.engine in ("postgresql", "mariadb", "mysql")
-                and (not check.source or n == check.source)
-            ]
-            if not sources:
+            found = chk.sql_source(self.pc.plan.services[service], check)
+            command = found[2].sql_command(found[1], check.query) if found else None
+            if found is None or command is None:
                 return "true  # no database source for this SQL check\n"
-            s = sources[0]
-            if s.engine == "postgresql":
-                db = s.databases[0] if s.databases else "postgres"
-                q = 'docker exec "$C" psql -X -At ' + sh_join(
-                    [
-                        "--username=" + (s.user or "postgres"),
-                        "--dbname=" + pg_dbname(db),
-                        "--command=" + check.query,
-                    ]
-                )
-            else:
-                q = 'docker exec "$C" mariadb -N -B ' + sh_join(
-                    (["--user=" + s.user] if s.user else [])
-                    + (["--database=" + s.databases[0]] if s.databases else [])
-                    + ["--execute=" + check.query]
-                )
+            src = found[1]
+            pw = command.password_env if src.password is not None else None
+            note = f"# the database password: export {pw} first (from your secret store)\n"
+            q = f'docker exec{" -e " + pw if pw else ""} "$C" ' + sh_join(command.argv)
             body = f"  got=$({q}) || return 1\n"
             if check.expect is not None:
                 body += f'  [ "$got" = {sh(check.expect.strip())} ] || return 1\n'
-            return c + self._retry(body, check)
+            return (note if pw else "") + c + self._retry(body, check)
         if isinstance(check, m.CommandCheck):
             argv = check.command if isinstance(check.command, list) else ["sh", "-c", check.command]
             cmd = sh_join(argv)
@@ -520,70 +421,13 @@ class Generator:
         return "true\n"
 
     def verification(self, service: str, source: str, rec: mf.SourceRecord) -> str:
-        fp = rec.fingerprint
+        """Shell lines comparing the recovered source with the backup (its engine's)."""
+        ops = self._operations(rec)
+        if ops is None:
+            return ""
         spec = self.pc.plan.services[service].data[source]
-        engine = "mariadb" if rec.engine == "mysql" else rec.engine
-        lines = []
-
-        def expect(cmd: str, value, label: str) -> None:
-            lines.append(
-                f"got=$({cmd})\n"
-                f'[ "$got" = {sh(value)} ] || '
-                f"{{ printf '%s, found %s\\n' {sh(f'{label}: expected {value}')} \"$got\" >&2; "
-                "exit 1; }\n"
-            )
-
-        def rows(t) -> object:
-            return t.get("rows") if isinstance(t, dict) else t
-
-        if rec.method == "cold" or engine == "files":
-            if not self.local:
-                return ""
-            lines.append(self.mountpoint(self.volume(spec.volume or "")))
-            expect('cd "$MP" && find . -type f | wc -l', fp.get("files"), "files")
-            expect(
-                "cd \"$MP\" && find . -type f -printf '%P\\t%s\\n' | LC_ALL=C sort | sha256sum "
-                "| cut -d' ' -f1",
-                fp.get("tree"),
-                "paths and sizes",
-            )
-        elif engine == "postgresql":
-            lines.append(self.container(service))
-            user = sh("--username=" + (spec.user or "postgres"))
-            for key, t in sorted(fp.get("tables", {}).items()):
-                db, _, table = key.partition(".")
-                sql = "SELECT count(*) FROM " + pg_table(table)
-                expect(
-                    f'docker exec "$C" psql -X -At {user} '
-                    f"{sh('--dbname=' + pg_dbname(db))} {sh('--command=' + sql)}",
-                    rows(t),
-                    f"rows of {key}",
-                )
-        elif engine == "mariadb":
-            lines.append(self.container(service))
-            client = self.mariadb_client(spec, stdin=False)
-            for key, t in sorted(fp.get("tables", {}).items()):
-                db, _, table = key.partition(".")
-                sql = f"SELECT COUNT(*) FROM {my_table(db)}.{my_table(table)}"
-                expect(f"{client} -N -B {sh('--execute=' + sql)}", rows(t), f"rows of {key}")
-        elif engine == "redis" and fp.get("keys") is not None:
-            lines.append(self.container(service))
-            expect('docker exec "$C" redis-cli --no-auth-warning DBSIZE', fp["keys"], "keys")
-        elif engine == "sqlite" and self.local:
-            lines.append(self.mountpoint(self.volume(spec.volume or "")))
-            rel = self.volume_file(
-                service, source, fp.get("file") or posixpath.basename(spec.path or "") or "data.db"
-            )
-            db = f'"$MP"/{sh(rel)}'
-            for table, n in sorted(fp.get("tables", {}).items()):
-                sql = f"SELECT count(*) FROM {sqlite_ident(table)}"
-                expect(f"sqlite3 -readonly {db} {sh(sql)}", n, f"rows of {table}")
-        return "".join(lines)
+        return ops.runbook_verify(self, service, source, spec, rec)
 
 
-def _csv_field(value: str) -> str:
-    """One field of docker's CSV-parsed --mount value: double-quoted when it holds a
-    comma, a quote or a line break, so a name cannot add `type=bind` or `source=/`."""
-    if any(ch in value for ch in ',"\r\n') or value != value.strip():
-        return '"' + value.replace('"', '""') + '"'
-    return value
+def _commands(p: Procedure) -> StepCommands:
+    return StepCommands(p.purpose, p.blocks, p.checks, p.alternatives)

@@ -20,6 +20,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from drplan.sources import registry
+
 MB = 10**6
 
 #: Fixed durations (seconds) per step kind when nothing better is known.
@@ -33,15 +35,12 @@ DEFAULT_FIXED_S: dict[str, float] = {
     "validate": 5.0,  # per check
 }
 
-#: Restore throughput (bytes/s) by (engine, method); ``*`` matches any engine.
+#: Restore throughput (bytes/s) by (engine, method); ``*`` matches any engine. A dump's
+#: figure is its engine's own (``Engine.restore_bps``, e.g. 30 MB/s for a PostgreSQL or
+#: MariaDB replay, bound by index rebuilds); a cold copy is a restic restore of files.
 DEFAULT_THROUGHPUT_BPS: dict[tuple[str, str], float] = {
-    ("*", "cold"): 150 * MB,  # restic restore of a volume's files
-    ("files", "dump"): 150 * MB,
-    ("postgresql", "dump"): 30 * MB,  # pg_restore / psql reload
-    ("mariadb", "dump"): 30 * MB,
-    ("mysql", "dump"): 30 * MB,
-    ("redis", "dump"): 100 * MB,  # RDB file copy + load
-    ("sqlite", "dump"): 100 * MB,
+    ("*", "cold"): 150 * MB,
+    **{(name, "dump"): e.restore_bps for name, e in registry.catalog().items()},
 }
 
 #: A restore whose size is unknown (no history, no size_hint).
@@ -80,11 +79,20 @@ class Estimator:
         if kind == "restore":
             if size_bytes is None:
                 return self.unknown_size_restore_s, "default"
-            rate = self.throughput.get(
-                (engine or "files", method or "dump")
-            ) or self.throughput.get(("*", method or "dump"), 150 * MB)
+            rate = (
+                self.throughput.get((engine or "files", method or "dump"))
+                or _engine_rate(engine, method)
+                or self.throughput.get(("*", method or "dump"), 150 * MB)
+            )
             return self.fixed.get("restore", 20.0) + size_bytes / rate, "size"
         base = self.fixed.get(kind, 10.0)
         if kind == "validate":
             return base * max(1, checks), "default"
         return base, "default"
+
+
+def _engine_rate(engine: str | None, method: str | None) -> float | None:
+    """The dump throughput an engine states, for one the default table does not list
+    (an engine added after this module was imported)."""
+    found = registry.find(engine) if engine and (method or "dump") == "dump" else None
+    return found.restore_bps if found is not None else None

@@ -5,14 +5,21 @@ Order rules (the recovery executor relies on them):
 * ``prepare-site`` once, first; then ``load-images`` and ``create-volumes`` (once each);
 * ``restore:<service>/<source>`` per data source. File-level restores (files, redis RDB,
   sqlite, anything backed up cold) write into the fresh volume before the service starts.
-  Database dumps (postgresql, mariadb/mysql) are replayed into the service's own server:
-  after its ``health:``, so the database runs with its own image, configuration, secrets
-  and network, exactly as in production;
+  Dumps whose engine replays them into the service's own server (its
+  ``restores_into_server``: postgresql, mariadb/mysql) run after its ``health:``, so
+  the database runs with its own image, configuration, secrets and network, exactly as
+  in production;
 * ``start:<service>`` after its file-level restores and, for every dependency in the
   recovered set, that dependency's ``health:`` and dump restores (a dependency is ready
   when its data is back, not merely when it answers);
 * ``health:<service>`` after its start; ``validate:<service>`` after its health and its
   own dump restores.
+* only for a service with such hooks (drplan.actions.hooks runs them):
+  ``before-restore:<service>`` before every restore of the service (after
+  ``load-images`` and ``create-volumes`` when it has files to put back, or no data, and
+  then before its start too; after its ``health:`` when all its data is replayed into its
+  running server); ``after-restore:<service>`` after all its restores and its health,
+  before its ``validate:`` and before the services depending on it start.
 """
 
 from __future__ import annotations
@@ -24,6 +31,7 @@ from typing import Any
 from drplan.plan import model as m
 from drplan.plan.graph import DependencyGraph
 from drplan.schedule.estimate import Estimator
+from drplan.sources import registry
 
 
 class StepKind(StrEnum):
@@ -36,6 +44,8 @@ class StepKind(StrEnum):
     START = "start"
     HEALTH = "health"
     VALIDATE = "validate"
+    BEFORE_RESTORE = "before-restore"
+    AFTER_RESTORE = "after-restore"
 
 
 #: Minimum time limits per kind (seconds); a step's timeout is the larger of this and
@@ -48,8 +58,12 @@ MIN_TIMEOUT_S: dict[str, float] = {
     "start": 300.0,
     "health": 300.0,
     "validate": 120.0,
+    "before-restore": 60.0,
+    "after-restore": 60.0,
 }
 TIMEOUT_FACTOR = 3.0
+#: How long a hook may wait for a running container of its service (drplan.actions.hooks).
+HOOK_CONTAINER_WAIT_S = 120.0
 
 
 @dataclass(frozen=True)
@@ -84,12 +98,18 @@ class Step:
 
 
 def restores_into_server(src: m.DataSource) -> bool:
-    """A dump replayed into the running database server (vs files written into a volume)."""
-    return src.method == "dump" and src.engine in ("postgresql", "mariadb", "mysql")
+    """A dump replayed into the running database server (vs files written into a volume):
+    the source's engine says (``Engine.restores_into_server``)."""
+    return src.method == "dump" and registry.engine(src.engine).restores_into_server
 
 
 def _check_budget(check: Any) -> float:
     return float(check.retries) * (float(check.timeout) + float(check.interval))
+
+
+def _hooks_budget(hooks: list[m.Hook]) -> float:
+    """Time limit of a hook step: every hook's own, plus a wait for a container each."""
+    return sum(float(h.timeout) + HOOK_CONTAINER_WAIT_S for h in hooks)
 
 
 def _timeout(kind: str, estimate: float, floor: float = 0.0) -> float:
@@ -146,10 +166,23 @@ def build_steps(
         ready[name] = {f"health:{name}"} | {
             f"restore:{name}/{d}" for d, src in svc.data.items() if restores_into_server(src)
         }
+        if svc.hooks.after_restore:
+            ready[name].add(f"after-restore:{name}")
     for name in chosen:
         svc = plan.services[name]
         common = {"service": name, "critical": svc.critical, "tier": svc.tier}
-        before_start = set()
+        hooks = svc.hooks
+        pre = {f"before-restore:{name}"} if hooks.before_restore else set()
+        in_volumes = not svc.data or not all(map(restores_into_server, svc.data.values()))
+        if pre:
+            add(
+                f"before-restore:{name}",
+                StepKind.BEFORE_RESTORE,
+                set(base) if in_volumes else {f"health:{name}"},
+                floor=_hooks_budget(hooks.before_restore),
+                **common,
+            )
+        before_start = set(pre) if in_volumes else set()
         for dname, src in svc.data.items():
             rid = f"restore:{name}/{dname}"
             into_server = restores_into_server(src)
@@ -158,7 +191,7 @@ def build_steps(
             add(
                 rid,
                 StepKind.RESTORE,
-                {f"health:{name}"} if into_server else set(base),
+                ({f"health:{name}"} if into_server else set(base)) | pre,
                 source=dname,
                 engine=src.engine,
                 method=src.method,
@@ -177,6 +210,14 @@ def build_steps(
             floor=_check_budget(svc.health) if svc.health else 0.0,
             **common,
         )
+        if hooks.after_restore:
+            add(
+                f"after-restore:{name}",
+                StepKind.AFTER_RESTORE,
+                ready[name] - {f"after-restore:{name}"},
+                floor=_hooks_budget(hooks.after_restore),
+                **common,
+            )
         add(
             f"validate:{name}",
             StepKind.VALIDATE,

@@ -1,24 +1,19 @@
-"""Data sources: one module per engine, discovered by name (like borgmatic's hooks).
+"""Data sources: one module per engine, found by module name (like borgmatic's hooks).
 
-Each module exposes a ``SOURCE`` object with the same small interface (see ``base``):
-back up into the repository, restore from it, fingerprint the live data, say whether the
-target is empty, and say what consistency it gives.
+Each engine module holds an ``ENGINE`` with everything drplan knows of that kind of data
+(:class:`drplan.sources.base.Engine`); :mod:`drplan.sources.registry` finds them and is
+what every other part of drplan asks. Shared parts: ``base`` (the Protocol and what
+engines get), ``dump`` (dump-based engines), ``volume`` (helper containers), ``split``
+(halves of a big restore), ``checks`` (how checks run in a container), ``byhand``
+(runbook commands shared by engines) and ``cold`` (the cold method, wrapping `files`).
 """
 
 from __future__ import annotations
 
-import importlib
-
-from drplan.sources.base import DataSourceEngine
-
-ALIASES = {"mysql": "mariadb"}
+from drplan.sources.base import SourceOps
+from drplan.sources.registry import operations
 
 
-def engine_for(engine: str, method: str) -> DataSourceEngine:
+def engine_for(engine: str, method: str) -> SourceOps:
     """The implementation for a plan data source (`cold` wraps a volume copy)."""
-    if method == "cold":
-        from drplan.sources.cold import SOURCE as cold
-
-        return cold
-    module = importlib.import_module(f"drplan.sources.{ALIASES.get(engine, engine)}")
-    return module.SOURCE
+    return operations(engine, method)

@@ -15,17 +15,26 @@ The downtime of each service is measured and reported.
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING
 
 from drplan.errors import OperationError
+from drplan.plan import model as m
 from drplan.platform.docker import DockerEngine
-from drplan.sources.base import BackupResult, SourceContext
-from drplan.sources.files import SOURCE as files
+from drplan.sources.base import BackupResult, Procedure, ShellKit, SourceContext
+from drplan.sources.files import ENGINE as files
+
+if TYPE_CHECKING:
+    from drplan.store.manifest import SourceRecord
 
 # how long a service brought back may take to be running again before it is reported
 BACK_WAIT_S = 600.0
 
 
 class Cold:
+    """The cold method of any engine: a files copy of its volume with the writers
+    stopped. Not an engine of its own: :func:`drplan.sources.registry.operations` gives
+    it for `method: cold`."""
+
     consistency = "cold copy: writers stopped during the copy"
 
     def backup(self, ctx: SourceContext) -> BackupResult:
@@ -59,6 +68,16 @@ class Cold:
 
     def restore(self, ctx: SourceContext, snapshot: str, path: str, fingerprint: dict) -> None:
         files.restore(ctx, snapshot, path, fingerprint)
+
+    def runbook_restore(
+        self, kit: ShellKit, service: str, source: str, spec: m.DataSource, record: SourceRecord
+    ) -> Procedure:
+        return files.runbook_restore(kit, service, source, spec, record)
+
+    def runbook_verify(
+        self, kit: ShellKit, service: str, source: str, spec: m.DataSource, record: SourceRecord
+    ) -> str:
+        return files.runbook_verify(kit, service, source, spec, record)
 
 
 def scale_back(

@@ -21,12 +21,33 @@ import hashlib
 import json
 import posixpath
 from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any
 
 from drplan.errors import OperationError
+from drplan.plan import model as m
+from drplan.plan.compose import ComposeService
+from drplan.sources import byhand
 from drplan.sources import volume as vol
-from drplan.sources.base import BackupResult, SourceContext, compare_dicts
+from drplan.sources.base import (
+    MB,
+    BackupResult,
+    Detection,
+    EngineDefaults,
+    Procedure,
+    ShellKit,
+    SourceContext,
+    SourceLoc,
+    compare_dicts,
+    image_basename,
+)
 from drplan.sources.split import restore_split
 from drplan.store.restic import snapshot_id
+
+if TYPE_CHECKING:
+    from drplan.store.manifest import SourceRecord
+
+# Data stores with no safe live copy of their files: `drplan init` drafts them cold.
+COLD_IMAGES = ("elasticsearch", "opensearch", "cassandra", "scylla", "mongo", "solr")
 
 
 def tree_fingerprint(entries: list[tuple[str, int]]) -> dict:
@@ -38,8 +59,19 @@ def tree_fingerprint(entries: list[tuple[str, int]]) -> dict:
     return {"files": len(entries), "bytes": total, "tree": h.hexdigest()}
 
 
-class Files:
+class Files(EngineDefaults):
+    name = "files"
+    summary = "Files of a volume: restic next to the data, in a helper (incremental)"
     consistency = "file-level, crash-consistent per file (live)"
+    restore_bps = 150 * MB  # restic restore of a volume's files
+
+    def source_problems(self, src: m.DataSource) -> list[tuple[SourceLoc, str]]:
+        found: list[tuple[SourceLoc, str]] = []
+        if not (src.volume or src.path):
+            found.append(((), "a files source needs a `volume` or a `path`"))
+        if src.databases:
+            found.append((("databases",), "a files source has no databases"))
+        return found
 
     def _volume(self, ctx: SourceContext) -> str:
         if not ctx.volume:
@@ -187,8 +219,92 @@ class Files:
             # on disk before the journal records the step done (a resume skips it then)
             ctx.engine.exec_run(c, ["sync", "-f", vol.MOUNT], what=f"{ctx.what}: sync")
 
+    # -- drplan init and runbook -------------------------------------------------------
 
-SOURCE = Files()
+    def detect(self, svc: ComposeService) -> Detection | None:
+        """Stores with no safe live copy (search indexes, wide-column stores): copied cold."""
+        base = image_basename(svc.image)
+        if base and any(kw in base for kw in COLD_IMAGES):
+            return Detection("cold", f"image {base!r}")
+        return None
+
+    def guess_health(self, name: str, svc: ComposeService) -> tuple[dict[str, Any], str] | None:
+        base = image_basename(svc.image)
+        if "elasticsearch" in base or "opensearch" in base:
+            return {
+                "type": "http",
+                "url": f"http://{name}:9200/_cluster/health",
+                "body_contains": "status",
+                "retries": 30,
+            }, "HTTP /_cluster/health"
+        if "cassandra" in base or "scylla" in base:
+            return {"type": "tcp", "host": name, "port": 9042, "retries": 60}, "TCP 9042"
+        return None
+
+    def runbook_restore(
+        self, kit: ShellKit, service: str, source: str, spec: m.DataSource, record: SourceRecord
+    ) -> Procedure:
+        """Extract the snapshot into the empty volume: straight into its directory when
+        the engine is on this host, else through a container of the service's image."""
+        snap, path, fp = record.snapshot, record.path, record.fingerprint
+        volume = kit.volume(spec.volume or "")
+        image = kit.image(service) or "IMAGE-WITH-TAR"
+        # --mount type=volume: a name holding `/` or `:` cannot turn into a bind mount of
+        # a host directory, as it could with -v NAME:/volume
+        mount = kit.sh(f"--mount=type=volume,{csv_field('source=' + volume)},target=/volume")
+        through = (
+            f"{kit.dump(snap, path)} | docker run --rm -i --network none {mount} "
+            f"--entrypoint tar -- {kit.sh(image)} "
+            "-x -C /volume --numeric-owner --strip-components=1\n"
+        )
+        direct = (
+            kit.mountpoint(volume) + f'{kit.dump(snap, path)} | tar -x -C "$MP" '
+            "--numeric-owner --strip-components=1\n"
+        )
+        purpose = (
+            f"Put the files of {byhand.what(service, source, record)} back into the empty "
+            f"volume {volume} before the service starts (snapshot {snap}: {fp.get('files')} "
+            f"files, {fp.get('bytes')} bytes)."
+        )
+        if not kit.local:
+            return Procedure(
+                purpose, [("Extract the snapshot into the volume through a container", through)]
+            )
+        return Procedure(
+            purpose,
+            [("Extract the snapshot into the volume (the engine is on this host)", direct)],
+            alternatives=[("With a remote engine", "extract through a container", through)],
+        )
+
+    def runbook_verify(
+        self, kit: ShellKit, service: str, source: str, spec: m.DataSource, record: SourceRecord
+    ) -> str:
+        """File count and the hash of paths and sizes, read from the volume's directory:
+        only with an engine on this host."""
+        if not kit.local:
+            return ""
+        fp = record.fingerprint
+        return (
+            kit.mountpoint(kit.volume(spec.volume or ""))
+            + kit.expect('cd "$MP" && find . -type f | wc -l', fp.get("files"), "files")
+            + kit.expect(
+                "cd \"$MP\" && find . -type f -printf '%P\\t%s\\n' | LC_ALL=C sort | sha256sum "
+                "| cut -d' ' -f1",
+                fp.get("tree"),
+                "paths and sizes",
+            )
+        )
+
+
+def csv_field(value: str) -> str:
+    """One field of docker's CSV-parsed --mount value: double-quoted when it holds a
+    comma, a quote or a line break, so a name cannot add `type=bind` or `source=/`."""
+    if any(ch in value for ch in ',"\r\n') or value != value.strip():
+        return '"' + value.replace('"', '""') + '"'
+    return value
+
+
+ENGINE = SOURCE = Files()
 
 
 Listing = list[tuple[str, int, str]]  # (path under the volume, size, mtime)

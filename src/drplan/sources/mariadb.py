@@ -8,29 +8,63 @@ from __future__ import annotations
 
 import contextlib
 import re
+from typing import TYPE_CHECKING, Any
 
+from drplan.plan import model as m
+from drplan.plan.compose import ComposeService
+from drplan.secrets import resolve
+from drplan.sources import byhand
 from drplan.sources.base import (
+    MB,
+    Detection,
+    EngineDefaults,
+    Procedure,
+    ShellKit,
     SourceContext,
+    SqlCommand,
     TableHasher,
+    image_keyword,
+    is_client,
 )
 from drplan.sources.dump import SqlDump
+
+if TYPE_CHECKING:
+    from drplan.store.manifest import SourceRecord
 
 SYSTEM = ("mysql", "information_schema", "performance_schema", "sys")
 USE_RE = re.compile(rb"^USE `((?:[^`]|``)+)`;")
 INSERT_RE = re.compile(rb"^INSERT INTO `((?:[^`]|``)+)` VALUES ?")
 STRING_RE = re.compile(rb"'(?:[^'\\]|\\.)*'")
+IMAGES = ("mariadb", "mysql", "galera", "percona")
+DATA_DIRS = ("/var/lib/mysql", "/bitnami/mariadb", "/bitnami/mysql")
+PORT = 3306
+# The image's own client, whichever name it has: MariaDB images call it `mariadb` (with
+# `mysql` as a link, or not at all in recent ones), MySQL images only `mysql`. Chosen in
+# the container, as `sh -c CLIENT sh ARGS...`: the arguments stay words, never shell text.
+CLIENT = (
+    "c=$(command -v mariadb || command -v mysql) || "
+    '{ echo "no mariadb or mysql client in the container" >&2; exit 127; }; exec "$c" "$@"'
+)
+# The client reads the password from this variable: never in argv, where `ps` and
+# `docker inspect` of the exec would show it.
+PASSWORD_ENV = "MYSQL_PWD"
 
 
-class MariaDB(SqlDump):
+class MariaDB(SqlDump, EngineDefaults):
+    name = "mariadb"
+    aliases = ("mysql",)
+    summary = "MariaDB and MySQL: mariadb-dump (or mysqldump) --single-transaction"
     consistency = "transactional: mariadb-dump --single-transaction (InnoDB snapshot)"
+    dump_needs_server = True
+    restores_into_server = True
+    restore_bps = 30 * MB  # a replay is bound by index rebuilds
+    runs_sql = True
 
     def _auth(self, ctx: SourceContext) -> tuple[list[str], dict[str, str]]:
         args = ["-u", ctx.spec.user] if ctx.spec.user else []
         env = {}
         if ctx.spec.password is not None:
-            from drplan.secrets import resolve
-
-            env["MYSQL_PWD"] = resolve(ctx.spec.password, base=ctx.plan_dir, what=ctx.what)
+            env[PASSWORD_ENV] = resolve(ctx.spec.password, base=ctx.plan_dir, what=ctx.what)
         return args, env
 
     def _tool(self, ctx: SourceContext, container, names: list[str]) -> str:
@@ -121,10 +155,110 @@ class MariaDB(SqlDump):
                     self._sql(ctx, container, f"DROP DATABASE IF EXISTS {quote_ident(db)}")
             raise
 
+    # -- checks and drplan init -------------------------------------------------------
+
+    def sql_command(self, src: m.DataSource, query: str) -> SqlCommand:
+        """The image's client (:data:`CLIENT`: mariadb, else mysql) with the source's user
+        and first database, each one ``--option=value`` word; the password, if the plan
+        gives one, in MYSQL_PWD."""
+        return SqlCommand(
+            [
+                *client_argv(src),
+                "-N",
+                "-B",
+                *([f"--database={src.databases[0]}"] if src.databases else []),
+                f"--execute={query}",
+            ],
+            password_env=PASSWORD_ENV,
+        )
+
+    def detect(self, svc: ComposeService) -> Detection | None:
+        found = image_keyword(svc, IMAGES)
+        server_env = any(k.startswith(("MYSQL_", "MARIADB_")) for k in svc.environment)
+        if found is None and server_env and not is_client(svc):
+            found = Detection("dump", "MYSQL_*/MARIADB_* environment", strength=1)
+        return found
+
+    def data_dirs(self, svc: ComposeService) -> tuple[str, ...]:
+        return DATA_DIRS
+
+    def guess_health(self, name: str, svc: ComposeService) -> tuple[dict[str, Any], str]:
+        return {"type": "tcp", "host": name, "port": PORT, "retries": 30}, f"TCP {PORT}"
+
+    def draft_checks(self) -> list[dict[str, Any]]:
+        return [{"type": "sql", "name": "answers queries", "query": "SELECT 1", "expect": "1"}]
+
+    # -- runbook ------------------------------------------------------------------------
+
+    def _runbook_client(self, kit: ShellKit, spec: m.DataSource, stdin: bool = True) -> str:
+        """The server's own client in its container, with the source's user; the
+        password, if any, from MYSQL_PWD of the operator's shell."""
+        pw = f" -e {PASSWORD_ENV}" if spec.password is not None else ""
+        return f'docker exec{pw}{" -i" if stdin else ""} "$C" ' + kit.sh_join(client_argv(spec))
+
+    def runbook_restore(
+        self, kit: ShellKit, service: str, source: str, spec: m.DataSource, record: SourceRecord
+    ) -> Procedure:
+        client = self._runbook_client(kit, spec)
+        drops = "".join(
+            f"{client} {kit.sh(f'--execute=DROP DATABASE IF EXISTS {quote_ident(db)}')}\n"
+            for db in record.fingerprint.get("databases", [])
+        )
+        note = (
+            f"# the database password: export {PASSWORD_ENV} first (from your secret store)\n"
+            if spec.password is not None
+            else ""
+        )
+        replay = f"{kit.dump(record.snapshot, record.path)} | {client}\n"
+        return Procedure(
+            f"Replay the dump of {byhand.what(service, source, record)} into the running "
+            f"server of {service}: drop the databases the image created, then feed the dump "
+            "to the client.",
+            [
+                (
+                    "Drop the databases, replay the dump",
+                    note + kit.container(service) + drops + replay,
+                )
+            ],
+        )
+
+    def runbook_verify(
+        self, kit: ShellKit, service: str, source: str, spec: m.DataSource, record: SourceRecord
+    ) -> str:
+        client = self._runbook_client(kit, spec, stdin=False)
+        lines = [kit.container(service)]
+        for key, t in sorted(record.fingerprint.get("tables", {}).items()):
+            db, _, table = key.partition(".")
+            sql = f"SELECT COUNT(*) FROM {quote_dumped(db)}.{quote_dumped(table)}"
+            lines.append(
+                kit.expect(
+                    f"{client} -N -B {kit.sh('--execute=' + sql)}",
+                    t.get("rows") if isinstance(t, dict) else t,
+                    f"rows of {key}",
+                )
+            )
+        return "".join(lines)
+
+
+def client_argv(src: m.DataSource) -> list[str]:
+    """The image's client (mariadb or mysql, see :data:`CLIENT`) and the source's user."""
+    return ["sh", "-c", CLIENT, "sh", *([f"--user={src.user}"] if src.user else [])]
+
 
 def quote_ident(name: str) -> str:
     """A MySQL identifier, quoted (database names come from the workload)."""
     return "`" + name.replace("`", "``") + "`"
+
+
+# A name as mariadb-dump writes it between backticks (inner backticks doubled)
+_DUMPED = re.compile(r"(?:[^`\x00]|``)+")
+
+
+def quote_dumped(escaped: str) -> str:
+    """A name read from a manifest's fingerprint as mariadb-dump wrote it between
+    backticks (inner ones already doubled): backquoted as it is when well-formed, else
+    quoted as a raw name. Either way the result is one balanced identifier."""
+    return "`" + escaped + "`" if _DUMPED.fullmatch(escaped) else quote_ident(escaped)
 
 
 class DumpParser:
@@ -165,4 +299,4 @@ class DumpParser:
                 self.tables.tables.setdefault(f"{self.db}.{m.group(1).decode()}", [0, 0])
 
 
-SOURCE = MariaDB()
+ENGINE = SOURCE = MariaDB()

@@ -9,22 +9,45 @@ from __future__ import annotations
 import contextlib
 import re
 from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING, Any
 
 from drplan.errors import OperationError
+from drplan.plan import model as m
+from drplan.plan.compose import ComposeService
 from drplan.process import tail as process_tail
+from drplan.sources import byhand
 from drplan.sources.base import (
+    MB,
+    Detection,
+    EngineDefaults,
+    Procedure,
+    ShellKit,
     SourceContext,
+    SqlCommand,
     TableHasher,
+    image_keyword,
+    is_client,
 )
 from drplan.sources.dump import SqlDump
+
+if TYPE_CHECKING:
+    from drplan.store.manifest import SourceRecord
 
 MARK = b"-- drplan: database "
 COPY_RE = re.compile(rb"^COPY (\S+) \(")
 SYSTEM_DBS = ("postgres", "template0", "template1")
+IMAGES = ("postgres", "postgresql", "postgis", "timescaledb")
+DATA_DIRS = ("/var/lib/postgresql/data", "/var/lib/postgresql", "/bitnami/postgresql")
 
 
-class PostgreSQL(SqlDump):
+class PostgreSQL(SqlDump, EngineDefaults):
+    name = "postgresql"
+    summary = "PostgreSQL: pg_dumpall --globals-only and one pg_dump per database"
     consistency = "transactional: one pg_dump snapshot per database, roles from pg_dumpall -g"
+    dump_needs_server = True
+    restores_into_server = True
+    restore_bps = 30 * MB  # a replay is bound by index rebuilds
+    runs_sql = True
 
     def _user(self, ctx: SourceContext) -> str:
         return ctx.spec.user or "postgres"
@@ -130,10 +153,127 @@ class PostgreSQL(SqlDump):
             ctx, container, "postgres", f"DROP DATABASE IF EXISTS {quote_ident(db)} WITH (FORCE)"
         )
 
+    # -- checks and drplan init -------------------------------------------------------
+
+    def sql_command(self, src: m.DataSource, query: str) -> SqlCommand:
+        """psql in the service's container. Names go in as nothing but names: psql reads
+        a ``-d`` value holding ``=`` as a whole connection string (``host=elsewhere``), so
+        the database is always a quoted ``dbname=`` (:func:`conninfo`); every value is one
+        ``--option=value`` word."""
+        db = src.databases[0] if src.databases else "postgres"
+        return SqlCommand(
+            [
+                "psql",
+                "-X",
+                "-At",
+                f"--username={src.user or 'postgres'}",
+                f"--dbname={conninfo(db)}",
+                f"--command={query}",
+            ],
+            password_env="PGPASSWORD",
+        )
+
+    def detect(self, svc: ComposeService) -> Detection | None:
+        found = image_keyword(svc, IMAGES)
+        if found is None and (
+            "PGDATA" in svc.environment
+            or (not is_client(svc) and any(k.startswith("POSTGRES_") for k in svc.environment))
+        ):
+            found = Detection("dump", "POSTGRES_*/PGDATA environment", strength=1)
+        return found
+
+    def data_dirs(self, svc: ComposeService) -> tuple[str, ...]:
+        pgdata = svc.environment.get("PGDATA", "").rstrip("/")
+        return ((pgdata,) if pgdata else ()) + DATA_DIRS
+
+    def guess_health(self, name: str, svc: ComposeService) -> tuple[dict[str, Any], str]:
+        user = svc.environment.get("POSTGRES_USER", "postgres") or "postgres"
+        return {"type": "command", "command": ["pg_isready", "-U", user], "retries": 30}, (
+            "pg_isready"
+        )
+
+    def draft_checks(self) -> list[dict[str, Any]]:
+        return [{"type": "sql", "name": "answers queries", "query": "SELECT 1", "expect": "1"}]
+
+    # -- runbook ------------------------------------------------------------------------
+
+    def runbook_restore(
+        self, kit: ShellKit, service: str, source: str, spec: m.DataSource, record: SourceRecord
+    ) -> Procedure:
+        user = kit.sh("--username=" + (spec.user or "postgres"))
+        drops = "".join(
+            f'docker exec "$C" psql -X {user} --dbname=postgres '
+            f"{kit.sh(f'--command=DROP DATABASE IF EXISTS {quote_ident(db)} WITH (FORCE)')}\n"
+            for db in record.fingerprint.get("databases", [])
+            if db not in SYSTEM_DBS
+        )
+        replay = (
+            "err=$(mktemp)\n"
+            f'{kit.dump(record.snapshot, record.path)} | docker exec -i "$C" psql -X -q {user} '
+            '--dbname=postgres -v ON_ERROR_STOP=0 >/dev/null 2>"$err"\n'
+            "if grep 'ERROR:' \"$err\" | grep -v 'role \".*\" already exists'; then\n"
+            "  printf 'psql reported errors (see %s)\\n' \"$err\" >&2; exit 1\n"
+            "fi\n"
+        )
+        return Procedure(
+            f"Replay the dump of {byhand.what(service, source, record)} into the running "
+            f"server of {service} (its own image, configuration and network): drop the "
+            "databases the image created, then feed the dump (roles first, then each "
+            "database) to psql. 'role already exists' errors are expected; any other error "
+            "fails the step.",
+            [
+                (
+                    "Drop the databases the image created, replay the dump",
+                    kit.container(service) + drops + replay,
+                )
+            ],
+        )
+
+    def runbook_verify(
+        self, kit: ShellKit, service: str, source: str, spec: m.DataSource, record: SourceRecord
+    ) -> str:
+        user = kit.sh("--username=" + (spec.user or "postgres"))
+        lines = [kit.container(service)]
+        for key, t in sorted(record.fingerprint.get("tables", {}).items()):
+            db, _, table = key.partition(".")
+            sql = "SELECT count(*) FROM " + quote_table(table)
+            lines.append(
+                kit.expect(
+                    f'docker exec "$C" psql -X -At {user} '
+                    f"{kit.sh('--dbname=' + dbname_arg(db))} {kit.sh('--command=' + sql)}",
+                    t.get("rows") if isinstance(t, dict) else t,
+                    f"rows of {key}",
+                )
+            )
+        return "".join(lines)
+
 
 def quote_ident(name: str) -> str:
     """A PostgreSQL identifier, quoted (database names come from the workload)."""
     return '"' + name.replace('"', '""') + '"'
+
+
+# A qualified name as pg_dump writes it on its COPY lines: plain lower-case identifiers
+# or double-quoted ones (inner quotes doubled), joined by dots. Such a name is balanced:
+# used as it is, it can only name a table.
+_PART = r'(?:[a-z_][a-z0-9_$]*|"(?:[^"\x00]|"")+")'
+_QUALIFIED = re.compile(rf"{_PART}(?:\.{_PART})*")
+
+
+def quote_table(name: str) -> str:
+    """A table name read from a manifest's fingerprint (``schema.table`` as pg_dump wrote
+    it): kept when it is a well-formed qualified name, else quoted as one identifier
+    (which then names no table and fails the check, harmlessly)."""
+    return name if _QUALIFIED.fullmatch(name) else quote_ident(name)
+
+
+def dbname_arg(name: str) -> str:
+    """The value of psql's ``--dbname``: libpq reads a value holding ``=`` or starting
+    with a URI prefix as a connection string (``host=elsewhere ...``); such a name is
+    passed as a quoted ``dbname='...'`` so it stays a database name."""
+    if "=" not in name and not name.startswith(("postgresql://", "postgres://")):
+        return name
+    return conninfo(name)
 
 
 def conninfo(db: str) -> str:
@@ -211,4 +351,4 @@ class DumpParser:
                 self.tables.tables.setdefault(self.table, [0, 0])
 
 
-SOURCE = PostgreSQL()
+ENGINE = SOURCE = PostgreSQL()

@@ -9,14 +9,38 @@ from __future__ import annotations
 import hashlib
 import posixpath
 import time
+from typing import TYPE_CHECKING, Any
 
 from drplan.errors import OperationError
+from drplan.plan import model as m
+from drplan.plan.compose import ComposeService
+from drplan.sources import byhand
 from drplan.sources import volume as vol
-from drplan.sources.base import BackupResult, SourceContext, compare_dicts
+from drplan.sources.base import (
+    MB,
+    BackupResult,
+    Detection,
+    EngineDefaults,
+    Procedure,
+    ShellKit,
+    SourceContext,
+    compare_dicts,
+    image_keyword,
+)
+
+if TYPE_CHECKING:
+    from drplan.store.manifest import SourceRecord
+
+IMAGES = ("redis", "valkey", "keydb")
+DATA_DIRS = ("/data", "/bitnami/redis/data")
 
 
-class Redis:
+class Redis(EngineDefaults):
+    name = "redis"
+    summary = "Redis: a fresh RDB (BGSAVE), put back into the volume before Redis starts"
     consistency = "point-in-time RDB snapshot (BGSAVE)"
+    dump_needs_server = True
+    restore_bps = 100 * MB  # an RDB file copy, then Redis loads it
 
     def _cli(self, ctx: SourceContext, container, *args: str) -> str:
         return ctx.engine.exec_run(
@@ -140,6 +164,45 @@ class Redis:
             owner=fingerprint.get("owner", ""),
         )
 
+    # -- drplan init and runbook -------------------------------------------------------
+
+    def detect(self, svc: ComposeService) -> Detection | None:
+        return image_keyword(svc, IMAGES)
+
+    def data_dirs(self, svc: ComposeService) -> tuple[str, ...]:
+        return DATA_DIRS
+
+    def guess_health(self, name: str, svc: ComposeService) -> tuple[dict[str, Any], str]:
+        return {
+            "type": "command",
+            "command": ["redis-cli", "ping"],
+            "expect_output": "PONG",
+            "retries": 30,
+        }, "redis-cli ping"
+
+    def runbook_restore(
+        self, kit: ShellKit, service: str, source: str, spec: m.DataSource, record: SourceRecord
+    ) -> Procedure:
+        return byhand.put_file(
+            kit,
+            service,
+            source,
+            spec,
+            record,
+            kind="the RDB file, which Redis loads",
+            default_file="dump.rdb",
+        )
+
+    def runbook_verify(
+        self, kit: ShellKit, service: str, source: str, spec: m.DataSource, record: SourceRecord
+    ) -> str:
+        keys = record.fingerprint.get("keys")
+        if keys is None:
+            return ""
+        return kit.container(service) + kit.expect(
+            'docker exec "$C" redis-cli --no-auth-warning DBSIZE', keys, "keys"
+        )
+
 
 def _length(data: bytes, pos: int) -> tuple[int, int, bool]:
     """An RDB length: (value, new position, is_special_encoding)."""
@@ -197,4 +260,4 @@ def rdb_keys(head: bytes) -> int | None:
     return None
 
 
-SOURCE = Redis()
+ENGINE = SOURCE = Redis()

@@ -17,13 +17,29 @@ import contextlib
 import posixpath
 import tempfile
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from drplan import process
 from drplan.errors import OperationError
+from drplan.plan import model as m
 from drplan.platform import helper as helper_image
-from drplan.platform.docker import DockerEngine
+from drplan.sources import byhand
 from drplan.sources import volume as vol
-from drplan.sources.base import BackupResult, SourceContext, compare_dicts
+from drplan.sources.base import (
+    MB,
+    BackupResult,
+    EngineDefaults,
+    Procedure,
+    ShellKit,
+    SourceContext,
+    SourceLoc,
+    SqlCommand,
+    compare_dicts,
+)
+
+if TYPE_CHECKING:
+    from drplan.platform.docker import DockerEngine
+    from drplan.store.manifest import SourceRecord
 
 TMP = "/tmp/drplan-backup.sqlite"
 CHECK_TMP = "/tmp/drplan-check.sqlite"
@@ -113,8 +129,24 @@ def fingerprint_db(run: Callable[[list[str]], bytes], db: str) -> dict:
     return {"tables": counts, "sha3": sha}
 
 
-class SQLite:
+class SQLite(EngineDefaults):
+    name = "sqlite"
+    summary = "SQLite: the online backup API (sqlite3 .backup) in a helper on the volume"
     consistency = "transactional: SQLite online backup API"
+    restore_bps = 100 * MB  # a file copy
+    runs_sql = True
+
+    def source_problems(self, src: m.DataSource) -> list[tuple[SourceLoc, str]]:
+        return [] if src.path else [((), "a sqlite source needs `path` (the database file)")]
+
+    def sql_command(self, src: m.DataSource, query: str) -> SqlCommand:
+        """sqlite3 on the database file, in the service's container. A positional
+        argument starting with `-` would be an option: such a path is spelt ``./-x``
+        and such a query gets a leading space."""
+        path = src.path or ""
+        if path.startswith("-"):
+            path = "./" + path
+        return SqlCommand(["sqlite3", path, " " + query if query.startswith("-") else query])
 
     def _rel(self, ctx: SourceContext) -> str:
         if not ctx.spec.path or not ctx.volume:
@@ -214,7 +246,7 @@ class SQLite:
             )
         finally:
             with contextlib.suppress(Exception):
-                c.remove(force=True)
+                engine.remove_container(c)
 
     def is_empty(self, ctx: SourceContext) -> bool:
         return vol.is_empty(ctx.engine, ctx.volume or "", vol.labels_of(ctx))
@@ -228,5 +260,37 @@ class SQLite:
             drop=("-wal", "-shm"),
         )
 
+    def runbook_restore(
+        self, kit: ShellKit, service: str, source: str, spec: m.DataSource, record: SourceRecord
+    ) -> Procedure:
+        return byhand.put_file(
+            kit,
+            service,
+            source,
+            spec,
+            record,
+            kind="the database file",
+            default_file="data.db",
+            drop=("-wal", "-shm"),
+        )
 
-SOURCE = SQLite()
+    def runbook_verify(
+        self, kit: ShellKit, service: str, source: str, spec: m.DataSource, record: SourceRecord
+    ) -> str:
+        """Row counts read from the volume's directory: only with an engine on this host."""
+        if not kit.local:
+            return ""
+        fp = record.fingerprint
+        rel = kit.volume_file(
+            service, source, fp.get("file") or posixpath.basename(spec.path or "") or "data.db"
+        )
+        db = f'"$MP"/{kit.sh(rel)}'
+        lines = [kit.mountpoint(kit.volume(spec.volume or ""))]
+        for table, n in sorted(fp.get("tables", {}).items()):
+            # quoted as an identifier; a NUL (which no SQL can hold) is refused by kit.sh
+            sql = 'SELECT count(*) FROM "' + str(table).replace('"', '""') + '"'
+            lines.append(kit.expect(f"sqlite3 -readonly {db} {kit.sh(sql)}", n, f"rows of {table}"))
+        return "".join(lines)
+
+
+ENGINE = SOURCE = SQLite()

@@ -63,7 +63,7 @@ def holding(
         yield container, env
     finally:
         with contextlib.suppress(Exception):
-            container.remove(force=True)
+            engine.remove_container(container)
 
 
 def is_empty(engine: DockerEngine, volume: str, labels: dict[str, str]) -> bool:

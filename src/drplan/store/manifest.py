@@ -22,7 +22,7 @@ import tempfile
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, Field, ValidationError, field_validator
 
@@ -144,6 +144,24 @@ class SourceRecord(BaseModel):
         return value
 
 
+class HookRecord(BaseModel):
+    """One execution of one of the plan's hooks (drplan.actions.hooks): where it ran, how
+    it ended. One line of plain text each: reports print them as they are."""
+
+    service: Name
+    phase: Literal["before_backup", "after_backup", "before_restore", "after_restore"]
+    index: int = Field(ge=0)
+    where: Literal["container", "host"]
+    command: Text
+    status: Literal["ok", "failed", "timeout"]
+    exit_code: int | None = None
+    seconds: float
+    started_at: Text
+    finished_at: Text
+    # the end of its output, kept when it failed (bounded)
+    output: Text = ""
+
+
 class Manifest(BaseModel):
     format: int = FORMAT
     plan: Name
@@ -165,6 +183,7 @@ class Manifest(BaseModel):
     compose_files: list[RelPath] = Field(default_factory=list)
     downtime_s: dict[str, float] = Field(default_factory=dict)
     timings: dict[str, float] = Field(default_factory=dict)
+    hooks: list[HookRecord] = Field(default_factory=list)
 
     @property
     def total_bytes(self) -> int:

@@ -15,7 +15,6 @@ import json
 import os
 import posixpath
 import re
-import subprocess
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -71,7 +70,7 @@ class Repository:
         input: bytes | None = None,
         timeout: float | None = None,
         check: bool = True,
-    ) -> subprocess.CompletedProcess:
+    ) -> process.Completed:
         if args[0] not in _READ_ONLY:
             self._listing = None  # it may write snapshots: what open() listed may be stale
         proc = process.run(
@@ -174,7 +173,7 @@ class Repository:
             *_tag_args(tags),
         ]
         proc = process.start(
-            argv, env=self.environ(), stdin=subprocess.PIPE, stdout=subprocess.PIPE
+            argv, env=self.environ(), stdin=process.PIPE, stdout=process.PIPE
         )
         out, stderr = process.drain_in_background(proc, keep=lambda line: b'"summary"' in line)
         assert proc.stdin is not None
@@ -211,7 +210,7 @@ class Repository:
                 stored_path(path),
             ],
             env=self.environ(),
-            stdin=subprocess.DEVNULL,
+            stdin=process.DEVNULL,
         )
         stderr = process.Collected(proc.stderr)
         try:
@@ -240,7 +239,7 @@ class Repository:
                 snapshot_id(snapshot),
             ],
             env=self.environ(),
-            stdin=subprocess.DEVNULL,
+            stdin=process.DEVNULL,
         )
         stderr = process.Collected(proc.stderr)
         try:

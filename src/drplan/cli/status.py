@@ -1,26 +1,37 @@
-"""`drplan status`: is the plan ready? Newest runs against the RPO, newest drill against the
-RTO, repository health, and whether the plan changed since the last passed drill."""
+"""`drplan status`: is the plan ready? Newest runs against the RPO, newest drill against
+the RTO, repository health, and whether the plan changed since the last passed drill."""
 
 from __future__ import annotations
 
-import json
+from typing import Any
 
-from rich.console import Console
-from rich.table import Table
+import typer
 
-from drplan.actions.context import load_plan
-from drplan.actions.status import gather
+from drplan.cli import options as opt
+from drplan.cli.output import console, print_json
 from drplan.plan.units import format_duration
 
 
-def run_status(plan: str, *, as_json: bool, out) -> int:
+def status(plan: str = opt.PLAN, as_json: bool = opt.JSON) -> None:
+    """Newest backups against the RPO, newest drill against the RTO, repository health."""
+    from drplan.actions.context import load_plan
+    from drplan.actions.status import gather
+
     pc = load_plan(plan)
     data = gather(pc)
     if as_json:
-        out(json.dumps(data, indent=2))
-        return 0 if data["repository"].get("opens") else 1
-    console = Console(highlight=False)
-    console.print(f"[bold]{pc.name}[/] status at {data['at']}")
+        print_json(data)
+    else:
+        render(pc.name, data)
+    if not data["repository"].get("opens"):
+        raise typer.Exit(1)
+
+
+def render(name: str, data: dict[str, Any]) -> None:
+    from rich.table import Table
+
+    con = console()
+    con.print(f"[bold]{name}[/] status at {data['at']}")
     t = Table(title="Newest complete backup per service", title_justify="left")
     for col in ("service", "run", "age", "RPO objective", "verdict"):
         t.add_column(col)
@@ -33,24 +44,24 @@ def run_status(plan: str, *, as_json: bool, out) -> int:
             format_duration(s["rpo_objective_s"]),
             v if v == "met" else f"[bold red]{v}[/]",
         )
-    console.print(t)
+    con.print(t)
     d = data["last_drill"]
     if d is None:
-        console.print("Drill: [bold red]none yet[/]")
+        con.print("Drill: [bold red]none yet[/]")
     else:
-        console.print(
+        con.print(
             f"Drill: newest {d['drill_id']} at {d['started_at']}: "
             + ("passed" if d["passed"] else f"[bold red]FAILED[/] ({d['failure']})")
             + f", RTO {format_duration(d['rto_s'])} against {format_duration(d['rto_objective_s'])}"
             + f" ({d['rto_verdict'] or '-'})"
         )
     if data["needs_drill"]:
-        console.print(f"[bold red]Needs a drill[/]: {data['needs_drill_reason']}")
+        con.print(f"[bold red]Needs a drill[/]: {data['needs_drill_reason']}")
     else:
-        console.print("Plan unchanged since the last passed drill")
+        con.print("Plan unchanged since the last passed drill")
     r = data["repository"]
     if r.get("opens"):
-        console.print(
+        con.print(
             f"Repository {r['repository']}: opens, reachable in {r['reachable_s']}s; last "
             f"restic check: {r['last_check'] or 'not recorded'}"
             + (
@@ -62,5 +73,4 @@ def run_status(plan: str, *, as_json: bool, out) -> int:
             )
         )
     else:
-        console.print(f"Repository {r['repository']}: [bold red]{r.get('error')}[/]")
-    return 0 if r.get("opens") else 1
+        con.print(f"Repository {r['repository']}: [bold red]{r.get('error')}[/]")

@@ -1,29 +1,36 @@
-"""Progress display for long runs: a live table on a terminal, quiet otherwise."""
+"""Progress of long runs (backup, recovery, drill, demo): a live table on a terminal,
+quiet otherwise."""
 
 from __future__ import annotations
 
 import sys
 import threading
-from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    DownloadColumn,
-    Progress,
-    SpinnerColumn,
-    TextColumn,
-    TimeElapsedColumn,
-    TransferSpeedColumn,
-)
-
-from drplan.executor import Event
+if TYPE_CHECKING:
+    from drplan.executor import Event
 
 
 class StepProgress:
-    """One line per step: spinner, bytes, rate, elapsed; a final status mark."""
+    """One line per step: spinner, bytes, rate, elapsed; a final status mark.
+
+    `enabled`: None shows it when stderr is a terminal; `--json` commands pass False.
+    """
 
     def __init__(self, enabled: bool | None = None) -> None:
+        # rich.progress is imported here, by the commands that show progress, so the
+        # CLI's start-up (`drplan --help`, `drplan plan`) does not pay for it
+        from rich.console import Console
+        from rich.progress import (
+            BarColumn,
+            DownloadColumn,
+            Progress,
+            SpinnerColumn,
+            TextColumn,
+            TimeElapsedColumn,
+            TransferSpeedColumn,
+        )
+
         self.console = Console(stderr=True)
         self.enabled = sys.stderr.isatty() if enabled is None else enabled
         self.progress = Progress(
@@ -38,6 +45,11 @@ class StepProgress:
         )
         self.ids: dict[str, int] = {}
         self.lock = threading.Lock()
+
+    @classmethod
+    def unless(cls, as_json: bool) -> StepProgress:
+        """Progress for a command: none with --json (a program reads the output)."""
+        return cls(enabled=False if as_json else None)
 
     def __enter__(self) -> StepProgress:
         if self.enabled:
@@ -73,13 +85,3 @@ class StepProgress:
             tid = self.ids.get(task_id)
             if tid is not None:
                 self.progress.advance(tid, n)
-
-    def note(self, text: str) -> None:
-        self.console.print(text, highlight=False)
-
-
-def silent(_: str, __: int) -> None:
-    pass
-
-
-Printer = Callable[[str], None]

@@ -1,1 +1,0 @@
-"""Implementations of CLI commands; ``drplan.cli`` only parses arguments and calls these."""
