@@ -9,6 +9,7 @@ import yaml
 
 from drplan.actions.context import load_plan
 from drplan.store import manifest as mf
+from drplan.store.records import DrillRecord
 
 ROOT = Path(__file__).resolve().parents[2]
 CAMPUS = ROOT / "testbed" / "stacks" / "campus"
@@ -124,37 +125,39 @@ def drill_record(
     steps=None,
     failure=None,
 ):
-    return {
-        "kind": "drill",
-        "drill_id": drill_id,
-        "plan": "campus",
-        "stack": f"drill-{drill_id}-c",
-        "site": "recovery",
-        "profile": "full",
-        "run_id": "r1",
-        "started_at": started,
-        "finished_at": started,
-        "seconds": 100.0,
-        "passed": passed,
-        "failure": failure,
-        "interrupted_by": None,
-        "plan_sha256": plan_sha,
-        "compose_sha256": compose_sha,
-        "rto": {
-            "measured_s": rto,
-            "estimated_s": 100.0,
-            "objective_s": 900.0,
-            "verdict": "met" if rto and rto <= 900 else "exceeded",
-        },
-        "rpo": {
-            "recovery_point": started,
-            "measured_s": 30,
-            "objective_s": 3600.0,
-            "verdict": "met",
-        },
-        "verified": passed,
-        "verification": {},
-        "steps": steps or {"start:db": {"status": "ok", "seconds": 2.5, "error": None}},
-        "critical_path": {},
-        "teardown": {"clean": True, "removed": ["stack x"], "kept": [], "errors": []},
-    }
+    return DrillRecord.model_validate(
+        {
+            "kind": "drill",
+            "drill_id": drill_id,
+            "plan": "campus",
+            "stack": f"drill-{drill_id}-c",
+            "site": "recovery",
+            "profile": "full",
+            "run_id": "r1",
+            "started_at": started,
+            "finished_at": started,
+            "seconds": 100.0,
+            "passed": passed,
+            "failure": failure,
+            "interrupted_by": None,
+            "plan_sha256": plan_sha,
+            "compose_sha256": compose_sha,
+            "rto": {
+                "measured_s": rto,
+                "estimated_s": 100.0,
+                "objective_s": 900.0,
+                "verdict": "met" if rto and rto <= 900 else "exceeded",
+            },
+            "rpo": {
+                "recovery_point": started,
+                "measured_s": 30,
+                "objective_s": 3600.0,
+                "verdict": "met",
+            },
+            "verified": passed,
+            "verification": {},
+            "steps": steps or {"start:db": {"status": "ok", "seconds": 2.5, "error": None}},
+            "critical_path": {},
+            "teardown": {"clean": True, "removed": ["stack x"], "kept": [], "errors": []},
+        }
+    )

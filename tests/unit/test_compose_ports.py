@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from drplan.actions.recover import zero_compose
 from drplan.plan import model as m
-from drplan.plan.compose import long_port, published_ports
+from drplan.plan.compose import long_port, published_ports, zero_compose
 
 
 @pytest.mark.parametrize(

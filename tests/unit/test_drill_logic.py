@@ -136,7 +136,7 @@ def test_failed_drill_report_says_why():
     rec = drill_record(
         "f", passed=False, rto=None, failure="validate:web: response body does not contain 'never'"
     )
-    rec["rto"]["verdict"] = None
+    rec.rto.verdict = None
     md = report.markdown(rec)
     assert "FAILED" in md and "does not contain 'never'" in md
     data = report.history([rec])
@@ -145,8 +145,8 @@ def test_failed_drill_report_says_why():
 
 
 def test_a_drill_copy_shares_no_network_volume_or_port_with_production():
-    from drplan.actions.recover import zero_compose
     from drplan.plan import model as m
+    from drplan.plan.compose import zero_compose
 
     doc = {
         "services": {

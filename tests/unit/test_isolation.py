@@ -210,7 +210,7 @@ KINDS = {
 def test_the_drill_deploys_nothing_of_production(drill, edit):
     production, deployed, _, result = drill(edit)
     assert_shares_nothing([production], deployed["docs"])
-    assert result.record["passed"], result.record["failure"]
+    assert result.record.passed, result.record.failure
     # the isolated files were written in a private directory, not the plan's folder, and
     # removed by the teardown with that directory
     assert all(f.parent == deployed["files"][0].parent for f in deployed["files"])
@@ -229,7 +229,7 @@ def test_a_named_volume_becomes_the_drills_and_is_what_the_restore_fills(drill):
     # restores into (PlanContext.volume_name)
     assert any(
         "volume files has an explicit name (campus-files-prod)" in m and "isolated copy" in m
-        for m in result.record["isolated"]
+        for m in result.record.isolated
     )
 
 
@@ -297,7 +297,7 @@ def test_a_profile_without_the_refused_service_can_be_drilled(drill):
         c["services"]["web"]["volumes"].append("/var/run/docker.sock:/var/run/docker.sock:ro")
 
     _, deployed, _, result = drill(edit, profile="exams-only")
-    assert result.record["passed"], result.record["failure"]
+    assert result.record.passed, result.record.failure
     assert "web" not in deployed["docs"][0]["services"]
 
 

@@ -369,7 +369,7 @@ class Interrupted(OperationError):
 
 @dataclass
 class DrillResult:
-    record: dict
+    record: records.DrillRecord
     recovery: object | None  # the Recovery, when it got that far
     teardown: Teardown
     cleaned_before: list[dict]
@@ -532,76 +532,92 @@ def run_drill(
             failure = "teardown incomplete: " + "; ".join(td.errors[:3])
         record = _record(
             pc,
-            marker,
-            run,
-            site_name,
-            opts,
-            started,
-            t0,
-            report,
-            failure,
-            td,
-            digest,
-            signals.received,
+            marker=marker,
+            run=run,
+            site=site_name,
+            profile=opts.profile or "full",
+            started=started,
+            seconds=time.monotonic() - t0,
+            report=report,
+            failure=failure,
+            teardown=td,
+            digest=digest,
+            signal_received=signals.received,
         )
-        record["isolated"] = [s.message for s in isolated]
+        record.isolated = [s.message for s in isolated]
         try:
-            record["recorded_as"] = records.record_drill(repo, pc.name, pc.host, record)
+            record.recorded_as = records.record_drill(repo, pc.host, record)
         except DrplanError as exc:
-            record["recorded_as"] = None
-            record["record_error"] = str(exc)
+            record.recorded_as = None
+            record.record_error = str(exc)
         if isinstance(error, BaseException) and not isinstance(error, Exception):
             raise error
         return DrillResult(record, rec, td, cleaned)
 
 
-def _record(pc, marker, run, site, opts, started, t0, report, failure, td, digest, sig) -> dict:
+def _record(
+    pc: PlanContext,
+    *,
+    marker: Marker,
+    run: mf.Manifest,
+    site: str,
+    profile: str,
+    started: str,
+    seconds: float,
+    report: dict | None,
+    failure: str | None,
+    teardown: Teardown,
+    digest: dict[str, str],
+    signal_received: int | None,
+) -> records.DrillRecord:
+    """The drill's record: the recovery report's measures graded against the objectives
+    (those the report did not reach are taken from the plan)."""
     rto = (report or {}).get("rto") or {}
     rpo = (report or {}).get("rpo") or {}
     rto_obj = rto.get("objective_s", pc.plan.objectives.rto)
-    rpo_obj = rpo.get("objective_s", recovery_report.rpo_objective(pc.plan, list(pc.plan.services)))
+    rpo_obj = rpo.get(
+        "objective_s", recovery_report.rpo_objective(pc.plan, list(pc.plan.services))
+    )
     incident = mf.parse_time(started)
     rpo_s = rpo.get("measured_s", round((incident - mf.parse_time(run.rpo_point)).total_seconds()))
-    steps = {
-        s["id"]: {"status": s["status"], "seconds": s["seconds"], "error": s["error"]}
-        for s in (report or {}).get("steps", [])
-    }
-    return {
-        "kind": "drill",
-        "format": 1,
-        "drill_id": marker.drill_id,
-        "plan": pc.name,
-        "stack": marker.stack,
-        "site": site,
-        "profile": opts.profile or "full",
-        "run_id": run.run_id,
-        "started_at": started,
-        "finished_at": mf.utc_now(),
-        "seconds": round(time.monotonic() - t0, 3),
-        "passed": failure is None,
-        "failure": failure,
-        "interrupted_by": signal.Signals(sig).name if sig else None,
-        **digest,
-        "rto": {
-            "measured_s": rto.get("measured_s"),
-            "estimated_s": rto.get("estimated_s"),
-            "objective_s": rto_obj,
-            "verdict": grade(rto.get("measured_s"), rto_obj),
+    return records.DrillRecord(
+        drill_id=marker.drill_id,
+        plan=pc.name,
+        stack=marker.stack,
+        site=site,
+        profile=profile,
+        run_id=run.run_id,
+        started_at=started,
+        finished_at=mf.utc_now(),
+        seconds=round(seconds, 3),
+        passed=failure is None,
+        failure=failure,
+        interrupted_by=signal.Signals(signal_received).name if signal_received else None,
+        plan_sha256=digest.get("plan_sha256"),
+        compose_sha256=digest.get("compose_sha256"),
+        rto=records.RtoRecord(
+            measured_s=rto.get("measured_s"),
+            estimated_s=rto.get("estimated_s"),
+            objective_s=rto_obj,
+            verdict=grade(rto.get("measured_s"), rto_obj),
+        ),
+        rpo=records.RpoRecord(
+            recovery_point=run.rpo_point,
+            measured_s=rpo_s,
+            objective_s=rpo_obj,
+            verdict=grade(rpo_s, rpo_obj),
+        ),
+        verified=bool(report and report.get("verified")),
+        verification=(report or {}).get("verification", {}),
+        steps={
+            s["id"]: records.StepRecord(status=s["status"], seconds=s["seconds"], error=s["error"])
+            for s in (report or {}).get("steps", [])
         },
-        "rpo": {
-            "recovery_point": run.rpo_point,
-            "measured_s": rpo_s,
-            "objective_s": rpo_obj,
-            "verdict": grade(rpo_s, rpo_obj),
-        },
-        "verified": bool(report and report.get("verified")),
-        "verification": (report or {}).get("verification", {}),
-        "steps": steps,
-        "critical_path": (report or {}).get("critical_path", {}),
-        "teardown": {
-            "clean": td.clean,
-            "removed": td.removed,
-            "kept": td.kept,
-            "errors": td.errors,
-        },
-    }
+        critical_path=(report or {}).get("critical_path", {}),
+        teardown=records.TeardownRecord(
+            clean=teardown.clean,
+            removed=teardown.removed,
+            kept=teardown.kept,
+            errors=teardown.errors,
+        ),
+    )

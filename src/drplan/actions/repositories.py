@@ -76,7 +76,7 @@ def list_runs(
     return repo, rows
 
 
-def drill_records(pc: PlanContext) -> list[dict]:
+def drill_records(pc: PlanContext) -> list[records.DrillRecord]:
     """The plan's drill records in its primary repository, oldest first."""
     repo = pc.repository()
     repo.open()

@@ -20,7 +20,7 @@ def gather(pc: PlanContext, now: datetime | None = None) -> dict:
     repo = pc.repository()
     health: dict = {"repository": repo.name, "url": repo.url}
     runs: list[mf.Manifest] = []
-    drills: list[dict] = []
+    drills: list[records.DrillRecord] = []
     t0 = time.monotonic()
     try:
         repo.open()
@@ -35,7 +35,9 @@ def gather(pc: PlanContext, now: datetime | None = None) -> dict:
     return {**readiness(pc, runs, drills, now), "repository": health}
 
 
-def readiness(pc: PlanContext, runs: list[mf.Manifest], drills: list[dict], now: datetime) -> dict:
+def readiness(
+    pc: PlanContext, runs: list[mf.Manifest], drills: list[records.DrillRecord], now: datetime
+) -> dict:
     """The status from the runs and drill records (pure: what `gather` read)."""
     complete = [m for m in runs if m.complete]
     services = []
@@ -61,11 +63,14 @@ def readiness(pc: PlanContext, runs: list[mf.Manifest], drills: list[dict], now:
             }
         )
     last = drills[-1] if drills else None
-    last_passed = next((d for d in reversed(drills) if d.get("passed")), None)
+    last_passed = next((d for d in reversed(drills) if d.passed), None)
     digest = dr.plan_digest(pc)
     changed = None
     if last_passed is not None:
-        changed = any(last_passed.get(k) != v for k, v in digest.items())
+        changed = (last_passed.plan_sha256, last_passed.compose_sha256) != (
+            digest["plan_sha256"],
+            digest["compose_sha256"],
+        )
     needs = last_passed is None or bool(changed)
     return {
         "plan": pc.name,
@@ -81,15 +86,15 @@ def readiness(pc: PlanContext, runs: list[mf.Manifest], drills: list[dict], now:
         "last_drill": None
         if last is None
         else {
-            "drill_id": last["drill_id"],
-            "started_at": last["started_at"],
-            "passed": last["passed"],
-            "failure": last.get("failure"),
-            "rto_s": last["rto"]["measured_s"],
-            "rto_objective_s": last["rto"]["objective_s"],
-            "rto_verdict": last["rto"]["verdict"],
+            "drill_id": last.drill_id,
+            "started_at": last.started_at,
+            "passed": last.passed,
+            "failure": last.failure,
+            "rto_s": last.rto.measured_s,
+            "rto_objective_s": last.rto.objective_s,
+            "rto_verdict": last.rto.verdict,
         },
-        "last_passed_drill": last_passed["drill_id"] if last_passed else None,
+        "last_passed_drill": last_passed.drill_id if last_passed else None,
         "plan_changed_since_drill": changed,
         "needs_drill": needs,
         "needs_drill_reason": (

@@ -37,22 +37,24 @@ def drill(
     record = result.record
     written = write_reports(result, report_dir)
     if as_json:
-        print_json({**record, "reports": written, "cleaned_before": result.cleaned_before})
+        print_json(
+            {**record.as_json(), "reports": written, "cleaned_before": result.cleaned_before}
+        )
     else:
         for c in result.cleaned_before:
             out(f"cleaned what drill {c['drill_id']} left: {', '.join(c['removed'])}")
         # what the drill did not share with production (see drplan.actions.drill)
-        for line in record.get("isolated", []):
+        for line in record.isolated:
             out(f"isolated: {line}")
         out(report.markdown(record))
         for p in written.values():
             out(f"report: {p}")
-    if record.get("record_error"):
-        raise OperationError(f"the drill could not be recorded: {record['record_error']}")
-    if not record["passed"]:
+    if record.record_error:
+        raise OperationError(f"the drill could not be recorded: {record.record_error}")
+    if not record.passed:
         raise OperationError(
-            f"the drill failed: {record['failure']}",
-            where=f"drill {record['drill_id']} of {pc.name}",
+            f"the drill failed: {record.failure}",
+            where=f"drill {record.drill_id} of {pc.name}",
         )
 
 
@@ -63,9 +65,9 @@ def write_reports(result: DrillResult, report_dir: str | None) -> dict[str, str]
 
     record = result.record
     base = Path(report_dir or os.environ.get("DRPLAN_REPORT_DIR", "drplan-reports"))
-    folder = base / f"drill-{record['plan']}-{record['started_at'].replace(':', '')}"
+    folder = base / f"drill-{record.plan}-{record.started_at.replace(':', '')}"
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "drill.json").write_text(json.dumps(record, indent=2))
+    (folder / "drill.json").write_text(json.dumps(record.as_json(), indent=2))
     (folder / "drill.md").write_text(report.markdown(record))
     written = {"json": str(folder / "drill.json"), "markdown": str(folder / "drill.md")}
     if result.recovery is not None:

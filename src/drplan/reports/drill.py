@@ -8,6 +8,7 @@ from importlib import resources
 import jinja2
 
 from drplan.plan.units import format_duration
+from drplan.store.records import DrillRecord
 
 SPARKS = "▁▂▃▄▅▆▇█"
 
@@ -38,29 +39,29 @@ def _env() -> jinja2.Environment:
     return env
 
 
-def markdown(record: dict) -> str:
+def markdown(record: DrillRecord) -> str:
     src = resources.files("drplan.reports").joinpath("templates/drill.md.j2").read_text()
     return _env().from_string(src).render(d=record)
 
 
-def history(drills: list[dict]) -> dict:
+def history(drills: list[DrillRecord]) -> dict:
     """The history as data: each drill's essentials, and the RTO/RPO trend."""
     rows = [
         {
-            "drill_id": d["drill_id"],
-            "started_at": d["started_at"],
-            "run_id": d["run_id"],
-            "profile": d.get("profile", "full"),
-            "passed": d["passed"],
-            "failure": d.get("failure"),
-            "rto_s": d["rto"]["measured_s"],
-            "rto_objective_s": d["rto"]["objective_s"],
-            "rto_verdict": d["rto"]["verdict"],
-            "rpo_s": d["rpo"]["measured_s"],
-            "rpo_objective_s": d["rpo"]["objective_s"],
-            "rpo_verdict": d["rpo"]["verdict"],
-            "plan_sha256": d.get("plan_sha256"),
-            "snapshot": d.get("snapshot"),
+            "drill_id": d.drill_id,
+            "started_at": d.started_at,
+            "run_id": d.run_id,
+            "profile": d.profile,
+            "passed": d.passed,
+            "failure": d.failure,
+            "rto_s": d.rto.measured_s,
+            "rto_objective_s": d.rto.objective_s,
+            "rto_verdict": d.rto.verdict,
+            "rpo_s": d.rpo.measured_s,
+            "rpo_objective_s": d.rpo.objective_s,
+            "rpo_verdict": d.rpo.verdict,
+            "plan_sha256": d.plan_sha256,
+            "snapshot": d.snapshot,
         }
         for d in drills
     ]

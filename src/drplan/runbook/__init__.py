@@ -42,7 +42,7 @@ from drplan.runbook.shell import Generator
 from drplan.schedule import Estimator, build_schedule
 from drplan.schedule.gantt import render_gantt
 from drplan.store import manifest as mf
-from drplan.store.records import list_drills, step_history
+from drplan.store.records import DrillRecord, list_drills, step_history
 from drplan.store.restic import Repository
 
 ROLE_TITLES = {
@@ -137,7 +137,7 @@ def build(
     run: str = "latest",
     stack: str | None = None,
     manifest: mf.Manifest | None = None,
-    drills: list[dict] | None = None,
+    drills: list[DrillRecord] | None = None,
 ) -> dict:
     """The runbook as data (what the templates render). `manifest` and `drills` are read
     from the repository unless given."""
