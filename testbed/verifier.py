@@ -39,9 +39,12 @@ def _exec(container, cmd: list[str]) -> str:
     return text
 
 
-def postgresql(container) -> dict:
+def postgresql(container, user: str = "postgres") -> dict:
+    """`user`: a superuser of the server (images that create only POSTGRES_USER have no
+    `postgres` role)."""
+
     def psql(db: str, sql: str) -> list[list[str]]:
-        out = _exec(container, ["psql", "-U", "postgres", "-d", db, "-At", "-F", "\t", "-c", sql])
+        out = _exec(container, ["psql", "-U", user, "-d", db, "-At", "-F", "\t", "-c", sql])
         return [line.split("\t") for line in out.splitlines() if line]
 
     result = {}

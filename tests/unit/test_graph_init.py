@@ -86,11 +86,13 @@ def test_draft_for_the_testbed_shape(tmp_path):
         "method": "dump",
         "volume": "db-data",
         "path": "/data",
+        "user": "postgres",  # the image's default: nothing in the service names another
     }
     assert services["redis"]["data"]["db"]["engine"] == "redis"
     assert services["web"]["data"]["files"]["engine"] == "files"
     assert services["db"]["tier"] == services["redis"]["tier"] == "P1"
-    assert services["web"]["tier"] == services["exam"]["tier"] == "P2"
+    assert services["web"]["tier"] == "P1"  # users reach it: it publishes a port
+    assert services["exam"]["tier"] == "P2"
     assert services["exam"]["depends_on"] == ["db", "redis"]
     assert draft.data["stack"]["compose"] == ["compose.yml"]
     assert any("db: postgresql" in n for n in draft.notes)

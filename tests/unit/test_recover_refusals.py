@@ -144,7 +144,7 @@ class FakeEngine:
         self.images.update(self.archive)  # docker load (re)tags what the archive names
         self.writes.append("docker load")
 
-    def stack_deploy(self, stack, compose_files, *, prune=True, inherit_env=True):
+    def stack_deploy(self, stack, compose_files, *, prune=True, inherit_env=True, variables=None):
         files = {}
         for f in compose_files:
             st = os.stat(f)

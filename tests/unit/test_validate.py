@@ -325,6 +325,9 @@ def test_storage_a_drill_would_share_with_production_is_warned_about(runner, tmp
         "explicit name (campus_files): a drill remaps it to an isolated copy of its own",
         f"{c}:15:9: services.web.volumes[1]: warning: service web: bind mount ./media is "
         "writable: a drill remaps it to an isolated copy of its own",
+        f"{c}:15:9: services.web.volumes[1]: warning: host directory {tmp_path / 'media'} "
+        "(service 'web', at /srv/media) is in no data source of the plan: it is not backed "
+        f"up. Add a source `engine: files` with `bind: {tmp_path / 'media'}`",
         f"{c}:23:9: services.exam.volumes[0]: warning: service exam: bind mount "
         "/var/run/docker.sock is a socket or runtime directory (read-only does not stop a "
         "connection to production's daemons): a drill refuses to run this service (drill a "

@@ -107,6 +107,7 @@ def run_backup(
                     plan_dir=pc.dir,
                     deadline=time.monotonic() + 6 * 3600,
                     volume=pc.volume_name(stack, spec.volume) if spec.volume else None,
+                    bind=site.host_dir(spec.bind) if spec.bind else None,
                     mount_target=pc.mount_target(svc_name, spec.volume),
                     quiesce=pc.writers_of(spec.volume) if spec.volume else [svc_name],
                 )
@@ -274,6 +275,12 @@ def _config(pc: PlanContext, repo: Repository, run_id: str) -> str:
         tar.add(pc.path, arcname=pc.path.name)
         for rel in pc.plan.stack.compose:
             tar.add(pc.dir / rel, arcname=rel)
+        # the project's .env: Compose interpolates the compose files with it, and a
+        # recovery from the repository alone needs the same values
+        first = (pc.dir / pc.plan.stack.compose[0]).parent if pc.plan.stack.compose else pc.dir
+        dotenv = first / ".env"
+        if dotenv.is_file() and dotenv.resolve().is_relative_to(pc.dir.resolve()):
+            tar.add(dotenv, arcname=str(dotenv.resolve().relative_to(pc.dir.resolve())))
     summary = repo.backup_stream(
         [buf.getvalue()],
         filename=layout.CONFIG_FILE,

@@ -239,7 +239,12 @@ def check_plan(path: str | Path, *, trusted: bool = True) -> PlanCheck:
     # YAML nodes are freed: the one pass that follows sees only what the context keeps
     with gc_paused():
         try:
-            result = validate_file(path, display=file, engines=registry.catalog())
+            # a plan read back from a repository interpolates none of the operator's
+            # variables into its compose files (its own .env still applies)
+            environ = None if trusted else {}
+            result = validate_file(
+                path, display=file, engines=registry.catalog(), compose_environ=environ
+            )
         except Exception as exc:
             message = f"internal error while validating: {exc!r}"[:300]
             return PlanCheck(file, [Problem(file, 1, 1, "(plan)", message)], None)

@@ -80,7 +80,12 @@ from drplan.actions.context import PlanContext
 from drplan.actions.resume import VOLUME as JOURNAL_VOLUME
 from drplan.errors import DrplanError, InputError, OperationError
 from drplan.plan.graph import profile_services
-from drplan.plan.isolation import Shared, isolate_compose, shared_storage
+from drplan.plan.isolation import (
+    Shared,
+    isolate_bind_sources,
+    isolate_compose,
+    shared_storage,
+)
 from drplan.platform import helper as helper_image
 from drplan.platform.docker import DockerEngine
 from drplan.reports import recovery as recovery_report
@@ -191,12 +196,16 @@ def drill_context(
     paths = [private / f"{i}-{Path(rel).name}" for i, rel in enumerate(pc.plan.stack.compose)]
     plan = pc.plan.model_copy(deep=True)
     plan.stack.compose = [str(p) for p in paths]
+    bases = [str((pc.dir / rel).parent) for rel in pc.plan.stack.compose]
+    isolate_bind_sources(plan, originals, bases)  # restored into the drill's own volumes
     shared = [s for s in shared_storage(originals) if s.service in services]
     files = {
         path: rc.absolute_paths(data, (pc.dir / rel).parent)
         for path, rel, data in zip(paths, pc.plan.stack.compose, isolated, strict=True)
     }
-    return dataclasses.replace(pc, plan=plan), files, shared
+    # the isolated files drop every `name:`/`external`: the drill's volumes are its own
+    compose = pc.compose.without_volume_names()
+    return dataclasses.replace(pc, plan=plan, compose=compose), files, shared
 
 
 def _write_new(path: Path, text: str) -> None:

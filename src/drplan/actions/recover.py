@@ -55,15 +55,15 @@ from drplan.actions.resume import ResumeJournal, ResumeKey
 from drplan.errors import InputError, OperationError
 from drplan.executor import Event, Executor, Task
 from drplan.plan import model as m
-from drplan.plan.compose import published_by_service, zero_compose
+from drplan.plan.compose import map_bind_sources, published_by_service, zero_compose
 from drplan.plan.graph import profile_services
 from drplan.platform.docker import STACK_LABEL, DockerEngine
 from drplan.reports.recovery import Recovery
 from drplan.schedule import Estimator, build_schedule
 from drplan.schedule.steps import Step, StepKind, restores_into_server
-from drplan.sources import engine_for
+from drplan.sources import engine_for, registry
 from drplan.sources import volume as vol
-from drplan.sources.base import SourceContext
+from drplan.sources.base import READY_TIMEOUT_S, SourceContext
 from drplan.store import layout, records
 from drplan.store import manifest as mf
 from drplan.store.restic import Repository
@@ -240,6 +240,16 @@ class _Runner:
                     out[self.pc.volume_name(self.stack, spec.volume)] = (svc, name)
         return out
 
+    def binds(self) -> dict[str, tuple[str, str]]:
+        """{host directory on this site: (service, source)} of the `bind` sources to
+        restore (the site's `paths` mapping applied)."""
+        out = {}
+        for svc in self.services:
+            for name, spec in self.pc.plan.services[svc].data.items():
+                if spec.bind:
+                    out[self.site.host_dir(spec.bind)] = (svc, name)
+        return out
+
     def check_target(self) -> None:
         """Refuse to overwrite anything unless --force (checked before any write): the
         stack already defined, non-empty volumes, tags other stacks use, running services
@@ -257,6 +267,14 @@ class _Runner:
                 raise InputError(
                     f"volume {volume} (service {svc}, source {src}) is not empty on site "
                     f"{self.engine.site}; nothing was changed. Pass --force to overwrite it",
+                    where=self.engine.where,
+                )
+        for path, (svc, src) in self.binds().items():
+            if not self.opts.force and not vol.is_empty_dir(self.engine, path, self.labels):
+                raise InputError(
+                    f"host directory {path} (service {svc}, source {src}) is not empty on "
+                    f"site {self.engine.site}; nothing was changed. Map it elsewhere in the "
+                    "site's `paths`, or pass --force to overwrite it",
                     where=self.engine.where,
                 )
         self.check_images()
@@ -442,6 +460,11 @@ class _Runner:
             if self.opts.force or self.resuming:
                 self._wipe_if_needed(volume, svc, src)
             self.engine.create_volume(volume, labels={"com.docker.stack.namespace": self.stack})
+        for path, (svc, src) in self.binds().items():
+            # the engine refuses to start a task binding a missing directory
+            if (self.opts.force or self.resuming) and f"restore:{svc}/{src}" not in self.done:
+                self._empty_dir(path, svc)
+            vol.ensure_dir(self.engine, path, self.labels)
         existing = {s.name for s in self.engine.services(self.stack)}
         if not all(f"{self.stack}_{svc}" in existing for svc in self.services):
             self.deploy_at_zero()
@@ -465,6 +488,18 @@ class _Runner:
                 what=f"emptying volume {volume}",
             )
 
+    def _empty_dir(self, path: str, svc: str) -> None:
+        """With --force, or on resume for a restore not recorded done, start from empty."""
+        if not vol.dir_exists(self.engine, path, self.labels):
+            return
+        if self.engine.services(self.stack):
+            self.engine.scale(self.stack, svc, 0)
+            self.engine.wait_stopped(self.stack, svc, time.monotonic() + 300)
+        with vol.holding_dir(self.engine, path, labels=self.labels, read_only=False) as (c, _):
+            self.engine.exec_run(
+                c, ["find", vol.MOUNT, "-mindepth", "1", "-delete"], what=f"emptying {path}"
+            )
+
     def deploy_at_zero(self) -> None:
         """Define the stack (networks, secrets, configs, services) with nothing running.
 
@@ -481,12 +516,19 @@ class _Runner:
             files = []
             for i, (src, data) in enumerate(self._compose_documents()):
                 out = Path(tmp) / f"{i}-{src.name}"
-                _write_private(
-                    out, yaml.safe_dump(absolute_paths(data, src.parent), sort_keys=False)
+                doc = map_bind_sources(
+                    absolute_paths(data, src.parent), self.site.paths, self.pc.compose.variables
                 )
+                _write_private(out, yaml.safe_dump(doc, sort_keys=False))
                 files.append(str(out))
             # a stored plan's compose files interpolate nothing of the operator's
-            self.engine.stack_deploy(self.stack, files, prune=prune, inherit_env=self.pc.trusted)
+            self.engine.stack_deploy(
+                self.stack,
+                files,
+                prune=prune,
+                inherit_env=self.pc.trusted,
+                variables=self.pc.compose.dotenv_variables(),
+            )
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
 
@@ -507,6 +549,7 @@ class _Runner:
             force=self.opts.force,
             deadline=time.monotonic() + 6 * 3600,
             volume=self.pc.volume_name(self.stack, spec.volume) if spec.volume else None,
+            bind=self.site.host_dir(spec.bind) if spec.bind else None,
             mount_target=self.pc.mount_target(service, spec.volume),
             progress=lambda n: self.on_bytes(tid, n),
         )
@@ -521,7 +564,16 @@ class _Runner:
         ctx = self._ctx(step.service, step.source)
         ctx.backup_stats = record.stats
         impl = engine_for(record.engine, record.method)
+        if restores_into_server(ctx.spec):
+            self._wait_ready(ctx)
         impl.restore(ctx, record.snapshot, record.path, record.fingerprint)
+
+    def _wait_ready(self, ctx: SourceContext) -> None:
+        """The server answers by its engine's own tool, whatever the plan's health check
+        (even none): a running task is not a ready server (initdb on an empty volume
+        restarts it; Redis loads its RDB before it answers)."""
+        if ctx.spec.method == "dump":
+            registry.engine(ctx.spec.engine).wait_ready(ctx, time.monotonic() + READY_TIMEOUT_S)
 
     def start(self, service: str) -> None:
         replicas = 1
@@ -562,6 +614,9 @@ class _Runner:
     def validate(self, step: Step) -> None:
         deadline = time.monotonic() + step.timeout_s
         svc = self.pc.plan.services[step.service]
+        for source in svc.data:  # checks and fingerprints read the server itself
+            if self.run.source(step.service, source) is not None:
+                self._wait_ready(self._ctx(step.service, source))
         for i, check in enumerate(svc.checks):
             self._allowed(check, f"services.{step.service}.checks[{i}]")
             service_checks.run(

@@ -62,7 +62,9 @@ def validate_summary(check: PlanCheck) -> str:
 
 
 def init(
-    compose: str = typer.Option(..., "--from", help="Compose/stack file to draft from."),
+    compose: list[str] = typer.Option(
+        ..., "--from", help="Compose/stack file to draft from (repeat to merge, as `-f`)."
+    ),
     stack: str | None = typer.Option(None, "--stack", help="Stack name (default: guessed)."),
     output: str | None = typer.Option(None, "--output", "-o", help="Write the plan here."),
     force: bool = typer.Option(False, "--force", help="Overwrite --output if it exists."),
@@ -77,7 +79,13 @@ def init(
     draft = draft_plan(compose, stack=stack, plan_path=output)
     for note in draft.notes:
         err(f"guessed: {note}")
-    text = INIT_HEADER.format(compose=compose, plan=output or "plan.yml") + yaml.safe_dump(
+    for warning in draft.warnings:
+        err(f"warning: {warning}")
+    header = INIT_HEADER.format(compose=" --from ".join(compose), plan=output or "plan.yml")
+    if draft.warnings:  # kept in the plan, where the next reader looks
+        header += "#\n# WARNINGS: state this draft leaves unprotected, or protects with care:\n"
+        header += "".join(f"# - {' '.join(w.split())}\n" for w in draft.warnings)
+    text = header + yaml.safe_dump(
         draft.data, sort_keys=False, allow_unicode=True, default_flow_style=False, width=100
     )
     emit(text, output)

@@ -1,28 +1,90 @@
-"""Read the compose/stack file(s) a plan names, tolerantly.
+"""Read the compose/stack file(s) a plan names, the way Docker Compose reads them.
 
-Only what drplan needs: service names, images, ``depends_on`` (list and mapping forms),
-volume mounts, environment, healthchecks, replicas and ports, plus top-level volumes.
+What drplan needs: service names, images, dependencies (``depends_on`` in both forms with
+``condition``/``required``, ``links``), mounts (named volumes under their real engine
+names, bind mounts with their host path, anonymous volumes), the effective environment
+(``environment`` over ``env_file``, each value with where it came from), healthchecks,
+replicas, ports, profiles, secrets, configs and placement constraints. ``.env`` and
+``${VAR:-default}`` interpolation and ``extends`` are resolved first, as Compose does,
+or a draft would name the wrong database user or host directory.
 ``init --from`` and ``validate`` both go through here, so they agree on names.
-Several files are merged the way ``docker stack deploy -c a -c b`` does (later wins).
+Several files are merged the way ``docker compose -f a -f b`` does (later wins).
 """
 
 from __future__ import annotations
 
+import os
+import posixpath
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from drplan.plan.interpolate import interpolate, interpolate_tree, read_dotenv
 from drplan.plan.loader import Document, Problem, parse_yaml_file
+
+PROCESS_ENV = "environment"  # origin of a variable set in drplan's own environment
 
 
 @dataclass
 class Mount:
-    """A volume mount of a service: a named volume, a bind mount or a tmpfs."""
+    """A volume mount of a service: a named volume, a bind mount or a tmpfs.
 
-    type: str  # volume | bind | tmpfs
+    `source` is as written (after interpolation); for a bind mount `host_path` is that
+    path resolved against the project directory (the first compose file's folder).
+    A volume with no source is anonymous: it has no name a recovery could find."""
+
+    type: str  # volume | bind | tmpfs | ...
     source: str | None
     target: str
     read_only: bool = False
+    host_path: str | None = None
+
+    @property
+    def anonymous(self) -> bool:
+        return self.type == "volume" and not self.source
+
+
+@dataclass(frozen=True)
+class EnvValue:
+    """One variable of a service's effective environment and where its value comes from.
+
+    origin: ``environment`` (written in the service's `environment`), ``pass-through``
+    (`- NAME` with no value: taken from ``.env`` or drplan's environment) or
+    ``env_file``. `file`: the env_file, or the ``.env`` that set the variable `ref`
+    (None: drplan's own environment, or unset). `ref`: the interpolation variable the
+    whole value came from (``POSTGRES_PASSWORD: ${DB_PASS}`` -> ``DB_PASS``): what a
+    drafted plan names instead of copying a secret value."""
+
+    value: str
+    origin: str
+    file: str | None = None
+    ref: str | None = None
+
+
+@dataclass(frozen=True)
+class Dependency:
+    """A `depends_on` entry (long form fields; the short form's defaults)."""
+
+    condition: str = "service_started"
+    required: bool = True
+    restart: bool = False
+
+
+@dataclass(frozen=True)
+class ComposeObject:
+    """A top-level volume, secret or config: its key and what the engine knows it by."""
+
+    key: str
+    name: str | None = None  # explicit `name:` (or the external name)
+    external: bool = False
+    file: str | None = None  # secrets/configs: the host file, resolved
+    environment: str | None = None  # secrets: the variable holding it
+
+    @property
+    def real_name(self) -> str | None:
+        """The name the engine knows it by when not namespaced by the stack."""
+        return self.name or (self.key if self.external else None)
 
 
 @dataclass
@@ -37,11 +99,35 @@ class ComposeService:
     healthcheck: dict[str, Any] | None = None
     replicas: int | None = None
     ports: list[Any] = field(default_factory=list)
+    env: dict[str, EnvValue] = field(default_factory=dict)
+    env_files: list[str] = field(default_factory=list)  # resolved paths, in order
+    depends: dict[str, Dependency] = field(default_factory=dict)
+    links: list[str] = field(default_factory=list)
+    profiles: list[str] = field(default_factory=list)
+    active: bool = True  # False: only in profiles that are not active
+    secrets: list[str] = field(default_factory=list)  # keys of top-level secrets
+    configs: list[str] = field(default_factory=list)
+    placement: list[str] = field(default_factory=list)  # deploy.placement.constraints
+    command: Any = None
+    entrypoint: Any = None
 
     @property
     def volumes(self) -> list[str]:
         """Named volumes this service mounts."""
         return [mt.source for mt in self.mounts if mt.type == "volume" and mt.source]
+
+    @property
+    def binds(self) -> list[Mount]:
+        return [mt for mt in self.mounts if mt.type == "bind" and mt.source]
+
+    @property
+    def anonymous_volumes(self) -> list[str]:
+        """Container paths on anonymous volumes (gone with the container's volume)."""
+        return [mt.target for mt in self.mounts if mt.anonymous]
+
+    @property
+    def profile_only(self) -> bool:
+        return bool(self.profiles)
 
 
 @dataclass
@@ -53,6 +139,34 @@ class ComposeProject:
     services: dict[str, ComposeService] = field(default_factory=dict)
     volumes: set[str] = field(default_factory=set)
     documents: list[Document] = field(default_factory=list)
+    directory: str | None = None  # the project directory: the first file's folder
+    variables: dict[str, str] = field(default_factory=dict)  # interpolation environment
+    variable_files: dict[str, str | None] = field(default_factory=dict)  # .env path / None
+    active_profiles: set[str] = field(default_factory=set)
+    volume_specs: dict[str, ComposeObject] = field(default_factory=dict)
+    secrets: dict[str, ComposeObject] = field(default_factory=dict)
+    configs: dict[str, ComposeObject] = field(default_factory=dict)
+
+    def volume_real_name(self, stack: str, key: str) -> str:
+        """The engine's name of top-level volume `key` in stack `stack`: its `name:` or
+        external name, else ``<stack>_<key>`` (what ``docker stack deploy`` creates)."""
+        spec = self.volume_specs.get(key)
+        real = spec.real_name if spec else None
+        return real or f"{stack}_{key}"
+
+    def dotenv_variables(self) -> dict[str, str]:
+        """The variables the project's ``.env`` sets and drplan's environment does not:
+        what ``docker stack deploy`` (which reads no ``.env``) must be given to deploy
+        the values drplan read."""
+        return {k: v for k, v in self.variables.items() if self.variable_files.get(k)}
+
+    def without_volume_names(self) -> ComposeProject:
+        """A copy whose volumes are all the stack's own (a drill's isolated copy)."""
+        import dataclasses
+
+        return dataclasses.replace(
+            self, volume_specs={k: ComposeObject(k) for k in self.volume_specs}
+        )
 
 
 def _as_str_list(value: Any) -> list[str]:
@@ -63,20 +177,35 @@ def _as_str_list(value: Any) -> list[str]:
     return []
 
 
-def _depends_on(value: Any) -> list[str]:
-    if isinstance(value, dict):  # long form: {db: {condition: service_healthy}}
-        return [str(k) for k in value]
-    return _as_str_list(value)
+def _env_text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
 
 
-def _environment(value: Any) -> dict[str, str]:
+def _env_mapping(value: Any) -> dict[str, Any]:
+    """`environment` (or `labels`) as a mapping; a listed bare NAME maps to None."""
     if isinstance(value, dict):
-        return {str(k): "" if v is None else str(v) for k, v in value.items()}
-    env: dict[str, str] = {}
+        return {str(k): v for k, v in value.items()}
+    out: dict[str, Any] = {}
     for item in _as_str_list(value):
-        k, _, v = item.partition("=")
-        env[k] = v
-    return env
+        k, eq, v = item.partition("=")
+        out[k] = v if eq else None
+    return out
+
+
+def _deps(value: Any) -> dict[str, Dependency]:
+    if isinstance(value, dict):  # long form: {db: {condition: service_healthy}}
+        out = {}
+        for k, spec in value.items():
+            spec = spec if isinstance(spec, dict) else {}
+            out[str(k)] = Dependency(
+                str(spec.get("condition", "service_started")),
+                spec.get("required", True) is not False,
+                bool(spec.get("restart", False)),
+            )
+        return out
+    return {name: Dependency() for name in _as_str_list(value)}
 
 
 def _mount(value: Any, named: set[str]) -> Mount | None:
@@ -99,78 +228,432 @@ def _mount(value: Any, named: set[str]) -> Mount | None:
     return Mount("volume", source, target, ro)
 
 
-def _service(name: str, raw: Any, named: set[str]) -> ComposeService:
-    svc = ComposeService(name=name)
-    if not isinstance(raw, dict):
-        return svc
-    image = raw.get("image")
-    svc.image = str(image) if isinstance(image, str | int | float) else None
-    svc.depends_on = _depends_on(raw.get("depends_on"))
-    vols = raw.get("volumes")
-    for v in vols if isinstance(vols, list) else []:
-        mt = _mount(v, named)
-        if mt:
-            svc.mounts.append(mt)
-    svc.environment = _environment(raw.get("environment"))
-    hc = raw.get("healthcheck")
-    svc.healthcheck = hc if isinstance(hc, dict) else None
-    deploy = raw.get("deploy")
-    if isinstance(deploy, dict) and isinstance(deploy.get("replicas"), int):
-        svc.replicas = deploy["replicas"]
-    ports = raw.get("ports")
-    svc.ports = ports if isinstance(ports, list) else []
-    return svc
+def _host_path(source: str, base: Path) -> str:
+    if source.startswith("~"):
+        source = os.path.expanduser(source)
+    return posixpath.normpath(source if source.startswith("/") else str(base / source))
+
+
+# -- merging (override files and `extends`) ---------------------------------------------
+
+_APPENDED = ("ports", "expose", "external_links", "dns", "dns_search", "links", "env_file")
+
+
+def _mount_target(entry: Any) -> Any:
+    mt = _mount(entry, set())
+    return mt.target if mt else repr(entry)
+
+
+def _ref_source(entry: Any) -> Any:
+    return entry.get("source") if isinstance(entry, dict) else entry
+
+
+def _merge_by(base: Any, over: Any, key: Any) -> list[Any]:
+    merged = {key(e): e for e in (base if isinstance(base, list) else [])}
+    merged.update({key(e): e for e in (over if isinstance(over, list) else [])})
+    return list(merged.values())
+
+
+def _listed(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [] if value is None else [value]
+
+
+def merge_service(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    """`over` applied on `base` with Compose's rules: mappings merge, mounts by target,
+    secrets and configs by source, environment and labels by name, ports and env_files
+    append, anything else is replaced."""
+    out = dict(base)
+    for k, v in over.items():
+        if k not in out or out[k] is None:
+            out[k] = v
+            continue
+        b = out[k]
+        if k == "volumes":
+            out[k] = _merge_by(b, v, _mount_target)
+        elif k in ("secrets", "configs"):
+            out[k] = _merge_by(b, v, _ref_source)
+        elif k in ("environment", "labels"):
+            out[k] = {**_env_mapping(b), **_env_mapping(v)}
+        elif k == "depends_on":
+            bd = b if isinstance(b, dict) else {n: {} for n in _as_str_list(b)}
+            vd = v if isinstance(v, dict) else {n: {} for n in _as_str_list(v)}
+            out[k] = {**bd, **vd}
+        elif k in _APPENDED:
+            seen = _listed(b)
+            out[k] = seen + [e for e in _listed(v) if e not in seen]
+        elif k == "networks" and not (isinstance(b, dict) and isinstance(v, dict)):
+            bn = b if isinstance(b, dict) else dict.fromkeys(_as_str_list(b))
+            vn = v if isinstance(v, dict) else dict.fromkeys(_as_str_list(v))
+            out[k] = {**bn, **vn}
+        elif isinstance(b, dict) and isinstance(v, dict):
+            out[k] = _deep_merge(b, v)
+        else:
+            out[k] = v
+    return out
+
+
+def _deep_merge(base: dict[Any, Any], over: dict[Any, Any]) -> dict[Any, Any]:
+    out = dict(base)
+    for k, v in over.items():
+        b = out.get(k)
+        out[k] = _deep_merge(b, v) if isinstance(b, dict) and isinstance(v, dict) else v
+    return out
+
+
+def _rebase(spec: dict[str, Any], frm: Path, to: Path) -> dict[str, Any]:
+    """Relative host paths of a service taken from a file in `frm`, made absolute (an
+    extended service keeps its own file's meaning of `./x`)."""
+    if frm == to:
+        return spec
+
+    def fix(p: str) -> str:
+        return p if p.startswith(("/", "~")) else str(frm / p)
+
+    out = dict(spec)
+    if "env_file" in out:
+        out["env_file"] = [
+            {**e, "path": fix(str(e.get("path", "")))} if isinstance(e, dict) else fix(str(e))
+            for e in _listed(out["env_file"])
+        ]
+    if isinstance(out.get("volumes"), list):
+        vols = []
+        for e in out["volumes"]:
+            if isinstance(e, str) and e.startswith("."):
+                e = fix(e)
+            elif (
+                isinstance(e, dict)
+                and e.get("type") == "bind"
+                and str(e.get("source", ""))[:1] == "."
+            ):
+                e = {**e, "source": fix(str(e["source"]))}
+            vols.append(e)
+        out["volumes"] = vols
+    return out
+
+
+# -- loading ----------------------------------------------------------------------------
+
+
+@dataclass
+class _File:
+    """One parsed compose file, interpolated."""
+
+    doc: Document
+    data: dict[str, Any]
+    dir: Path
+    path: Path  # resolved: identifies the file in an `extends` chain
+
+
+class _Loader:
+    """Reads the files of one project: interpolation environment, extends, merging."""
+
+    def __init__(
+        self,
+        project_dir: Path,
+        problems: list[Problem],
+        shown_dir: str,
+        environ: Mapping[str, str],
+    ) -> None:
+        self.dir = project_dir
+        self.dotenv_shown = posixpath.join(shown_dir, ".env")
+        self.problems = problems
+        self.files: dict[Path, _File | None] = {}
+        self.docs: dict[Path, Document] = {}
+        self.env: dict[str, str] = {}
+        self.env_from: dict[str, str | None] = {}
+        dotenv = project_dir / ".env"
+        if dotenv.is_file():
+            try:
+                values = read_dotenv(dotenv)
+            except (OSError, UnicodeDecodeError) as exc:
+                problems.append(Problem(str(dotenv), 1, 1, "(root)", f"cannot read: {exc}"))
+                values = {}
+            self.env.update(values)
+            self.env_from.update(dict.fromkeys(values, str(dotenv)))
+        for k, v in environ.items():  # the process environment wins over .env
+            self.env[k] = v
+            self.env_from[k] = None
+        self.env_cache: dict[str, dict[str, str] | None] = {}
+
+    def load(self, path: Path, display: str | None = None) -> _File | None:
+        key = path.resolve()
+        if key in self.files:
+            return self.files[key]
+        doc = parse_yaml_file(path, display=display)
+        self.docs[key] = doc
+        self.problems.extend(doc.problems)
+        self.files[key] = None
+        if doc.data is None:
+            if doc.root is None and not doc.problems:
+                self.problems.append(Problem(doc.file, 1, 1, "(root)", "empty compose file"))
+            return None
+        if not isinstance(doc.data, dict):
+            self.problems.append(doc.problem((), "a compose file is a mapping with `services`"))
+            return None
+        missing: dict[str, tuple[Any, ...]] = {}
+
+        def failed(loc: tuple[Any, ...], message: str) -> None:
+            self.problems.append(doc.problem(loc, message, severity="warning"))
+
+        data = interpolate_tree(_normalised(doc.data), self.env, failed, missing)
+        for name, loc in missing.items():
+            self.problems.append(
+                doc.problem(
+                    loc,
+                    f"variable {name} is not set (Compose uses an empty string): set it in "
+                    f"{self.dotenv_shown} or the environment",
+                    severity="warning",
+                )
+            )
+        f = _File(doc, data, path.parent, key)
+        self.files[key] = f
+        return f
+
+    def service(self, f: _File, name: str, seen: tuple[tuple[Path, str], ...] = ()) -> dict:
+        """Service `name` of file `f` with its `extends` chain applied."""
+        services = f.data.get("services")
+        spec = services.get(name) if isinstance(services, dict) else None
+        spec = spec if isinstance(spec, dict) else {}
+        ext = spec.get("extends")
+        if ext is None:
+            return spec
+        spec = {k: v for k, v in spec.items() if k != "extends"}
+        base_name = (
+            ext if isinstance(ext, str) else ext.get("service") if isinstance(ext, dict) else None
+        )
+        base_file = ext.get("file") if isinstance(ext, dict) else None
+        where = ("services", name, "extends")
+        if not isinstance(base_name, str):
+            self.problems.append(f.doc.problem(where, "`extends` needs a `service`"))
+            return spec
+        target = f
+        if isinstance(base_file, str):
+            p = f.dir / base_file
+            if not p.is_file():
+                self.problems.append(
+                    f.doc.problem(where, f"extended file {base_file!r} does not exist")
+                )
+                return spec
+            loaded = self.load(p, display=posixpath.join(posixpath.dirname(f.doc.file), base_file))
+            if loaded is None:
+                return spec
+            target = loaded
+        step = (target.path, base_name)
+        if step in seen:
+            self.problems.append(f.doc.problem(where, f"`extends` loops back to {base_name!r}"))
+            return spec
+        if len(seen) >= 64:
+            self.problems.append(f.doc.problem(where, "`extends` chain longer than 64"))
+            return spec
+        tservices = target.data.get("services")
+        if not isinstance(tservices, dict) or base_name not in tservices:
+            self.problems.append(
+                f.doc.problem(
+                    where, f"extended service {base_name!r} does not exist in {target.doc.file}"
+                )
+            )
+            return spec
+        base = _rebase(self.service(target, base_name, (*seen, step)), target.dir, f.dir)
+        return merge_service(base, spec)
+
+    def env_file(self, path: str) -> dict[str, str] | None:
+        if path not in self.env_cache:
+            try:
+                self.env_cache[path] = read_dotenv(Path(path), self.env)
+            except (OSError, UnicodeDecodeError):
+                self.env_cache[path] = None
+        return self.env_cache[path]
+
+
+def _normalised(data: dict[str, Any]) -> dict[str, Any]:
+    """`environment` lists as mappings before interpolation, so that ``- A=${B}`` keeps
+    the reference to B like ``A: ${B}`` does."""
+    services = data.get("services")
+    if not isinstance(services, dict):
+        return data
+    fixed = {}
+    for name, spec in services.items():
+        if isinstance(spec, dict) and isinstance(spec.get("environment"), list):
+            spec = {**spec, "environment": _env_mapping(spec["environment"])}
+        fixed[name] = spec
+    return {**data, "services": fixed}
+
+
+def _objects(value: Any, base: Path) -> dict[str, ComposeObject]:
+    out = {}
+    for key, spec in value.items() if isinstance(value, dict) else []:
+        spec = spec if isinstance(spec, dict) else {}
+        ext = spec.get("external")
+        name = spec.get("name")
+        if isinstance(ext, dict) and isinstance(ext.get("name"), str):  # legacy form
+            name = name or ext["name"]
+        file = spec.get("file")
+        env = spec.get("environment")
+        out[str(key)] = ComposeObject(
+            str(key),
+            str(name) if isinstance(name, str | int) and name != "" else None,
+            bool(ext),
+            _host_path(file, base) if isinstance(file, str) else None,
+            env if isinstance(env, str) else None,
+        )
+    return out
 
 
 def load_compose(
-    paths: list[Path], *, display: list[str] | None = None
+    paths: list[Path],
+    *,
+    display: list[str] | None = None,
+    profiles: list[str] | None = None,
+    environ: Mapping[str, str] | None = None,
 ) -> tuple[ComposeProject, list[Problem]]:
-    """Parse and merge compose files. Problems are located in the compose files."""
+    """Parse and merge compose files. Problems are located in the compose files.
+
+    `profiles`: the active Compose profiles (default: COMPOSE_PROFILES from the
+    environment or ``.env``, as Compose does). `environ`: the environment that overrides
+    ``.env`` (default: drplan's own, as Compose uses its own)."""
     shown = display or [str(p) for p in paths]
     project = ComposeProject(files=shown)
     problems: list[Problem] = []
+    if not paths:
+        return project, problems
+    base = paths[0].resolve().parent
+    project.directory = str(base)
+    loader = _Loader(
+        base, problems, posixpath.dirname(shown[0]), os.environ if environ is None else environ
+    )
+    project.variables, project.variable_files = loader.env, loader.env_from
+    merged: dict[str, dict[str, Any]] = {}
+    where: dict[str, _File] = {}
+    tops: dict[str, dict[str, Any]] = {"volumes": {}, "secrets": {}, "configs": {}}
     for path, name in zip(paths, shown, strict=True):
-        doc = parse_yaml_file(path, display=name)
-        project.documents.append(doc)
-        problems.extend(doc.problems)
-        data = doc.data
-        if doc.root is None and not doc.problems:
-            problems.append(Problem(name, 1, 1, "(root)", "empty compose file"))
+        f = loader.load(path, display=name)
+        project.documents.append(loader.docs[path.resolve()])
+        if f is None:
             continue
-        if data is None:
-            continue
-        if not isinstance(data, dict):
-            problems.append(doc.problem((), "a compose file is a mapping with `services`"))
-            continue
+        data = f.data
         if isinstance(data.get("name"), str):
             project.name = data["name"]
-        top_volumes = data.get("volumes")
-        if isinstance(top_volumes, dict):
-            project.volumes.update(str(k) for k in top_volumes)
-        elif top_volumes is not None:
-            problems.append(doc.problem(("volumes",), "`volumes` must be a mapping"))
+        for key in tops:
+            top = data.get(key)
+            if isinstance(top, dict):
+                for k, v in top.items():
+                    old = tops[key].get(str(k))
+                    both = isinstance(old, dict) and isinstance(v, dict)
+                    tops[key][str(k)] = _deep_merge(old, v) if both else v
+            elif top is not None:
+                problems.append(f.doc.problem((key,), f"`{key}` must be a mapping"))
         services = data.get("services")
         if not isinstance(services, dict):
-            problems.append(doc.problem(("services",), "no `services` mapping"))
+            problems.append(f.doc.problem(("services",), "no `services` mapping"))
             continue
-        for sname, raw in services.items():
-            svc = _service(str(sname), raw, project.volumes)
-            old = project.services.get(svc.name)
-            if old is not None:  # later files override what they set
-                svc.image = svc.image or old.image
-                svc.depends_on = svc.depends_on or old.depends_on
-                svc.mounts = svc.mounts or old.mounts
-                svc.environment = {**old.environment, **svc.environment}
-                svc.healthcheck = svc.healthcheck or old.healthcheck
-                svc.replicas = svc.replicas if svc.replicas is not None else old.replicas
-                svc.ports = svc.ports or old.ports
-            project.services[svc.name] = svc
-    # a volume declared in a later file makes earlier `name:/path` mounts named volumes
+        for sname in services:
+            spec = loader.service(f, sname)
+            key = str(sname)
+            merged[key] = merge_service(merged[key], spec) if key in merged else spec
+            where[key] = f
+    if project.name is None and loader.env.get("COMPOSE_PROJECT_NAME"):
+        project.name = loader.env["COMPOSE_PROJECT_NAME"]
+    active = profiles
+    if active is None:
+        active = [p.strip() for p in loader.env.get("COMPOSE_PROFILES", "").split(",")]
+    project.active_profiles = {p for p in active if p}
+    project.volumes = set(tops["volumes"])
+    project.volume_specs = _objects(tops["volumes"], base)
+    project.secrets = _objects(tops["secrets"], base)
+    project.configs = _objects(tops["configs"], base)
+    for sname, spec in merged.items():
+        project.services[sname] = _service(sname, spec, project, loader, where[sname])
     for svc in project.services.values():
-        for mt in svc.mounts:
-            if mt.type == "bind" and mt.source in project.volumes:
-                mt.type = "volume"
+        deps = [
+            d
+            for d, dep in svc.depends.items()
+            if dep.required or (d in project.services and project.services[d].active)
+        ]
+        svc.depends_on = deps + [lk for lk in svc.links if lk not in deps]
     return project, problems
+
+
+def _service(
+    name: str, raw: dict[str, Any], project: ComposeProject, loader: _Loader, f: _File
+) -> ComposeService:
+    svc = ComposeService(name=name)
+    if not isinstance(raw, dict):
+        return svc
+    base = loader.dir
+    image = raw.get("image")
+    svc.image = str(image) if isinstance(image, str | int | float) else None
+    svc.depends = _deps(raw.get("depends_on"))
+    svc.links = [lk.split(":", 1)[0] for lk in _as_str_list(raw.get("links"))]
+    vols = raw.get("volumes")
+    for v in vols if isinstance(vols, list) else []:
+        mt = _mount(v, project.volumes)
+        if mt is None:
+            continue
+        if mt.type == "bind" and mt.source:
+            mt.host_path = _host_path(mt.source, base)
+        svc.mounts.append(mt)
+    _env(svc, raw, project, loader, f)
+    svc.environment = {k: v.value for k, v in svc.env.items()}
+    hc = raw.get("healthcheck")
+    svc.healthcheck = hc if isinstance(hc, dict) else None
+    deploy = raw.get("deploy")
+    if isinstance(deploy, dict):
+        if isinstance(deploy.get("replicas"), int):
+            svc.replicas = deploy["replicas"]
+        placement = deploy.get("placement")
+        if isinstance(placement, dict):
+            svc.placement = _as_str_list(placement.get("constraints"))
+    ports = raw.get("ports")
+    svc.ports = ports if isinstance(ports, list) else []
+    svc.profiles = _as_str_list(raw.get("profiles"))
+    active = project.active_profiles
+    svc.active = not svc.profiles or "*" in active or bool(active & set(svc.profiles))
+    svc.secrets = [str(_ref_source(s)) for s in _listed(raw.get("secrets")) if _ref_source(s)]
+    svc.configs = [str(_ref_source(s)) for s in _listed(raw.get("configs")) if _ref_source(s)]
+    svc.command, svc.entrypoint = raw.get("command"), raw.get("entrypoint")
+    return svc
+
+
+def _env(
+    svc: ComposeService, raw: dict[str, Any], project: ComposeProject, loader: _Loader, f: _File
+) -> None:
+    """The effective environment: env_files in order, then `environment` over them."""
+    for entry in _listed(raw.get("env_file")):
+        path = entry.get("path") if isinstance(entry, dict) else entry
+        required = not (isinstance(entry, dict) and entry.get("required") is False)
+        if not isinstance(path, str | Path):
+            continue
+        resolved = _host_path(str(path), loader.dir)
+        svc.env_files.append(resolved)
+        values = loader.env_file(resolved)
+        if values is None:
+            if required:
+                loc = ("services", svc.name, "env_file")
+                loader.problems.append(
+                    f.doc.problem(
+                        loc,
+                        f"service {svc.name}: env_file {path} cannot be read (Compose "
+                        "refuses to start it)",
+                        severity="warning",
+                    )
+                )
+            continue
+        for k, v in values.items():
+            svc.env[k] = EnvValue(v, "env_file", resolved)
+    for k, v in _env_mapping(raw.get("environment")).items():
+        if v is None:
+            if k in project.variables:
+                svc.env[k] = EnvValue(
+                    project.variables[k], "pass-through", project.variable_files.get(k), k
+                )
+            continue
+        ref = getattr(v, "ref", None)
+        svc.env[k] = EnvValue(
+            _env_text(v),
+            "environment",
+            project.variable_files.get(ref) if ref else None,
+            ref,
+        )
 
 
 def long_port(entry: Any) -> dict[str, Any] | None:
@@ -262,6 +745,60 @@ def zero_compose(
                 if isinstance(spec, dict) and spec.get("external"):
                     data[key][name] = {"driver": "overlay"} if key == "networks" else {}
     return data
+
+
+def map_bind_sources(
+    data: dict, paths: dict[str, str], variables: dict[str, str] | None = None
+) -> dict:
+    """The compose document with the bind mounts of host directories that a site maps
+    elsewhere (its `paths: {plan path: path here}`) binding the mapped directory: the
+    recovered data is there. Sources must already be absolute (relative ones resolved
+    against the compose file's folder) or, with `variables`, become absolute once
+    interpolated (`${UPLOAD_LOCATION}`); others are kept as written."""
+    if not paths:
+        return data
+    mapping = {posixpath.normpath(k): v for k, v in paths.items()}
+
+    def mapped(source: str) -> str:
+        full = source
+        if "$" in source and variables is not None:
+            try:
+                full = interpolate(source, variables)
+            except ValueError:
+                return source
+        if not full.startswith("/"):
+            return source
+        return mapping.get(posixpath.normpath(full), source)
+
+    for spec in (data.get("services") or {}).values():
+        volumes = spec.get("volumes") if isinstance(spec, dict) else None
+        if not isinstance(volumes, list):
+            continue
+        for i, mount in enumerate(volumes):
+            if isinstance(mount, str) and mount.startswith(("/", "$")):
+                cut = _source_end(mount)
+                volumes[i] = mapped(mount[:cut]) + mount[cut:]
+            elif (
+                isinstance(mount, dict)
+                and mount.get("type") == "bind"
+                and isinstance(mount.get("source"), str)
+            ):
+                volumes[i] = {**mount, "source": mapped(mount["source"])}
+    return data
+
+
+def _source_end(mount: str) -> int:
+    """Where the source of a short `volumes:` entry ends: its first `:` outside `${...}`
+    (``${DIR:-/srv/x}:/data`` has its source before the second colon)."""
+    depth = 0
+    for i, ch in enumerate(mount):
+        if ch == "{" and i and mount[i - 1] == "$":
+            depth += 1
+        elif ch == "}" and depth:
+            depth -= 1
+        elif ch == ":" and not depth:
+            return i
+    return len(mount)
 
 
 def _override_ports(ports: list, mapping: dict[int, int]) -> list:

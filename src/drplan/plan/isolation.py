@@ -224,3 +224,24 @@ def isolate_compose(documents: list[Any], services: list[str]) -> list[Any]:
             data["volumes"] = {}
         data["volumes"].setdefault(key, {"labels": {BIND_VOLUME_LABEL: mt.source}})
     return docs
+
+
+def isolate_bind_sources(plan: Any, documents: list[Any], bases: list[str]) -> None:
+    """Make the plan's `bind` sources restore into the drill's own volumes.
+
+    :func:`isolate_compose` replaces each writable bind mount by a volume of the drill
+    (:func:`bind_volume` of the source as written); the sources copying those host
+    directories must restore there too, never into production's directory. `bases`: the
+    folder of each compose document (relative sources are resolved against it). A source
+    no mount matches gets a volume of its own, which nothing of production uses."""
+    writable = _writable_binds(documents)
+    stand_ins: dict[str, str] = {}
+    for i, _, _, _, mt in _mounts(documents):
+        if mt.type == "bind" and mt.source and posixpath.normpath(mt.source) in writable:
+            full = posixpath.join(bases[i], mt.source)  # an absolute source stays itself
+            stand_ins[posixpath.normpath(full)] = bind_volume(mt.source)
+    for svc in plan.services.values():
+        for src in svc.data.values():
+            if src.bind:
+                path = posixpath.normpath(src.bind)
+                src.volume, src.bind = stand_ins.get(path, bind_volume(path)), None

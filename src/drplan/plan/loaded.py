@@ -59,7 +59,10 @@ class LoadedPlan:
         return DependencyGraph.from_plan(self.plan)
 
     def volume_name(self, stack: str, volume: str) -> str:
-        return f"{stack}_{volume}"
+        """The engine's name of the stack's top-level volume `volume`: its ``name:`` or
+        external name when the compose file gives one (the stack prefix does not apply),
+        else ``<stack>_<volume>`` as ``docker stack deploy`` creates it."""
+        return self.compose.volume_real_name(stack, volume)
 
     def mount_target(self, service: str, volume: str | None) -> str | None:
         svc = self.compose.services.get(service)

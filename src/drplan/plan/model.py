@@ -57,7 +57,10 @@ Size = Annotated[
 ]
 """Bytes; written as a number of bytes or ``500MB``, ``10GiB``, ``2T``."""
 
-NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
+# What Compose accepts for service and volume names (letters of any script, digits, `_`,
+# `.`, `-`), less a leading `.` or `-`: a name may become a path component or a command's
+# argument, and the runbook quotes every value (runbook/quote.py) anyway.
+NAME_PATTERN = r"^\w[\w.-]*$"
 Name = Annotated[str, StringConstraints(pattern=NAME_PATTERN, max_length=128)]
 # an environment variable's name: it is exported in runbooks and helpers' environments
 EnvName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", max_length=128)]
@@ -130,6 +133,18 @@ class Secret(Strict):
 # --- sites -------------------------------------------------------------------------
 
 
+HOST_PATH_RULE = (
+    "must be an absolute host path with no variable left to interpolate "
+    "(e.g. /srv/app/uploads), other than /"
+)
+
+
+def host_path_ok(path: str) -> bool:
+    """An absolute, literal host directory (a `bind` source or a site's mapping of one):
+    a relative path or a `${VAR}` would name a different directory on each machine."""
+    return path.startswith("/") and path.strip("/") != "" and not ({"$", "\0"} & set(path))
+
+
 class SiteServiceOverride(Strict):
     """What differs for one service on a given site."""
 
@@ -165,6 +180,26 @@ class Site(Strict):
         default_factory=dict,
         description="Per-service differences on this site (replicas, published ports).",
     )
+
+    paths: dict[str, str] = Field(
+        default_factory=dict,
+        description="Host directories of the plan's `bind` sources on this site, as `path in "
+        "the plan: path here` (absolute paths; default: the same path). A recovery here "
+        "restores the data there and binds it in the deployed compose file.",
+    )
+
+    def host_dir(self, path: str) -> str:
+        """Where a `bind` source's directory `path` (as the plan names it) is on this site."""
+        return self.paths.get(path, path)
+
+    @field_validator("paths")
+    @classmethod
+    def _paths(cls, value: dict[str, str]) -> dict[str, str]:
+        for key, path in value.items():
+            for p in (key, path):
+                if not host_path_ok(p):
+                    raise ValueError(f"paths: {p!r} {HOST_PATH_RULE}")
+        return value
 
     @field_validator("docker_host")
     @classmethod
@@ -380,6 +415,16 @@ class DataSource(Strict):
     volume: str | None = Field(
         None, description="Compose volume holding the data (required for `cold`)."
     )
+    bind: str | None = Field(
+        None,
+        description="Host directory holding the data, instead of a `volume`: the source of "
+        "a bind mount of the service (`/srv/app/uploads` for `/srv/app/uploads:/uploads`, or "
+        "for `./uploads:/uploads` beside the compose file), an absolute path on the node of "
+        "the site's engine. `engine: files` only. A helper container on that engine mounts "
+        "it read-only for the backup; a recovery restores it to the directory the recovery "
+        "site's `paths` maps it to (default: the same path), refuses a non-empty one without "
+        "--force, and deploys the stack binding that directory.",
+    )
     path: str | None = Field(
         None,
         description="Path inside the container: the data directory, or the database file for "
@@ -397,6 +442,13 @@ class DataSource(Strict):
         None, description="Expected size, used to estimate restore time before any drill."
     )
     description: str = Field("", description="Free text.")
+
+    @field_validator("bind")
+    @classmethod
+    def _bind(cls, value: str | None) -> str | None:
+        if value is not None and not host_path_ok(value):
+            raise ValueError(f"bind {HOST_PATH_RULE}; got {value[:80]!r}")
+        return value
 
 
 class Service(Strict):

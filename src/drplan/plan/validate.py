@@ -22,6 +22,7 @@ from drplan.plan.graph import FULL_PROFILE, DependencyGraph
 from drplan.plan.isolation import shared_storage
 from drplan.plan.loader import NO_ENGINE, Document, ParsedPlan, Problem, parse_plan
 from drplan.plan.units import format_duration
+from drplan.plan.unprotected import bind_problems, unprotected_state
 
 
 class EngineRules(Protocol):
@@ -69,9 +70,17 @@ class ValidationResult:
 
 
 def validate_file(
-    path: str | Path, *, display: str | None = None, engines: EngineCatalog | None = None
+    path: str | Path,
+    *,
+    display: str | None = None,
+    engines: EngineCatalog | None = None,
+    compose_environ: Mapping[str, str] | None = None,
 ) -> ValidationResult:
     """Parse, model-validate and check a plan file and its compose files.
+
+    `compose_environ`: the environment the compose files interpolate over their `.env`
+    (default: drplan's own, as Compose does; ``{}`` for a plan read back from a
+    repository, whose files must not pull the operator's variables into a service).
 
     `engines`: the engines drplan knows, by every name a plan may use (see
     :data:`EngineCatalog`); data sources are checked against them (name, method, what
@@ -101,7 +110,7 @@ def validate_file(
         return result
     checker = _Checker(loaded.plan, loaded.doc, engines)
     checker.check_all()
-    compose_problems, project = _check_compose(loaded, checker)
+    compose_problems, project = _check_compose(loaded, checker, compose_environ)
     result.problems.extend(checker.problems)
     result.problems.extend(compose_problems)
     result.compose = project
@@ -312,8 +321,11 @@ class _Checker:
         for name, svc in self.plan.services.items():
             for dname, src in svc.data.items():
                 loc = ("services", name, "data", dname)
-                if src.method == "cold" and not src.volume:
-                    self.add(loc, "method cold copies a volume: set `volume`")
+                if src.method == "cold" and not (src.volume or src.bind):
+                    self.add(
+                        loc,
+                        "method cold copies a volume or a host directory: set `volume` or `bind`",
+                    )
                 engine = self.engine_of(src)
                 if self.engines is None:
                     continue
@@ -417,7 +429,7 @@ class _Checker:
 
 
 def _check_compose(
-    loaded: ParsedPlan, checker: _Checker
+    loaded: ParsedPlan, checker: _Checker, environ: Mapping[str, str] | None = None
 ) -> tuple[list[Problem], ComposeProject | None]:
     """The compose files exist, parse, and name the plan's services and volumes."""
     plan = loaded.plan
@@ -436,7 +448,7 @@ def _check_compose(
         shown.append(_display(doc.file, rel))
     if len(paths) != len(plan.stack.compose):
         return problems, None
-    project, cproblems = load_compose(paths, display=shown)
+    project, cproblems = load_compose(paths, display=shown, environ=environ)
     problems.extend(cproblems)
     if cproblems and not project.services:
         return problems, project
@@ -468,8 +480,9 @@ def _check_compose(
                 problems.append(
                     doc.problem(loc, f"service {name!r} does not mount volume {src.volume!r}")
                 )
-    for cname in project.services:
-        if cname not in plan.services:
+    for cname, csvc in project.services.items():
+        # a service of a Compose profile that is not active is not deployed: nothing to order
+        if cname not in plan.services and csvc.active:
             problems.append(
                 doc.problem(
                     ("services",),
@@ -479,6 +492,8 @@ def _check_compose(
                 )
             )
     problems.extend(_drill_isolation(project, set(plan.services)))
+    problems.extend(bind_problems(project, plan, doc))
+    problems.extend(unprotected_state(project, plan, checker.engines))
     return problems, project
 
 

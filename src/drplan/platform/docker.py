@@ -220,7 +220,13 @@ class DockerEngine:
         return f"site {self.site}"
 
     def stack_deploy(
-        self, stack: str, compose_files: list[str], *, prune: bool = True, inherit_env: bool = True
+        self,
+        stack: str,
+        compose_files: list[str],
+        *,
+        prune: bool = True,
+        inherit_env: bool = True,
+        variables: dict[str, str] | None = None,
     ) -> None:
         """`docker stack deploy` (no Engine API call exists for it).
 
@@ -228,13 +234,15 @@ class DockerEngine:
         it: it is destructive). With `inherit_env` False the CLI gets no more environment
         than it needs: a compose file read back from a repository must not interpolate
         `${DRPLAN_REPO_PASSWORD}` or any other variable of the operator's into a service.
+        `variables`: what the project's `.env` sets (the CLI reads no `.env`, Compose does),
+        so the stack deployed gets the values drplan read.
         """
         argv = ["docker", "stack", "deploy", "--resolve-image", "never"]
         if prune:
             argv.append("--prune")
         for f in compose_files:
             argv += ["-c", f]
-        env = {"DOCKER_HOST": self.url}
+        env = {**(variables or {}), "DOCKER_HOST": self.url}
         if not inherit_env:
             env |= {k: os.environ[k] for k in ("PATH", "HOME", "DOCKER_CONFIG") if k in os.environ}
         process.run(

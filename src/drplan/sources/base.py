@@ -18,12 +18,14 @@ from __future__ import annotations
 
 import hashlib
 import posixpath
+import re
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from drplan.errors import OperationError
 from drplan.plan import model as m
 from drplan.plan.compose import ComposeService
 
@@ -58,6 +60,8 @@ class SourceContext:
     progress: Callable[[int], None] = lambda n: None
     # set by the caller for the volume's full name on the engine (stack prefix applied)
     volume: str | None = None
+    # a `bind` source: its host directory on this engine's node (the site's mapping applied)
+    bind: str | None = None
     # the same source's snapshot in the previous complete run (incremental parent)
     parent: str | None = None
     # where the volume is mounted in the service (from the compose file)
@@ -133,6 +137,24 @@ class Detection:
     method: str  # dump | cold
     reason: str  # shown to the author, e.g. "image 'postgres'"
     strength: int = 2
+
+
+@dataclass(frozen=True)
+class DraftUser:
+    """Who a drafted plan's dumps log in as, read from the service's environment.
+
+    A password is only ever *named*: the variable holding it (`password_env`) or the
+    file in the container a `*_FILE` variable points at (`password_file`, a secret);
+    `drplan init` turns that into a `{env: VAR}` / `{file: PATH}` reference. A user name
+    may also come from a file (`user_file`, e.g. `POSTGRES_USER_FILE`)."""
+
+    user: str | None = None
+    user_file: str | None = None
+    password_env: str | None = None
+    password_file: str | None = None
+    why: str = ""
+    databases: tuple[str, ...] = ()  # what the user can read, when not everything
+    assumed: bool = False  # the image's default user: nothing in the service names one
 
 
 @dataclass
@@ -284,6 +306,17 @@ class Engine(SourceOps, Protocol):
         """Validation checks a drafted plan gives a service of this engine."""
         ...
 
+    def draft_user(self, svc: ComposeService) -> DraftUser | None:
+        """The login (and the name of its password) a dump of this service must use."""
+        ...
+
+    # -- readiness -------------------------------------------------------------------
+    def wait_ready(self, ctx: SourceContext, deadline: float) -> None:
+        """Wait until the service's server answers by its own tool (``pg_isready``...),
+        whatever the plan's health check says: a running task is not a ready server.
+        Raises a located OperationError at `deadline`. A no-op for file engines."""
+        ...
+
 
 class EngineDefaults:
     """Neutral defaults of the optional members of :class:`Engine`: an engine class
@@ -315,6 +348,12 @@ class EngineDefaults:
     def draft_checks(self) -> list[dict[str, Any]]:
         return []
 
+    def draft_user(self, svc: ComposeService) -> DraftUser | None:
+        return None
+
+    def wait_ready(self, ctx: SourceContext, deadline: float) -> None:
+        return None
+
     def compare(self, expected: dict, actual: dict) -> list[str]:
         return compare_dicts(expected, actual)
 
@@ -330,6 +369,78 @@ class EngineDefaults:
         self, kit: ShellKit, service: str, source: str, spec: m.DataSource, record: SourceRecord
     ) -> str:
         return ""
+
+
+# How long a native restore waits at most for its server to become ready (an initdb on
+# an empty volume, a big RDB loading), on top of the task running.
+READY_TIMEOUT_S = 600.0
+# A probe's exit status meaning "the tool is not in this container": no point waiting.
+NO_TOOL = 127
+
+
+@dataclass(frozen=True)
+class ReadyProbe:
+    """An engine's readiness probe, run in its service's container: `argv` exits 0 when
+    the server accepts connections (on TCP: the temporary server an image's entrypoint
+    runs while initialising an empty volume listens on no TCP address, and is stopped
+    again), 127 when the tool is missing; `expect`, if set, is what stdout must say."""
+
+    argv: list[str]
+    label: str  # what the operator reads: "pg_isready on localhost:5432"
+    expect: str = ""  # stdout must start with it ("" when the status says it all)
+
+    def ready(self, exit_code: int, stdout: bytes) -> bool:
+        if exit_code != 0:
+            return False
+        return stdout.decode(errors="replace").strip().startswith(self.expect)
+
+
+def wait_until_ready(
+    ctx: SourceContext,
+    probe: ReadyProbe,
+    deadline: float,
+    *,
+    settle: int = 2,
+    interval: float = 1.0,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+) -> None:
+    """Run `probe` in the service's running container until it succeeds `settle` times in
+    a row on the same container (a server restarted by its entrypoint, or a task
+    replaced, starts the count again); raise at `deadline` naming the service, the
+    source and the last answer."""
+    streak, last, seen = 0, "no running container yet", ""
+    while True:
+        try:
+            container = ctx.engine.wait_running(ctx.stack, ctx.service, deadline, healthy=False)
+            res = ctx.engine.exec_run(
+                container, probe.argv, what=f"{ctx.what}: {probe.label}", check=False
+            )
+        except OperationError as exc:
+            streak, last = 0, str(exc)
+        else:
+            if res.exit_code == NO_TOOL:
+                raise OperationError(
+                    f"cannot tell whether the server is ready: {probe.label} is not in the "
+                    "container of the service's image",
+                    where=f"{ctx.what}, waiting for its server",
+                )
+            if probe.ready(res.exit_code, res.stdout):
+                streak = streak + 1 if container.id == seen else 1
+                seen = container.id
+                if streak >= settle:
+                    return
+                last = "answered, waiting for it to stay up"
+            else:
+                streak = 0
+                out = (res.stdout + b" " + res.stderr).decode(errors="replace").strip()
+                last = f"exit status {res.exit_code}" + (f": {out[:200]}" if out else "")
+        if clock() > deadline:
+            raise OperationError(
+                f"the server is not ready in time ({probe.label}: {last})",
+                where=f"{ctx.what}, waiting for its server",
+            )
+        sleep(interval)
 
 
 def protocol_members(proto: type) -> set[str]:
@@ -356,12 +467,55 @@ def image_basename(image: str | None) -> str:
     return name.split(":", 1)[0].lower()
 
 
-def image_keyword(svc: ComposeService, keywords: Iterable[str]) -> Detection | None:
-    """A detection when the image's base name holds one of `keywords`."""
-    base = image_basename(svc.image)
-    if base and any(kw in base for kw in keywords):
-        return Detection("dump", f"image {base!r}")
+# Words of an image name that make it a tool around a store, not the store itself
+# (`postgres-exporter`, `mongo-express`, `redis-commander`, `opensearch-dashboards`...).
+NOT_A_STORE = frozenset(
+    {
+        "exporter", "express", "commander", "insight", "dashboards", "dashboard", "admin",
+        "adminer", "meta", "ui", "web", "operator", "proxy", "bouncer", "pgbouncer", "pool",
+        "client", "cli", "backup", "backups", "console", "studio", "gui", "manager", "browser",
+        "agent", "sidecar", "init", "migrate", "migrations",
+    }
+)
+
+
+def image_components(image: str | None) -> list[str]:
+    """The words of an image's base name: ``percona/mongodb_exporter:0.4`` →
+    ``["mongodb", "exporter"]``. Matching whole words, not substrings, is what keeps
+    `postgrest`, `redisinsight` and `postgres-exporter` from passing for databases."""
+    return [w for w in re.split(r"[-_.]+", image_basename(image)) if w]
+
+
+def image_names(image: str | None, names: Iterable[str]) -> str | None:
+    """The first of `names` that is a whole word of the image's base name (a trailing
+    version counts: ``postgres15``, ``pgadmin4`` does not match ``pg``), unless another
+    word marks a tool around the store (:data:`NOT_A_STORE`)."""
+    words = image_components(image)
+    if not words or any(w in NOT_A_STORE for w in words):
+        return None
+    for name in names:
+        if any(w == name or (w.startswith(name) and w[len(name) :].isdigit()) for w in words):
+            return name
     return None
+
+
+def image_keyword(svc: ComposeService, keywords: Iterable[str]) -> Detection | None:
+    """A detection when one of `keywords` is a whole word of the image's base name."""
+    if image_names(svc.image, keywords):
+        return Detection("dump", f"image {image_basename(svc.image)!r}", strength=3)
+    return None
+
+
+def mounted_dir(svc: ComposeService, dirs: Iterable[str]) -> str | None:
+    """The first of `dirs` the service mounts something on (a volume, a bind mount, an
+    anonymous volume): where an engine keeps its data says what the service runs."""
+    targets = {mt.target.rstrip("/") for mt in svc.mounts if mt.type != "tmpfs"}
+    return next((d for d in dirs if d.rstrip("/") in targets), None)
+
+
+def env_ref(svc: ComposeService, *names: str) -> str | None:
+    """The first of `names` the service's environment sets (even empty)."""
+    return next((n for n in names if n in svc.environment), None)
 
 
 _CLIENT_SUFFIXES = ("_HOST", "_URL", "_URI", "_ADDR", "_SERVER")

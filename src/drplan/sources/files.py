@@ -41,13 +41,12 @@ from drplan.sources.base import (
     image_basename,
 )
 from drplan.sources.split import restore_split
+from drplan.sources.stores import find_store
 from drplan.store.restic import snapshot_id
 
 if TYPE_CHECKING:
     from drplan.store.manifest import SourceRecord
 
-# Data stores with no safe live copy of their files: `drplan init` drafts them cold.
-COLD_IMAGES = ("elasticsearch", "opensearch", "cassandra", "scylla", "mongo", "solr")
 
 
 def tree_fingerprint(entries: list[tuple[str, int]]) -> dict:
@@ -67,8 +66,12 @@ class Files(EngineDefaults):
 
     def source_problems(self, src: m.DataSource) -> list[tuple[SourceLoc, str]]:
         found: list[tuple[SourceLoc, str]] = []
-        if not (src.volume or src.path):
-            found.append(((), "a files source needs a `volume` or a `path`"))
+        if not (src.volume or src.bind):
+            found.append(
+                ((), "a files source needs a `volume` or a `bind` (a host directory it copies)")
+            )
+        if src.volume and src.bind:
+            found.append((("bind",), "a files source copies a `volume` or a `bind`, not both"))
         if src.databases:
             found.append((("databases",), "a files source has no databases"))
         return found
@@ -79,10 +82,15 @@ class Files(EngineDefaults):
         return ctx.volume
 
     def backup(self, ctx: SourceContext) -> BackupResult:
-        volume = self._volume(ctx)
-        if not ctx.engine.volume_exists(volume):
+        if ctx.bind:
+            if not vol.dir_exists(ctx.engine, ctx.bind, vol.labels_of(ctx)):
+                raise OperationError(
+                    f"host directory {ctx.bind} does not exist on the node of {ctx.engine.where}",
+                    where=ctx.what,
+                )
+        elif not ctx.engine.volume_exists(self._volume(ctx)):
             raise OperationError(
-                f"volume {volume} does not exist on {ctx.engine.where}", where=ctx.what
+                f"volume {self._volume(ctx)} does not exist on {ctx.engine.where}", where=ctx.what
             )
         argv = [
             "restic",
@@ -105,7 +113,7 @@ class Files(EngineDefaults):
         argv += ["--", vol.MOUNT]
         summary: dict = {}
         done = 0
-        with vol.holding(ctx.engine, volume, labels=vol.labels_of(ctx), repo=ctx.repo) as (c, env):
+        with vol.holding_source(ctx, repo=ctx.repo) as (c, env):
             before = _listing(ctx, c)
             rest = b""
             for chunk in ctx.engine.exec_out(c, argv, what=f"{ctx.what}: restic backup", env=env):
@@ -168,8 +176,7 @@ class Files(EngineDefaults):
         ]
 
     def fingerprint(self, ctx: SourceContext) -> dict:
-        volume = self._volume(ctx)
-        with vol.holding(ctx.engine, volume, labels=vol.labels_of(ctx)) as (c, _):
+        with vol.holding_source(ctx) as (c, _):
             listed = _listing(ctx, c)
         return tree_fingerprint([(path, size) for path, size, _ in listed])
 
@@ -177,14 +184,19 @@ class Files(EngineDefaults):
         return compare_dicts(expected, actual)
 
     def is_empty(self, ctx: SourceContext) -> bool:
+        if ctx.bind:
+            return vol.is_empty_dir(ctx.engine, ctx.bind, vol.labels_of(ctx))
         return vol.is_empty(ctx.engine, self._volume(ctx), vol.labels_of(ctx))
 
     def restore(self, ctx: SourceContext, snapshot: str, path: str, fingerprint: dict) -> None:
         """restic restore into the volume through a helper; a big volume whose backup
         recorded two halves is restored by two restic processes side by side (see
-        `split`). Synced to disk before returning."""
-        volume = self._volume(ctx)
-        ctx.engine.create_volume(volume)
+        `split`). Synced to disk before returning. A `bind` source goes to its host
+        directory on the engine's node, created when missing."""
+        if ctx.bind:
+            vol.ensure_dir(ctx.engine, ctx.bind, vol.labels_of(ctx))
+        else:
+            ctx.engine.create_volume(self._volume(ctx))
         halves = ctx.backup_stats.get("restore_split") or []
         patterns = [posixpath.join(vol.MOUNT, p) for p in halves]
         shares = (
@@ -192,9 +204,7 @@ class Files(EngineDefaults):
             if patterns
             else [[]]
         )
-        with vol.holding(
-            ctx.engine, volume, labels=vol.labels_of(ctx), read_only=False, repo=ctx.repo
-        ) as (c, env):
+        with vol.holding_source(ctx, read_only=False, repo=ctx.repo) as (c, env):
 
             def restore(share: list[str]) -> None:
                 ctx.engine.exec_run(
@@ -222,11 +232,17 @@ class Files(EngineDefaults):
     # -- drplan init and runbook -------------------------------------------------------
 
     def detect(self, svc: ComposeService) -> Detection | None:
-        """Stores with no safe live copy (search indexes, wide-column stores): copied cold."""
-        base = image_basename(svc.image)
-        if base and any(kw in base for kw in COLD_IMAGES):
-            return Detection("cold", f"image {base!r}")
-        return None
+        """Stores with no native method in drplan (:mod:`drplan.sources.stores`): copied
+        cold, and the reason says which store and what a live copy would risk."""
+        found = find_store(svc)
+        if found is None:
+            return None
+        store, why = found
+        return Detection(
+            "cold",
+            f"{why}: {store.name}, no native dump in drplan ({store.risk})",
+            strength=3 if why.startswith("image") else 2,
+        )
 
     def guess_health(self, name: str, svc: ComposeService) -> tuple[dict[str, Any], str] | None:
         base = image_basename(svc.image)
@@ -247,6 +263,21 @@ class Files(EngineDefaults):
         """Extract the snapshot into the empty volume: straight into its directory when
         the engine is on this host, else through a container of the service's image."""
         snap, path, fp = record.snapshot, record.path, record.fingerprint
+        if spec.bind:
+            return Procedure(
+                f"Put the files of {byhand.what(service, source, record)} back into the "
+                f"empty host directory {spec.bind} (or the directory this site's `paths` "
+                f"maps it to) on the node of the engine, before the service starts "
+                f"(snapshot {snap}: {fp.get('files')} files, {fp.get('bytes')} bytes).",
+                [
+                    (
+                        "On that node: extract the snapshot into the directory",
+                        f'D={kit.sh(spec.bind)}\nmkdir -p "$D"\n'
+                        f'{kit.dump(snap, path)} | tar -x -C "$D" --numeric-owner '
+                        "--strip-components=1\n",
+                    )
+                ],
+            )
         volume = kit.volume(spec.volume or "")
         image = kit.image(service) or "IMAGE-WITH-TAR"
         # --mount type=volume: a name holding `/` or `:` cannot turn into a bind mount of
@@ -281,7 +312,7 @@ class Files(EngineDefaults):
     ) -> str:
         """File count and the hash of paths and sizes, read from the volume's directory:
         only with an engine on this host."""
-        if not kit.local:
+        if not kit.local or spec.bind:
             return ""
         fp = record.fingerprint
         return (

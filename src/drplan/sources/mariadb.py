@@ -17,14 +17,19 @@ from drplan.sources import byhand
 from drplan.sources.base import (
     MB,
     Detection,
+    DraftUser,
     EngineDefaults,
     Procedure,
+    ReadyProbe,
     ShellKit,
     SourceContext,
     SqlCommand,
     TableHasher,
+    env_ref,
     image_keyword,
     is_client,
+    mounted_dir,
+    wait_until_ready,
 )
 from drplan.sources.dump import SqlDump
 
@@ -44,6 +49,15 @@ PORT = 3306
 CLIENT = (
     "c=$(command -v mariadb || command -v mysql) || "
     '{ echo "no mariadb or mysql client in the container" >&2; exit 127; }; exec "$c" "$@"'
+)
+# `ping` over TCP (the temporary server the official images run while initialising an
+# empty volume has --skip-networking, so it does not count), with whichever admin tool
+# the image has. It exits 0 as soon as the server answers, even "access denied": no
+# password is needed.
+READY = (
+    "c=$(command -v mariadb-admin || command -v mysqladmin) || exit 127; "
+    'exec "$c" ping --protocol=tcp -h 127.0.0.1 -P "${MYSQL_TCP_PORT:-3306}" '
+    '--connect-timeout=3 -u "$1"'
 )
 # The client reads the password from this variable: never in argv, where `ps` and
 # `docker inspect` of the exec would show it.
@@ -130,6 +144,9 @@ class MariaDB(SqlDump, EngineDefaults):
         )
         return not n or int(n[0]) == 0
 
+    def wait_ready(self, ctx: SourceContext, deadline: float) -> None:
+        wait_until_ready(ctx, ready_probe(ctx.spec), deadline)
+
     def restore(self, ctx: SourceContext, snapshot: str, path: str, fingerprint: dict) -> None:
         """Replay the dump, stopping at the first error (the client's default). MySQL's
         DDL commits as it goes, so all-or-nothing is kept by hand: if the stream fails
@@ -173,17 +190,54 @@ class MariaDB(SqlDump, EngineDefaults):
         )
 
     def detect(self, svc: ComposeService) -> Detection | None:
+        """The image's name, else its data directory mounted, else the server's own
+        variables (a service that also names a `*_HOST` is a client)."""
         found = image_keyword(svc, IMAGES)
-        server_env = any(k.startswith(("MYSQL_", "MARIADB_")) for k in svc.environment)
-        if found is None and server_env and not is_client(svc):
-            found = Detection("dump", "MYSQL_*/MARIADB_* environment", strength=1)
+        if found is None and not is_client(svc):
+            path = mounted_dir(svc, DATA_DIRS)
+            server_env = any(k.startswith(("MYSQL_", "MARIADB_")) for k in svc.environment)
+            if path:
+                found = Detection("dump", f"data directory {path} mounted", strength=2)
+            elif server_env:
+                found = Detection("dump", "MYSQL_*/MARIADB_* environment", strength=1)
         return found
 
     def data_dirs(self, svc: ComposeService) -> tuple[str, ...]:
         return DATA_DIRS
 
     def guess_health(self, name: str, svc: ComposeService) -> tuple[dict[str, Any], str]:
-        return {"type": "tcp", "host": name, "port": PORT, "retries": 30}, f"TCP {PORT}"
+        """The engine's own readiness (see :func:`ready_probe`), as the user dumps log in."""
+        found = self.draft_user(svc)
+        probe = ready_probe(m.DataSource(engine=self.name, user=found.user if found else None))
+        return {"type": "command", "command": probe.argv, "retries": 30}, probe.label
+
+    def draft_user(self, svc: ComposeService) -> DraftUser:
+        """MARIADB_USER/MYSQL_USER (the official images create it, with rights on
+        MARIADB_DATABASE/MYSQL_DATABASE only), else root with the root password."""
+        env = svc.environment
+        user_var = env_ref(svc, "MARIADB_USER", "MYSQL_USER")
+        user_file = env_ref(svc, "MARIADB_USER_FILE", "MYSQL_USER_FILE")
+        if (user_var and env[user_var]) or user_file:
+            db = env.get("MARIADB_DATABASE") or env.get("MYSQL_DATABASE")
+            pw = env_ref(svc, "MARIADB_PASSWORD", "MYSQL_PASSWORD")
+            pw_file = env_ref(svc, "MARIADB_PASSWORD_FILE", "MYSQL_PASSWORD_FILE")
+            return DraftUser(
+                user=env[user_var] if user_var and env[user_var] else None,
+                user_file=env[user_file] if user_file else None,
+                password_env=pw,
+                password_file=env[pw_file] if pw_file else None,
+                why=user_var or user_file or "",
+                databases=(db,) if db else (),
+            )
+        pw = env_ref(svc, "MARIADB_ROOT_PASSWORD", "MYSQL_ROOT_PASSWORD")
+        pw_file = env_ref(svc, "MARIADB_ROOT_PASSWORD_FILE", "MYSQL_ROOT_PASSWORD_FILE")
+        return DraftUser(
+            user="root",
+            password_env=pw,
+            password_file=env[pw_file] if pw_file else None,
+            why="the image's default (root)",
+            assumed=True,
+        )
 
     def draft_checks(self) -> list[dict[str, Any]]:
         return [{"type": "sql", "name": "answers queries", "query": "SELECT 1", "expect": "1"}]
@@ -300,3 +354,10 @@ class DumpParser:
 
 
 ENGINE = SOURCE = MariaDB()
+
+
+def ready_probe(spec: m.DataSource) -> ReadyProbe:
+    """mariadb-admin (or mysqladmin) ping in the service's container."""
+    return ReadyProbe(
+        ["sh", "-c", READY, "sh", spec.user or "root"], "mariadb-admin ping on 127.0.0.1"
+    )

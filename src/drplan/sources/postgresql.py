@@ -19,14 +19,19 @@ from drplan.sources import byhand
 from drplan.sources.base import (
     MB,
     Detection,
+    DraftUser,
     EngineDefaults,
     Procedure,
+    ReadyProbe,
     ShellKit,
     SourceContext,
     SqlCommand,
     TableHasher,
+    env_ref,
     image_keyword,
     is_client,
+    mounted_dir,
+    wait_until_ready,
 )
 from drplan.sources.dump import SqlDump
 
@@ -110,6 +115,9 @@ class PostgreSQL(SqlDump, EngineDefaults):
                 return False
         return True
 
+    def wait_ready(self, ctx: SourceContext, deadline: float) -> None:
+        wait_until_ready(ctx, ready_probe(ctx.spec), deadline)
+
     def restore(self, ctx: SourceContext, snapshot: str, path: str, fingerprint: dict) -> None:
         """Replay the dump into the server, all or nothing.
 
@@ -174,12 +182,18 @@ class PostgreSQL(SqlDump, EngineDefaults):
         )
 
     def detect(self, svc: ComposeService) -> Detection | None:
+        """The image's name, else its data directory mounted (PGDATA's or the
+        images'), else the server's own variables (a service that also names a `*_HOST`
+        is a client)."""
         found = image_keyword(svc, IMAGES)
-        if found is None and (
-            "PGDATA" in svc.environment
-            or (not is_client(svc) and any(k.startswith("POSTGRES_") for k in svc.environment))
-        ):
-            found = Detection("dump", "POSTGRES_*/PGDATA environment", strength=1)
+        if found is None and not is_client(svc):
+            path = mounted_dir(svc, self.data_dirs(svc))
+            if path:
+                found = Detection("dump", f"data directory {path} mounted", strength=2)
+            elif "PGDATA" in svc.environment or any(
+                k.startswith("POSTGRES_") for k in svc.environment
+            ):
+                found = Detection("dump", "POSTGRES_*/PGDATA environment", strength=1)
         return found
 
     def data_dirs(self, svc: ComposeService) -> tuple[str, ...]:
@@ -187,9 +201,40 @@ class PostgreSQL(SqlDump, EngineDefaults):
         return ((pgdata,) if pgdata else ()) + DATA_DIRS
 
     def guess_health(self, name: str, svc: ComposeService) -> tuple[dict[str, Any], str]:
-        user = svc.environment.get("POSTGRES_USER", "postgres") or "postgres"
-        return {"type": "command", "command": ["pg_isready", "-U", user], "retries": 30}, (
-            "pg_isready"
+        """The engine's own readiness (see :func:`ready_probe`)."""
+        found = self.draft_user(svc)
+        probe = ready_probe(m.DataSource(engine=self.name, user=found.user))
+        return {"type": "command", "command": probe.argv, "retries": 30}, probe.label
+
+    def draft_user(self, svc: ComposeService) -> DraftUser:
+        """POSTGRES_USER (or POSTGRES_USER_FILE), the superuser the official images
+        create, else theirs: postgres. The password is named, never read."""
+        env = svc.environment
+        user_file = env.get("POSTGRES_USER_FILE")
+        # the official images' names first, then a derived image's own
+        # (POSTGRES_DB_PASSWORD_FILE...)
+        pw = env_ref(svc, "POSTGRES_PASSWORD") or next(
+            (k for k in env if k.startswith("POSTGRES_") and k.endswith("PASSWORD")), None
+        )
+        pw_file = env.get("POSTGRES_PASSWORD_FILE") or next(
+            (v for k, v in env.items() if k.startswith("POSTGRES_") and k.endswith("_FILE")
+             and "PASSWORD" in k),
+            None,
+        )
+        if user_file:
+            return DraftUser(
+                user_file=user_file,
+                password_env=pw,
+                password_file=pw_file,
+                why="POSTGRES_USER_FILE",
+            )
+        user = env.get("POSTGRES_USER") or ""
+        return DraftUser(
+            user=user or "postgres",
+            password_env=pw,
+            password_file=pw_file,
+            why="POSTGRES_USER" if user else "the image's default (postgres)",
+            assumed=not user,
         )
 
     def draft_checks(self) -> list[dict[str, Any]]:
@@ -246,6 +291,23 @@ class PostgreSQL(SqlDump, EngineDefaults):
                 )
             )
         return "".join(lines)
+
+
+# pg_isready over TCP on localhost: the temporary server the official image runs while
+# initdb's scripts run listens on no TCP address (`listen_addresses=''`), so it does not
+# count as ready. The port is the container's PGPORT, else 5432.
+_READY = (
+    "command -v pg_isready >/dev/null || exit 127; "
+    'exec pg_isready -q -h localhost -p "${PGPORT:-5432}" -U "$1"'
+)
+
+
+def ready_probe(spec: m.DataSource) -> ReadyProbe:
+    """pg_isready in the service's container; the user only names the connection
+    attempt in the server's log (pg_isready does not authenticate)."""
+    return ReadyProbe(
+        ["sh", "-c", _READY, "sh", spec.user or "postgres"], "pg_isready on localhost"
+    )
 
 
 def quote_ident(name: str) -> str:

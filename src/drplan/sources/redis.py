@@ -22,16 +22,29 @@ from drplan.sources.base import (
     Detection,
     EngineDefaults,
     Procedure,
+    ReadyProbe,
     ShellKit,
     SourceContext,
     compare_dicts,
     image_keyword,
+    wait_until_ready,
 )
 
 if TYPE_CHECKING:
     from drplan.store.manifest import SourceRecord
 
 IMAGES = ("redis", "valkey", "keydb")
+SERVERS = ("redis-server", "valkey-server", "keydb-server")
+READY_PROBE = ReadyProbe(
+    [
+        "sh",
+        "-c",
+        "command -v redis-cli >/dev/null || exit 127; "
+        'out=$(redis-cli --no-auth-warning ping 2>&1); echo "$out"; '
+        'case "$out" in PONG*|NOAUTH*) exit 0;; esac; exit 1',
+    ],
+    "redis-cli ping",
+)
 DATA_DIRS = ("/data", "/bitnami/redis/data")
 
 
@@ -129,6 +142,11 @@ class Redis(EngineDefaults):
             consistency=self.consistency,
         )
 
+    def wait_ready(self, ctx: SourceContext, deadline: float) -> None:
+        """PONG (or NOAUTH: the server is up, a password guards it) from redis-cli in the
+        container; while Redis loads the restored RDB it answers LOADING instead."""
+        wait_until_ready(ctx, READY_PROBE, deadline)
+
     def fingerprint(self, ctx: SourceContext) -> dict:
         container = ctx.container()
         out = self._cli(ctx, container, "INFO", "keyspace")
@@ -167,7 +185,21 @@ class Redis(EngineDefaults):
     # -- drplan init and runbook -------------------------------------------------------
 
     def detect(self, svc: ComposeService) -> Detection | None:
-        return image_keyword(svc, IMAGES)
+        """The image's name (redis, valkey, keydb as whole words: not `redis_exporter`,
+        `redisinsight` or `redis-commander`), else the server run by its command or
+        entrypoint (a custom image running `redis-server`)."""
+        found = image_keyword(svc, IMAGES)
+        if found is None:
+            run = " ".join(
+                str(part)
+                for value in (svc.entrypoint, svc.command)
+                for part in (value if isinstance(value, list) else [value])
+                if part is not None
+            )
+            server = next((s for s in SERVERS if s in run.split() or f"/{s}" in run), None)
+            if server:
+                found = Detection("dump", f"its command runs {server}", strength=2)
+        return found
 
     def data_dirs(self, svc: ComposeService) -> tuple[str, ...]:
         return DATA_DIRS

@@ -22,12 +22,14 @@ from typing import TYPE_CHECKING
 from drplan import process
 from drplan.errors import OperationError
 from drplan.plan import model as m
+from drplan.plan.compose import ComposeService
 from drplan.platform import helper as helper_image
 from drplan.sources import byhand
 from drplan.sources import volume as vol
 from drplan.sources.base import (
     MB,
     BackupResult,
+    Detection,
     EngineDefaults,
     Procedure,
     ShellKit,
@@ -129,6 +131,9 @@ def fingerprint_db(run: Callable[[list[str]], bytes], db: str) -> dict:
     return {"tables": counts, "sha3": sha}
 
 
+SQLITE_SUFFIXES = (".sqlite", ".sqlite3", ".db")
+
+
 class SQLite(EngineDefaults):
     name = "sqlite"
     summary = "SQLite: the online backup API (sqlite3 .backup) in a helper on the volume"
@@ -138,6 +143,30 @@ class SQLite(EngineDefaults):
 
     def source_problems(self, src: m.DataSource) -> list[tuple[SourceLoc, str]]:
         return [] if src.path else [((), "a sqlite source needs `path` (the database file)")]
+
+    # -- drplan init -------------------------------------------------------------------
+
+    def _db_file(self, svc: ComposeService) -> tuple[str, str] | None:
+        """(variable, file): an environment value naming a SQLite file inside a named
+        volume the service mounts (`TASKBROKER_DB_PATH=/opt/sqlite/x.sqlite`)."""
+        targets = [mt.target.rstrip("/") + "/" for mt in svc.mounts if mt.type == "volume"]
+        for key, value in svc.environment.items():
+            if value.endswith(SQLITE_SUFFIXES) and any(value.startswith(t) for t in targets):
+                return key, value
+        return None
+
+    def detect(self, svc: ComposeService) -> Detection | None:
+        """A variable naming a SQLite file kept in one of the service's volumes (an
+        image's name says nothing: SQLite lives inside the application)."""
+        found = self._db_file(svc)
+        if found is None:
+            return None
+        return Detection("dump", f"{found[0]}={found[1]}", strength=1)
+
+    def data_dirs(self, svc: ComposeService) -> tuple[str, ...]:
+        """The database file itself: a source's `path`."""
+        found = self._db_file(svc)
+        return (found[1],) if found else ()
 
     def sql_command(self, src: m.DataSource, query: str) -> SqlCommand:
         """sqlite3 on the database file, in the service's container. A positional

@@ -12,15 +12,18 @@ from __future__ import annotations
 import contextlib
 import posixpath
 from collections.abc import Iterator
+from pathlib import PurePosixPath
 
 from drplan import labels as lbl
 from drplan import owner
-from drplan.errors import InputError
+from drplan.errors import InputError, OperationError
 from drplan.platform import helper as helper_image
 from drplan.platform.docker import DockerEngine
 from drplan.store.restic import Repository
 
 MOUNT = "/volume"
+# How the engine says a bind mount's source is missing ("bind source path does not exist")
+_MISSING = "bind source path does not exist"
 CACHE_VOLUME = "drplan-restic-cache"
 
 
@@ -32,10 +35,13 @@ def holding(
     labels: dict[str, str],
     read_only: bool = True,
     repo: Repository | None = None,
+    bind: bool = False,
 ) -> Iterator[tuple[object, dict[str, str]]]:
-    """A running helper with `volume` at /volume; yields (container, restic env)."""
+    """A running helper with `volume` at /volume (with `bind`, `volume` is a host
+    directory of the engine's node); yields (container, restic env)."""
     image = helper_image.ensure(engine)
-    mounts = [DockerEngine.volume_mount(volume, MOUNT, read_only=read_only)]
+    mount = DockerEngine.bind_mount if bind else DockerEngine.volume_mount
+    mounts = [mount(volume, MOUNT, read_only=read_only)]
     env: dict[str, str] = {}
     if repo is not None:
         if repo.type == "local":
@@ -64,6 +70,86 @@ def holding(
     finally:
         with contextlib.suppress(Exception):
             engine.remove_container(container)
+
+
+@contextlib.contextmanager
+def holding_dir(
+    engine: DockerEngine,
+    path: str,
+    *,
+    labels: dict[str, str],
+    read_only: bool = True,
+    repo: Repository | None = None,
+) -> Iterator[tuple[object, dict[str, str]]]:
+    """A running helper with the host directory `path` (on the engine's node) at /volume,
+    as :func:`holding` does for a volume; a missing directory is a located error."""
+    try:
+        with holding(engine, path, labels=labels, read_only=read_only, repo=repo, bind=True) as h:
+            yield h
+    except OperationError as exc:
+        if _MISSING in str(exc):
+            raise OperationError(
+                f"host directory {path} does not exist on the node of {engine.where}",
+                where=engine.where,
+            ) from exc
+        raise
+
+
+def dir_exists(engine: DockerEngine, path: str, labels: dict[str, str]) -> bool:
+    """Whether the host directory exists on the engine's node (seen from a helper)."""
+    try:
+        with holding(engine, path, labels=labels, bind=True):
+            return True
+    except OperationError as exc:
+        if _MISSING in str(exc):
+            return False
+        raise
+
+
+def ensure_dir(engine: DockerEngine, path: str, labels: dict[str, str]) -> None:
+    """Create the host directory `path` on the engine's node, through a helper that
+    mounts its nearest existing ancestor (the engine refuses to bind a missing path)."""
+    parts = PurePosixPath(path).parts
+    for depth in range(len(parts) - 1, 0, -1):
+        ancestor = str(PurePosixPath(*parts[:depth]))
+        if not dir_exists(engine, ancestor, labels):
+            continue
+        rest = posixpath.join(MOUNT, *parts[depth:])
+        with holding(engine, ancestor, labels=labels, read_only=False, bind=True) as (c, _):
+            engine.exec_run(c, ["mkdir", "-p", "--", rest], what=f"creating {path}")
+        return
+
+
+def is_empty_dir(engine: DockerEngine, path: str, labels: dict[str, str]) -> bool:
+    """True when the host directory does not exist or holds no file at all."""
+    try:
+        with holding_dir(engine, path, labels=labels) as (c, _):
+            res = engine.exec_run(
+                c, ["find", MOUNT, "-mindepth", "1", "-print", "-quit"], what=f"directory {path}"
+            )
+    except OperationError as exc:
+        if "does not exist" in str(exc):
+            return True
+        raise
+    return not res.stdout.strip()
+
+
+@contextlib.contextmanager
+def holding_source(
+    ctx, *, read_only: bool = True, repo: Repository | None = None
+) -> Iterator[tuple[object, dict[str, str]]]:
+    """A helper holding the source's data at /volume: its host directory (`bind`) or its
+    volume."""
+    if ctx.bind:
+        with holding_dir(
+            ctx.engine, ctx.bind, labels=labels_of(ctx), read_only=read_only, repo=repo
+        ) as h:
+            yield h
+    else:
+        with holding(
+            ctx.engine, ctx.volume, labels=labels_of(ctx), read_only=read_only, repo=repo
+        ) as h:
+            yield h
 
 
 def is_empty(engine: DockerEngine, volume: str, labels: dict[str, str]) -> bool:

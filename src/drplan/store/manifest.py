@@ -42,7 +42,7 @@ FORMAT = 1
 # before anything runs. See docs/design/threat-model.md.
 SNAPSHOT_ID_RE = re.compile(r"[0-9a-f]{8,64}")
 RUN_ID_RE = re.compile(r"\d{8}T\d{6}Z-[0-9a-f]{4}")
-NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
+NAME_RE = re.compile(r"\w[\w.-]{0,127}")  # as drplan.plan.model.NAME_PATTERN
 IMAGE_ID_RE = re.compile(r"sha256:[0-9a-f]{64}")
 # Docker's image reference grammar, simplified: registry host[:port]/path[:tag][@digest]
 IMAGE_REF_RE = re.compile(
