@@ -47,10 +47,12 @@ PENDING: dict[tuple[str, str], str] = {
 }
 
 
-def pending(aspect: str, fixture: str) -> None:
+def pending(aspect: str, fixture: str, request: pytest.FixtureRequest) -> None:
+    """Mark the test an expected failure when (aspect, fixture) is pending: the test still
+    runs whole, and strict=True fails the suite the day it passes."""
     reason = PENDING.get((aspect, fixture))
     if reason:
-        pytest.xfail(reason)
+        request.applymarker(pytest.mark.xfail(reason=reason, strict=True))
 
 
 class Drafted:
@@ -122,15 +124,15 @@ def test_there_are_enough_fixtures():
 
 
 @pytest.mark.parametrize("fixture", FIXTURES)
-def test_the_draft_validates(drafts, fixture):
+def test_the_draft_validates(drafts, fixture, request):
     d = drafts[fixture]
     assert d.init.exit_code == 0, d.init.output
     assert d.validate.exit_code == 0, d.validate.output
 
 
 @pytest.mark.parametrize("fixture", FIXTURES)
-def test_databases_engines_and_users(drafts, fixture):
-    pending("databases", fixture)
+def test_databases_engines_and_users(drafts, fixture, request):
+    pending("databases", fixture, request)
     d = drafts[fixture]
     wrong = []
     for svc, exp in (d.expect.get("databases") or {}).items():
@@ -175,7 +177,7 @@ def test_databases_engines_and_users(drafts, fixture):
 
 
 @pytest.mark.parametrize("fixture", FIXTURES)
-def test_no_password_value_in_the_draft(drafts, fixture):
+def test_no_password_value_in_the_draft(drafts, fixture, request):
     """A drafted plan names passwords, never copies them (values from .env included)."""
     from drplan.plan.compose import load_compose
 
@@ -209,8 +211,8 @@ def test_no_password_value_in_the_draft(drafts, fixture):
 
 
 @pytest.mark.parametrize("fixture", FIXTURES)
-def test_no_false_positives(drafts, fixture):
-    pending("not_databases", fixture)
+def test_no_false_positives(drafts, fixture, request):
+    pending("not_databases", fixture, request)
     d = drafts[fixture]
     wrong = []
     for svc in d.expect.get("not_databases") or {}:
@@ -241,8 +243,8 @@ def _active(d: Drafted, spec: dict[str, Any]) -> bool:
 
 
 @pytest.mark.parametrize("fixture", FIXTURES)
-def test_one_volume_one_source(drafts, fixture):
-    pending("volumes", fixture)
+def test_one_volume_one_source(drafts, fixture, request):
+    pending("volumes", fixture, request)
     d = drafts[fixture]
     wrong = []
     for vol, spec in (d.expect.get("volumes") or {}).items():
@@ -268,8 +270,8 @@ def test_one_volume_one_source(drafts, fixture):
 
 
 @pytest.mark.parametrize("fixture", FIXTURES)
-def test_bind_mounted_data_is_a_source(drafts, fixture):
-    pending("bind_mounts", fixture)
+def test_bind_mounted_data_is_a_source(drafts, fixture, request):
+    pending("bind_mounts", fixture, request)
     d = drafts[fixture]
     wrong = []
     for written, spec in (d.expect.get("bind_mounts") or {}).items():
@@ -309,8 +311,8 @@ def _named_services(d: Drafted, text: str) -> list[str]:
 
 
 @pytest.mark.parametrize("fixture", FIXTURES)
-def test_unprotected_state_is_warned_about(drafts, fixture):
-    pending("warnings", fixture)
+def test_unprotected_state_is_warned_about(drafts, fixture, request):
+    pending("warnings", fixture, request)
     d = drafts[fixture]
     missing = [
         f"{svc}: {text}"
@@ -322,7 +324,7 @@ def test_unprotected_state_is_warned_about(drafts, fixture):
 
 
 @pytest.mark.parametrize("fixture", FIXTURES)
-def test_stores_without_native_dump_are_cold(drafts, fixture):
+def test_stores_without_native_dump_are_cold(drafts, fixture, request):
     d = drafts[fixture]
     wrong = []
     for svc in d.expect.get("cold") or []:
@@ -339,16 +341,16 @@ def test_stores_without_native_dump_are_cold(drafts, fixture):
 
 
 @pytest.mark.parametrize("fixture", FIXTURES)
-def test_jobs_and_tools_are_not_critical(drafts, fixture):
-    pending("not_critical", fixture)
+def test_jobs_and_tools_are_not_critical(drafts, fixture, request):
+    pending("not_critical", fixture, request)
     d = drafts[fixture]
     critical = [s for s in d.expect.get("not_critical") or [] if d.services[s]["critical"]]
     assert critical == []
 
 
 @pytest.mark.parametrize("fixture", FIXTURES)
-def test_what_users_reach_comes_first(drafts, fixture):
-    pending("user_facing", fixture)
+def test_what_users_reach_comes_first(drafts, fixture, request):
+    pending("user_facing", fixture, request)
     d = drafts[fixture]
     late = [
         (s, d.services[s]["tier"], d.services[s]["critical"])

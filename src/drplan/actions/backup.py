@@ -24,6 +24,7 @@ from drplan.actions.context import PlanContext
 from drplan.errors import InputError, OperationError
 from drplan.executor import Event, Executor, Task
 from drplan.interrupt import Interrupted, signals_stop
+from drplan.plan.stack_objects import files_inside
 from drplan.platform.docker import DockerEngine
 from drplan.sources import engine_for, registry
 from drplan.sources.base import SourceContext
@@ -281,6 +282,11 @@ def _config(pc: PlanContext, repo: Repository, run_id: str) -> str:
         dotenv = first / ".env"
         if dotenv.is_file() and dotenv.resolve().is_relative_to(pc.dir.resolve()):
             tar.add(dotenv, arcname=str(dotenv.resolve().relative_to(pc.dir.resolve())))
+        # secret and config files inside the plan's folder: the deploy of a recovery from
+        # the repository creates them (encrypted in the repository like the dumps)
+        for path, arcname in files_inside(pc.compose, pc.dir):
+            if arcname not in tar.getnames():
+                tar.add(path, arcname=arcname)
     summary = repo.backup_stream(
         [buf.getvalue()],
         filename=layout.CONFIG_FILE,

@@ -57,6 +57,7 @@ from drplan.executor import Event, Executor, Task
 from drplan.plan import model as m
 from drplan.plan.compose import map_bind_sources, published_by_service, zero_compose
 from drplan.plan.graph import profile_services
+from drplan.plan.stack_objects import missing, missing_message, stack_objects
 from drplan.platform.docker import STACK_LABEL, DockerEngine
 from drplan.reports.recovery import Recovery
 from drplan.schedule import Estimator, build_schedule
@@ -255,6 +256,7 @@ class _Runner:
         stack already defined, non-empty volumes, tags other stacks use, running services
         a profile's deploy would prune. A port someone else holds is refused even then."""
         self.check_ports()
+        self.check_objects()
         running = self.engine.swarm_state() == "active" and self.engine.services(self.stack)
         if running and not self.opts.force:
             raise InputError(
@@ -285,8 +287,19 @@ class _Runner:
         are its own (its first attempt was checked, or forced), but ports, image tags and
         services outside its profile may have changed hands since."""
         self.check_ports()
+        self.check_objects()
         self.check_images()
         self.check_prune()
+
+    def check_objects(self) -> None:
+        """Refuse, before any write, a recovery whose external secrets or configs the
+        target lacks: `docker stack deploy` would fail half-way and never create them."""
+        needed = stack_objects(self.pc.compose, self.services)
+        if not any(o.must_exist for o in needed):
+            return
+        absent = missing(needed, self.engine.secret_names(), self.engine.config_names())
+        if absent:
+            raise InputError(missing_message(absent, self.engine.site), where=self.engine.where)
 
     def check_images(self) -> None:
         """Refuse, without --force, a `docker load` that would move a tag other stacks run.
@@ -429,6 +442,7 @@ class _Runner:
 
     def prepare_site(self) -> None:
         self.engine.ensure_swarm()
+        self.check_objects()  # again: one may have been removed since the check
 
     def load_images(self) -> None:
         missing = [n for n, i in self.run.images.items() if self.engine.image_id(n) != i]

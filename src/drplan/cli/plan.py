@@ -39,6 +39,11 @@ def validate(plan: str = opt.PLAN) -> None:
         n = len(check.errors) or 1
         err(f"{n} problem{'s' if n != 1 else ''} in {plan}")
         raise typer.Exit(2)
+    from drplan.plan.stack_objects import needs_note
+
+    ctx = check.context
+    for line in needs_note(ctx.compose, list(ctx.plan.services), list(ctx.plan.sites)):
+        err(line)
     out(validate_summary(check))
 
 

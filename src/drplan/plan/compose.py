@@ -720,7 +720,8 @@ def zero_compose(
 
     `drop_ports`: a copy beside production (test, training, drill) must not take
     production's published ports. `isolate`: external networks and volumes become the
-    copy's own, so it shares nothing with production.
+    copy's own, so it shares nothing with production. The site's `placement` replaces a
+    service's placement constraints (an empty list drops them).
     """
     services_doc = data.get("services") or {}
     for name in list(services_doc):
@@ -739,12 +740,29 @@ def zero_compose(
         elif override and override.ports:
             spec["ports"] = _override_ports(spec.get("ports", []), override.ports)
         spec.pop("depends_on", None)
+        constraints = getattr(site, "placement", {}).get(name)
+        if constraints is not None:
+            _place(deploy, constraints)
     if isolate:
         for key in ("networks", "volumes"):
             for name, spec in list((data.get(key) or {}).items()):
                 if isinstance(spec, dict) and spec.get("external"):
                     data[key][name] = {"driver": "overlay"} if key == "networks" else {}
     return data
+
+
+def _place(deploy: dict, constraints: list[str]) -> None:
+    """The site's placement constraints instead of the compose file's (none: dropped)."""
+    placement = deploy.get("placement")
+    placement = dict(placement) if isinstance(placement, dict) else {}
+    if constraints:
+        placement["constraints"] = list(constraints)
+    else:
+        placement.pop("constraints", None)
+    if placement:
+        deploy["placement"] = placement
+    else:
+        deploy.pop("placement", None)
 
 
 def map_bind_sources(

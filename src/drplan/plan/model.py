@@ -188,6 +188,14 @@ class Site(Strict):
         "restores the data there and binds it in the deployed compose file.",
     )
 
+    placement: dict[Name, list[str]] = Field(
+        default_factory=dict,
+        description="Placement constraints of services on this site, as `service: "
+        "[constraint, ...]`, replacing the compose file's `deploy.placement.constraints` "
+        "(an empty list drops them; default: kept as written). E.g. `app: "
+        "[node.labels.zone == dr]`.",
+    )
+
     def host_dir(self, path: str) -> str:
         """Where a `bind` source's directory `path` (as the plan names it) is on this site."""
         return self.paths.get(path, path)

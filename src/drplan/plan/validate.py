@@ -21,6 +21,7 @@ from drplan.plan.compose import ComposeProject, load_compose
 from drplan.plan.graph import FULL_PROFILE, DependencyGraph
 from drplan.plan.isolation import shared_storage
 from drplan.plan.loader import NO_ENGINE, Document, ParsedPlan, Problem, parse_plan
+from drplan.plan.stack_objects import files_outside, stack_objects
 from drplan.plan.units import format_duration
 from drplan.plan.unprotected import bind_problems, unprotected_state
 
@@ -210,6 +211,13 @@ class _Checker:
                 if svc not in self.plan.services:
                     self.add(
                         ("sites", sname, "services", svc),
+                        f"unknown service {svc!r}{_suggest(svc, self.plan.services)}",
+                        key=True,
+                    )
+            for svc in site.placement:
+                if svc not in self.plan.services:
+                    self.add(
+                        ("sites", sname, "placement", svc),
                         f"unknown service {svc!r}{_suggest(svc, self.plan.services)}",
                         key=True,
                     )
@@ -491,10 +499,33 @@ def _check_compose(
                     severity="warning",
                 )
             )
+    problems.extend(_kept_files(project, plan, loaded.base_dir))
     problems.extend(_drill_isolation(project, set(plan.services)))
     problems.extend(bind_problems(project, plan, doc))
     problems.extend(unprotected_state(project, plan, checker.engines))
     return problems, project
+
+
+def _kept_files(project: ComposeProject, plan: m.Plan, plan_dir: Path) -> list[Problem]:
+    """Warnings: secret and config files outside the plan's folder, which a run does not
+    keep (a recovery from the repository alone could not create them)."""
+    out = []
+    objects = stack_objects(project, [s for s in plan.services if s in project.services])
+    for obj in files_outside(objects, plan_dir):
+        top = f"{obj.kind}s"
+        doc = next(
+            (d for d in project.documents if obj.key in ((d.data or {}).get(top) or {})),
+            project.documents[0],
+        )
+        out.append(
+            doc.problem(
+                (top, obj.key, "file"),
+                f"{obj.kind} {obj.key}: file {obj.file} is outside the plan's folder, not "
+                "kept with the run: keep it with your recovery kit",
+                severity="warning",
+            )
+        )
+    return out
 
 
 def _drill_isolation(project: ComposeProject, services: set[str]) -> list[Problem]:

@@ -260,6 +260,25 @@ class DockerEngine:
         """The stack's services."""
         return [_service_of(s.attrs) for s in self._services(stack)]
 
+    def secret_names(self) -> set[str]:
+        """Names of the swarm's secrets (none when the engine is not a swarm manager):
+        what an `external` secret of a compose file must find before a deploy."""
+        return self._object_names(self.client.secrets)
+
+    def config_names(self) -> set[str]:
+        """Names of the swarm's configs (none when the engine is not a swarm manager)."""
+        return self._object_names(self.client.configs)
+
+    def _object_names(self, collection) -> set[str]:
+        try:
+            return {str(o.name) for o in collection.list()}
+        except docker.errors.APIError as exc:
+            if exc.status_code == 503:  # not a swarm manager: it holds none
+                return set()
+            raise OperationError(
+                f"cannot list secrets/configs: {_short(exc)}", where=self.where
+            ) from exc
+
     def swarm_services(self) -> list[SwarmService]:
         """Every service of the engine's swarm (none when it is not a swarm manager)."""
         try:

@@ -35,6 +35,7 @@ from markupsafe import Markup
 from drplan.errors import DrplanError, InputError
 from drplan.plan.compose import zero_compose
 from drplan.plan.loaded import LoadedPlan
+from drplan.plan.stack_objects import stack_objects
 from drplan.plan.units import format_duration
 from drplan.runbook import hooks, output
 from drplan.runbook.quote import FENCE_LINE, code, md, sh
@@ -247,6 +248,7 @@ def build(
         "roles": roles,
         "bridge": cell.bridge if cell else "",
         "generated_at": mf.utc_now(),
+        "stack_objects": _stack_objects(pc, schedule.services, stack),
         "_schedule": schedule,
         "_compose": {
             name: zero_compose(
@@ -258,6 +260,24 @@ def build(
             for rel, name in zip(pc.plan.stack.compose, compose_files, strict=True)
         },
     }
+
+
+def _stack_objects(pc: LoadedPlan, services: list[str], stack: str) -> list[dict]:
+    """The secrets and configs the recovered services use: names and how each comes to
+    exist on the site (never contents)."""
+    return [
+        {
+            "kind": o.kind,
+            "name": o.engine_name(stack),
+            "how": "must exist on the site before the recovery (external)"
+            if o.must_exist
+            else "created by the deploy from a file"
+            if o.file
+            else "created by the deploy from the environment",
+            "services": list(o.services),
+        }
+        for o in stack_objects(pc.compose, services)
+    ]
 
 
 def _about(pc: LoadedPlan, services: list[str]) -> list[dict]:
