@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shlex
+from collections.abc import Mapping
 from pathlib import Path
 
 from drplan import process
@@ -11,13 +12,25 @@ from drplan.errors import InputError
 from drplan.plan.model import Secret
 
 
-def resolve(secret: Secret, *, base: Path, what: str) -> str:
+def resolve(
+    secret: Secret, *, base: Path, what: str, dotenv: Mapping[str, str] | None = None
+) -> str:
     """The secret's value. `base` is the plan's directory (for relative files); `what`
-    names the reference in errors, e.g. "repositories.main.password"."""
+    names the reference in errors, e.g. "repositories.main.password".
+
+    `dotenv`: what the stack's ``.env`` sets. An `{env: VAR}` reference that drplan's
+    environment does not set is read there, as Compose reads the same variable for the
+    service: the password a draft names (``{env: POSTGRES_PASSWORD}``) is the one the
+    stack was deployed with, without exporting it before every run."""
     if secret.env:
         value = os.environ.get(secret.env)
+        if value is None and dotenv:
+            value = dotenv.get(secret.env)
         if value is None:
-            raise InputError(f"environment variable {secret.env} is not set", where=what)
+            where_else = " (nor by the stack's .env)" if dotenv is not None else ""
+            raise InputError(
+                f"environment variable {secret.env} is not set{where_else}", where=what
+            )
         return value
     if secret.file:
         path = Path(secret.file)

@@ -609,3 +609,24 @@ def test_services_of_inactive_profiles_need_not_be_in_the_plan(tmp_path, monkeyp
     monkeypatch.setenv("COMPOSE_PROFILES", "debug")
     loud = [p.message for p in validate_file(path).problems]
     assert any("'debug' is not in the plan" in m for m in loud)
+
+
+def test_env_secrets_fall_back_to_the_stack_dotenv(tmp_path, monkeypatch):
+    """A draft names `{env: POSTGRES_PASSWORD}`: the stack's .env sets it for Compose, so
+    drplan reads it there when its own environment does not; the environment wins."""
+    from drplan.actions.context import load_plan
+    from drplan.errors import InputError
+    from drplan.plan.model import Secret
+
+    path = write_stack(tmp_path)
+    (tmp_path / ".env").write_text("DB_PASS=from-dotenv\n")
+    monkeypatch.delenv("DB_PASS", raising=False)
+    monkeypatch.delenv("NOWHERE_SET", raising=False)
+    pc = load_plan(path)
+    assert pc.resolve(Secret(env="DB_PASS"), "services.db.data.pg.password") == "from-dotenv"
+    monkeypatch.setenv("DB_PASS", "from-env")
+    assert pc.resolve(Secret(env="DB_PASS"), "x") == "from-env"
+    with pytest.raises(InputError) as err:
+        pc.resolve(Secret(env="NOWHERE_SET"), "services.db.data.pg.password")
+    assert "NOWHERE_SET is not set (nor by the stack's .env)" in str(err.value)
+    assert "services.db.data.pg.password" in str(err.value)

@@ -106,6 +106,7 @@ def run_backup(
                     run_id=run_id,
                     host=pc.host,
                     plan_dir=pc.dir,
+                    dotenv=pc.compose.dotenv_variables(),
                     deadline=time.monotonic() + 6 * 3600,
                     volume=pc.volume_name(stack, spec.volume) if spec.volume else None,
                     bind=site.host_dir(spec.bind) if spec.bind else None,

@@ -74,8 +74,15 @@ class PlanContext(LoadedPlan):
         return open_repository(name, self.plan.repositories[name], self.dir, trusted=self.trusted)
 
     def resolve(self, secret: m.Secret, what: str) -> str:
-        """A secret of this plan (a `{command:}` one refused if the plan is not trusted)."""
-        return resolve_secret(secret, base=self.dir, what=what, trusted=self.trusted)
+        """A secret of this plan (a `{command:}` one refused if the plan is not trusted;
+        an `{env:}` one the environment does not set read from the stack's `.env`)."""
+        return resolve_secret(
+            secret,
+            base=self.dir,
+            what=what,
+            trusted=self.trusted,
+            dotenv=self.compose.dotenv_variables(),
+        )
 
     def host_actions(self, services: list[str] | None = None) -> list[str]:
         """What recovering `services` (default: all) with this plan would run or read on
@@ -131,7 +138,14 @@ class PlanContext(LoadedPlan):
         ]
 
 
-def resolve_secret(secret: m.Secret, *, base: Path, what: str, trusted: bool = True) -> str:
+def resolve_secret(
+    secret: m.Secret,
+    *,
+    base: Path,
+    what: str,
+    trusted: bool = True,
+    dotenv: dict[str, str] | None = None,
+) -> str:
     """drplan.secrets.resolve, except that an untrusted plan's `{command:}` is refused."""
     if secret.command and not trusted:
         raise InputError(
@@ -140,7 +154,7 @@ def resolve_secret(secret: m.Secret, *, base: Path, what: str, trusted: bool = T
             f"you pass {TRUST_FLAG}",
             where=what,
         )
-    return resolve(secret, base=base, what=what)
+    return resolve(secret, base=base, what=what, dotenv=dotenv)
 
 
 def _outside_files(compose: Path, base: Path, services: list[str] | None) -> list[str]:

@@ -560,6 +560,7 @@ class _Runner:
             run_id=self.run.run_id,
             host=self.pc.host,
             plan_dir=self.pc.dir,
+            dotenv=self.pc.compose.dotenv_variables(),
             force=self.opts.force,
             deadline=time.monotonic() + 6 * 3600,
             volume=self.pc.volume_name(self.stack, spec.volume) if spec.volume else None,

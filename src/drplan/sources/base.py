@@ -53,6 +53,8 @@ class SourceContext:
     spec: m.DataSource
     run_id: str = ""
     plan_dir: Path = Path(".")
+    # what the stack's .env sets: `{env:}` passwords the environment lacks are read there
+    dotenv: dict[str, str] = field(default_factory=dict)
     force: bool = False
     host: str = "drplan"
     helper_image: str = ""

@@ -78,7 +78,9 @@ class MariaDB(SqlDump, EngineDefaults):
         args = ["-u", ctx.spec.user] if ctx.spec.user else []
         env = {}
         if ctx.spec.password is not None:
-            env[PASSWORD_ENV] = resolve(ctx.spec.password, base=ctx.plan_dir, what=ctx.what)
+            env[PASSWORD_ENV] = resolve(
+                ctx.spec.password, base=ctx.plan_dir, what=ctx.what, dotenv=ctx.dotenv
+            )
         return args, env
 
     def _tool(self, ctx: SourceContext, container, names: list[str]) -> str:
