@@ -13,6 +13,8 @@ from pathlib import Path
 
 import docker
 
+from testbed import nodes
+
 STACKS = Path(__file__).resolve().parent / "stacks"
 
 
@@ -25,6 +27,9 @@ def container(client: docker.DockerClient, name: str, service: str):
     found = client.containers.list(
         filters={"label": f"com.docker.swarm.service.name={name}_{service}", "status": "running"}
     )
+    if not found:  # on another node of the cluster
+        with contextlib.suppress(docker.errors.APIError):
+            found = nodes.task_containers(client, f"{name}_{service}")
     if not found:
         raise LookupError(f"no running container for {name}_{service}")
     return found[0]

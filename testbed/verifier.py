@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 
-from testbed import stacks
+from testbed import nodes, stacks
 
 # What each testbed stack keeps, and where: service -> [(engine, volume, detail)].
 LAYOUT: dict[str, dict[str, list[tuple[str, str, str]]]] = {
@@ -161,6 +161,7 @@ print(json.dumps(out))
 
 
 def _helper(client, volume: str, script: str, *args: str, read_only: bool = True) -> dict:
+    client = nodes.holding_volume(client, volume)  # a worker's, in a multi-node cluster
     out = client.containers.run(
         HELPER_IMAGE,
         ["python3", "-c", script, *args],

@@ -21,9 +21,9 @@ class Backed:
         return set(verifier.LAYOUT[self.kind])
 
 
-def backed_up(testbed, kind: str, dest: Path, edit_compose=None) -> Backed:
+def backed_up(testbed, kind: str, dest: Path, edit_compose=None, edit=None) -> Backed:
     name = f"{kind}{os.urandom(3).hex()}"
-    tp = plans.adapt(kind, dest, name=name, edit_compose=edit_compose)
+    tp = plans.adapt(kind, dest, name=name, edit_compose=edit_compose, edit=edit)
     plan = tp.path
     plans.deploy(testbed["primary"], tp)
     client = sites.client(testbed["primary"])

@@ -54,6 +54,8 @@ def test_a_listed_container_becomes_a_typed_value():
 def engine_with(client: object) -> DockerEngine:
     engine = DockerEngine.__new__(DockerEngine)
     engine.site, engine.url, engine.timeout = "test", "unix:///nowhere", 5.0
+    engine.manager, engine.hostname, engine._node_id = None, "", ""  # a one-node site
+    engine._node_url, engine._node_engines, engine._nodes_seen = None, {}, None
     engine.client = client
     return engine
 

@@ -29,6 +29,8 @@ class ScriptedApi:
 def engine_with(api: ScriptedApi) -> platform.DockerEngine:
     engine = platform.DockerEngine.__new__(platform.DockerEngine)
     engine.site, engine.url, engine.timeout = "test", "unix:///nowhere", 5.0
+    engine.manager, engine.hostname, engine._node_id = None, "", ""  # a one-node site
+    engine._node_url, engine._node_engines, engine._nodes_seen = None, {}, None
     engine.client = SimpleNamespace(api=api)
     return engine
 

@@ -69,6 +69,12 @@ class FakeEngine:
         self.archive = {APP: NEW}
         self.writes: list[str] = []  # anything that changes the target's data
 
+    def nodes(self):
+        return []  # a one-node site (not a swarm manager's answer)
+
+    def distribute_images(self, names):
+        return []
+
     def all_containers(self):
         return [
             Container(c["Names"][0], c["Names"][0].lstrip("/"), c["ImageID"], labels=c["Labels"])
@@ -208,7 +214,7 @@ def engine(monkeypatch):
     """The fake engine every Engine(...) of the recovery becomes; the executor records its
     tasks instead of running them, and volume helpers answer from the fake."""
     fake = FakeEngine()
-    monkeypatch.setattr(rc, "DockerEngine", lambda site, url: fake)
+    monkeypatch.setattr(rc, "DockerEngine", lambda site, url, **kw: fake)
     monkeypatch.setattr(jmod.helper_image, "ensure", lambda e: "helper")
     monkeypatch.setattr(rc.vol, "is_empty", lambda e, v, labels: v not in fake.volumes)
 

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from drplan import __version__, process
 from drplan import labels as lbl
 from drplan.actions import hooks as hk
+from drplan.actions import nodes
 from drplan.actions.context import PlanContext
 from drplan.errors import InputError, OperationError
 from drplan.executor import Event, Executor, Task
@@ -95,8 +96,16 @@ def run_backup(
         for svc_name in services:
             svc = pc.plan.services[svc_name]
             for src_name, spec in svc.data.items():
+                volume = pc.volume_name(stack, spec.volume) if spec.volume else None
                 ctx = SourceContext(
-                    engine=engine,
+                    # the node holding the data (a worker's local volume, its bind mount)
+                    engine=nodes.backup_engine(
+                        engine,
+                        stack,
+                        svc_name,
+                        volume,
+                        shared=nodes.is_shared(pc.compose, spec.volume),
+                    ),
                     repo=repo,
                     stack=stack,
                     plan_name=pc.name,
@@ -108,7 +117,7 @@ def run_backup(
                     plan_dir=pc.dir,
                     dotenv=pc.compose.dotenv_variables(),
                     deadline=time.monotonic() + 6 * 3600,
-                    volume=pc.volume_name(stack, spec.volume) if spec.volume else None,
+                    volume=volume,
                     bind=site.host_dir(spec.bind) if spec.bind else None,
                     mount_target=pc.mount_target(svc_name, spec.volume),
                     quiesce=pc.writers_of(spec.volume) if spec.volume else [svc_name],
@@ -251,10 +260,12 @@ def _images(
     names = pc.images()
     ids = {}
     for name in names:
-        image_id = engine.image_id(name)
-        if image_id is None:
-            raise OperationError(f"image {name} is not on the engine", where=engine.where)
-        ids[name] = image_id
+        found = engine.find_image(name)
+        if found is None:
+            raise OperationError(
+                f"image {name} is on no node drplan reaches", where=engine.where
+            )
+        ids[name] = found[1]
     if previous and previous.images == ids and previous.images_snapshot:
         return ids, previous.images_snapshot, 0
     if not names:

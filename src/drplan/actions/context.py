@@ -52,7 +52,7 @@ class PlanContext(LoadedPlan):
         from drplan.sources.cold import restore_abandoned
 
         site_name, site = self.site(name, role)
-        engine = DockerEngine(site_name, site.docker_host)
+        engine = DockerEngine(site_name, site.docker_host, node_url=site.node_url)
         stack = self.stack_name(site)
         try:
             back = restore_abandoned(engine, stack)

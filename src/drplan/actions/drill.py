@@ -251,9 +251,11 @@ def teardown(engine: DockerEngine, m: Marker, *, remove_marker: bool = True) -> 
     if n:
         td.removed.append(f"{n} helper container(s)")
     attempt(f"stack {m.stack}", lambda: engine.remove_stack(m.stack, volumes=True))
-    for vol in sorted(engine.inventory()["volumes"]):
-        if vol.startswith(f"{m.stack}_"):
-            attempt(f"volume {vol}", lambda vol=vol: engine.remove_volume(vol))
+    # on every node: a multi-node site's volumes are restored where their service runs
+    for node in engine.node_engines():
+        for vol in sorted(node.inventory()["volumes"]):
+            if vol.startswith(f"{m.stack}_"):
+                attempt(f"volume {vol}", lambda vol=vol, node=node: node.remove_volume(vol))
     for net in sorted(engine.inventory()["networks"]):
         if net.startswith(f"{m.stack}_"):
             attempt(f"network {net}", lambda net=net: engine.remove_network(net))
@@ -475,7 +477,7 @@ def run_drill(
     drill_pc, files, isolated = drill_context(pc, drill_id, services)
     repo = repo or pc.repository()
     repo.open()
-    engine = DockerEngine(site_name, site.docker_host)
+    engine = DockerEngine(site_name, site.docker_host, node_url=site.node_url)
     digest = plan_digest(pc)
     with _drill_lock(pc.name, site_name), _Signals() as signals:
         cleaned = cleanup_leftovers(engine, pc)

@@ -33,6 +33,7 @@ shared, and the copies name every secret and config of the stack.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import os
 import posixpath
@@ -49,7 +50,7 @@ import yaml
 
 from drplan import labels as lbl
 from drplan.actions import hooks as hk
-from drplan.actions import service_checks
+from drplan.actions import nodes, service_checks
 from drplan.actions.context import PlanContext
 from drplan.actions.resume import ResumeJournal, ResumeKey
 from drplan.errors import InputError, OperationError
@@ -95,6 +96,28 @@ class RecoverOptions:
     # --trust-stored-plan: a plan read back from the repository may run its commands
     # (commands.recover loads it trusted); a local plan is always trusted
     trust_stored_plan: bool = False
+    # --service: these services (and what they depend on) only, e.g. after a node loss
+    services: list[str] | None = None
+
+
+def _only_services(pc: PlanContext, opts: RecoverOptions) -> tuple[PlanContext, RecoverOptions]:
+    """`--service A --service B` is a profile made on the spot: those services and what
+    they depend on, recovered by the same schedule as a plan's own profiles."""
+    if not opts.services:
+        return pc, opts
+    unknown = [s for s in opts.services if s not in pc.plan.services]
+    if unknown:
+        raise InputError(
+            f"unknown service(s) {', '.join(unknown)} (the plan has: "
+            f"{', '.join(pc.plan.services)})",
+            where=str(pc.path),
+        )
+    if opts.profile not in (None, "full"):
+        raise InputError("--service and --profile exclude each other", where=str(pc.path))
+    name = "service:" + ",".join(opts.services)
+    chosen = m.Profile(services=list(opts.services), description="chosen with --service")
+    plan = pc.plan.model_copy(update={"profiles": {**pc.plan.profiles, name: chosen}})
+    return dataclasses.replace(pc, plan=plan), dataclasses.replace(opts, profile=name)
 
 
 def recover(
@@ -106,6 +129,7 @@ def recover(
 ) -> Recovery:
     t0 = time.monotonic()
     started = mf.utc_now()
+    pc, opts = _only_services(pc, opts)
     site_name, site = pc.site(opts.site, role="recovery")
     repo.open()
     if opts.profile not in (None, "full") and opts.profile not in pc.plan.profiles:
@@ -148,7 +172,7 @@ def recover(
     )
     if opts.dry_run:
         return rec
-    engine = DockerEngine(site_name, site.docker_host)
+    engine = DockerEngine(site_name, site.docker_host, node_url=site.node_url)
     # helpers of this plan still on the target belong to an interrupted attempt
     engine.remove_helpers({lbl.PLAN: pc.name})
     key = ResumeKey(
@@ -226,11 +250,32 @@ class _Runner:
         # restores the resumed attempt's journal recorded as done (their data is kept)
         self.done: set[str] = set()
         self.labels = lbl.owned_by(pc.name, run.run_id)
+        # the node each service with node-local data runs on (placed before any write)
+        self.targets = nodes.Targets()
         self.hooks = hk.HookRunner(
             pc, engine, stack, engine.site, run.run_id, withheld=hk.repository_secrets(repo)
         )
 
     # -- safety -------------------------------------------------------------------------
+
+    def place(self) -> None:
+        """Choose the node of every service with node-local data, or refuse (before any
+        write) a site whose nodes cannot satisfy the placement."""
+        self.targets = nodes.recovery_targets(
+            self.engine,
+            self.pc.plan,
+            self.pc.compose,
+            self.engine.site,
+            self.site,
+            self.services,
+            self.stack,
+        )
+
+    def on_node_of(self, service: str) -> DockerEngine:
+        """The engine of the node `service` will run on (the site's, when Swarm has no
+        choice to make)."""
+        node = self.targets.nodes.get(service)
+        return self.engine.on(node.id) if node else self.engine
 
     def volumes(self) -> dict[str, tuple[str, str]]:
         """{volume name on the engine: (service, source)} of the data to restore."""
@@ -255,9 +300,14 @@ class _Runner:
         """Refuse to overwrite anything unless --force (checked before any write): the
         stack already defined, non-empty volumes, tags other stacks use, running services
         a profile's deploy would prune. A port someone else holds is refused even then."""
+        self.place()
         self.check_ports()
         self.check_objects()
         running = self.engine.swarm_state() == "active" and self.engine.services(self.stack)
+        if running and self.opts.services:
+            # some services of a running stack (a lost node's): refused only if one of
+            # them still runs; the data checks below still guard every volume
+            running = [s for s in self.services if self.engine.containers(self.stack, s)]
         if running and not self.opts.force:
             raise InputError(
                 f"stack {self.stack} already runs on site {self.engine.site}: remove it, "
@@ -265,14 +315,17 @@ class _Runner:
                 where=self.engine.where,
             )
         for volume, (svc, src) in self.volumes().items():
-            if not self.opts.force and not vol.is_empty(self.engine, volume, self.labels):
+            node = self.on_node_of(svc)
+            if not self.opts.force and not vol.is_empty(node, volume, self.labels):
                 raise InputError(
-                    f"volume {volume} (service {svc}, source {src}) is not empty on site "
-                    f"{self.engine.site}; nothing was changed. Pass --force to overwrite it",
-                    where=self.engine.where,
+                    f"volume {volume} (service {svc}, source {src}) is not empty on "
+                    f"{node.where}; nothing was changed. Pass --force to overwrite it",
+                    where=node.where,
                 )
         for path, (svc, src) in self.binds().items():
-            if not self.opts.force and not vol.is_empty_dir(self.engine, path, self.labels):
+            if not self.opts.force and not vol.is_empty_dir(
+                self.on_node_of(svc), path, self.labels
+            ):
                 raise InputError(
                     f"host directory {path} (service {svc}, source {src}) is not empty on "
                     f"site {self.engine.site}; nothing was changed. Map it elsewhere in the "
@@ -286,6 +339,7 @@ class _Runner:
         """The checks a resumed attempt still needs: its stack and its half-filled volumes
         are its own (its first attempt was checked, or forced), but ports, image tags and
         services outside its profile may have changed hands since."""
+        self.place()
         self.check_ports()
         self.check_objects()
         self.check_images()
@@ -372,8 +426,9 @@ class _Runner:
         container still up) makes the recovery stop here, before anything is written;
         idle ones (zero replicas, no container) are kept: the deploy then skips --prune
         (see deploy_at_zero). With --force, the deploy prunes them, as the operator said.
+        A `--service` recovery never prunes: the rest of the stack is left as it runs.
         """
-        if self.opts.force:
+        if self.opts.force or self.opts.services:
             return
         running = [name for name, up in self._outside_services() if up]
         if running:
@@ -446,8 +501,12 @@ class _Runner:
 
     def load_images(self) -> None:
         missing = [n for n, i in self.run.images.items() if self.engine.image_id(n) != i]
-        if not missing:
-            return
+        if missing:
+            self._load_images(missing)
+        # Swarm may place a task on any node of the site
+        self.engine.distribute_images(list(self.run.images))
+
+    def _load_images(self, missing: list[str]) -> None:
         self.check_images()  # again: the engine may have changed since the check
         if not self.run.images_snapshot:
             raise OperationError(
@@ -467,18 +526,37 @@ class _Runner:
                 f"images still missing after docker load: {still}", where="load-images"
             )
 
+    def move_existing(self) -> None:
+        """A service already defined on the site but placed elsewhere than its chosen node
+        (its node was lost) is stopped, then pinned there, before its data is restored:
+        only that service changes, the rest of the stack keeps running."""
+        if not self.targets.pins or self.engine.swarm_state() != "active":
+            return
+        existing = {s.name for s in self.engine.services(self.stack)}
+        for svc, pins in self.targets.pins.items():
+            if f"{self.stack}_{svc}" not in existing:
+                continue
+            if sorted(self.engine.placement(self.stack, svc)) == sorted(pins):
+                continue
+            self.engine.scale(self.stack, svc, 0)
+            self.engine.wait_stopped(self.stack, svc, time.monotonic() + 300)
+            self.engine.set_placement(self.stack, svc, pins)
+
     def create_volumes(self) -> None:
         """Create the volumes, emptied first where --force or this resumed attempt says so
         (never on a journal that is not this attempt's: see recover())."""
+        self.move_existing()
         for volume, (svc, src) in self.volumes().items():
             if self.opts.force or self.resuming:
                 self._wipe_if_needed(volume, svc, src)
-            self.engine.create_volume(volume, labels={"com.docker.stack.namespace": self.stack})
+            self.on_node_of(svc).create_volume(
+                volume, labels={"com.docker.stack.namespace": self.stack}
+            )
         for path, (svc, src) in self.binds().items():
             # the engine refuses to start a task binding a missing directory
             if (self.opts.force or self.resuming) and f"restore:{svc}/{src}" not in self.done:
                 self._empty_dir(path, svc)
-            vol.ensure_dir(self.engine, path, self.labels)
+            vol.ensure_dir(self.on_node_of(svc), path, self.labels)
         existing = {s.name for s in self.engine.services(self.stack)}
         if not all(f"{self.stack}_{svc}" in existing for svc in self.services):
             self.deploy_at_zero()
@@ -487,7 +565,8 @@ class _Runner:
         """With --force, or on resume for a restore not recorded done, start from empty."""
         if self.resuming and f"restore:{svc}/{src}" in self.done:
             return
-        if not self.engine.volume_exists(volume):
+        node = self.on_node_of(svc)
+        if not node.volume_exists(volume):
             return
         spec = self.pc.plan.services[svc].data[src]
         if restores_into_server(spec):
@@ -495,8 +574,8 @@ class _Runner:
         if self.engine.services(self.stack):
             self.engine.scale(self.stack, svc, 0)
             self.engine.wait_stopped(self.stack, svc, time.monotonic() + 300)
-        with vol.holding(self.engine, volume, labels=self.labels, read_only=False) as (c, _):
-            self.engine.exec_run(
+        with vol.holding(node, volume, labels=self.labels, read_only=False) as (c, _):
+            node.exec_run(
                 c,
                 ["find", vol.MOUNT, "-mindepth", "1", "-delete"],
                 what=f"emptying volume {volume}",
@@ -504,13 +583,14 @@ class _Runner:
 
     def _empty_dir(self, path: str, svc: str) -> None:
         """With --force, or on resume for a restore not recorded done, start from empty."""
-        if not vol.dir_exists(self.engine, path, self.labels):
+        node = self.on_node_of(svc)
+        if not vol.dir_exists(node, path, self.labels):
             return
         if self.engine.services(self.stack):
             self.engine.scale(self.stack, svc, 0)
             self.engine.wait_stopped(self.stack, svc, time.monotonic() + 300)
-        with vol.holding_dir(self.engine, path, labels=self.labels, read_only=False) as (c, _):
-            self.engine.exec_run(
+        with vol.holding_dir(node, path, labels=self.labels, read_only=False) as (c, _):
+            node.exec_run(
                 c, ["find", vol.MOUNT, "-mindepth", "1", "-delete"], what=f"emptying {path}"
             )
 
@@ -522,7 +602,7 @@ class _Runner:
         without --force, the stack holds services this deploy does not define: those are
         idle ones (check_prune refused running ones), kept as they are.
         """
-        prune = self.opts.force or not self._outside_services()
+        prune = not self.opts.services and (self.opts.force or not self._outside_services())
         if not prune:
             self.check_prune()  # one may have started since the check
         tmp = tempfile.mkdtemp(prefix="drplan-deploy-")
@@ -533,6 +613,7 @@ class _Runner:
                 doc = map_bind_sources(
                     absolute_paths(data, src.parent), self.site.paths, self.pc.compose.variables
                 )
+                doc = nodes.pinned(doc, self.targets.pins)
                 _write_private(out, yaml.safe_dump(doc, sort_keys=False))
                 files.append(str(out))
             # a stored plan's compose files interpolate nothing of the operator's
@@ -550,7 +631,7 @@ class _Runner:
         spec = self.pc.plan.services[service].data[source]
         tid = f"restore:{service}/{source}"
         return SourceContext(
-            engine=self.engine,
+            engine=self.on_node_of(service),
             repo=self.repo,
             stack=self.stack,
             plan_name=self.pc.name,

@@ -31,6 +31,12 @@ def recover(
     site: str | None = typer.Option(None, "--site", help="Target site (default: recovery)."),
     run: str = opt.RUN,
     profile: str | None = opt.PROFILE,
+    service: list[str] | None = typer.Option(
+        None,
+        "--service",
+        help="Only this service and what it depends on (repeatable), e.g. after a node "
+        "loss: the rest of the stack is left running.",
+    ),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the schedule, change nothing."),
     force: bool = typer.Option(False, "--force", help="Overwrite non-empty data on the target."),
     prefix: str | None = typer.Option(
@@ -69,6 +75,7 @@ def recover(
         site=site,
         run=run,
         profile=profile,
+        services=service or None,
         force=force,
         dry_run=dry_run,
         prefix=prefix,

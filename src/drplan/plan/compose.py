@@ -80,6 +80,14 @@ class ComposeObject:
     external: bool = False
     file: str | None = None  # secrets/configs: the host file, resolved
     environment: str | None = None  # secrets: the variable holding it
+    driver: str | None = None  # volumes: their driver (None: local)
+    driver_opts: tuple[tuple[str, str], ...] = ()  # volumes: e.g. (type, nfs), (o, bind)
+
+    @property
+    def shared(self) -> bool:
+        """A volume on shared storage (a driver other than `local`, or `driver_opts`:
+        an NFS mount, a bind to a shared directory): the same data from every node."""
+        return bool(self.driver_opts) or self.driver not in (None, "", "local")
 
     @property
     def real_name(self) -> str | None:
@@ -489,12 +497,18 @@ def _objects(value: Any, base: Path) -> dict[str, ComposeObject]:
             name = name or ext["name"]
         file = spec.get("file")
         env = spec.get("environment")
+        driver = spec.get("driver")
+        opts = spec.get("driver_opts")
         out[str(key)] = ComposeObject(
             str(key),
             str(name) if isinstance(name, str | int) and name != "" else None,
             bool(ext),
             _host_path(file, base) if isinstance(file, str) else None,
             env if isinstance(env, str) else None,
+            str(driver) if isinstance(driver, str) else None,
+            tuple(sorted((str(k), str(v)) for k, v in opts.items()))
+            if isinstance(opts, dict)
+            else (),
         )
     return out
 

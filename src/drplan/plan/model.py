@@ -11,6 +11,7 @@ that must exist elsewhere, cycles, objectives against the schedule) live in
 from __future__ import annotations
 
 import re
+import string
 from typing import Annotated, Literal
 
 from pydantic import (
@@ -196,9 +197,32 @@ class Site(Strict):
         "[node.labels.zone == dr]`.",
     )
 
+    nodes: dict[str, str] = Field(
+        default_factory=dict,
+        description="How drplan reaches the Docker engine of each node of this site's Swarm "
+        'cluster, as `hostname: Docker URL` (same schemes as `docker_host`). The key `"*"` '
+        "is a template for the nodes not named, where `{hostname}` and `{addr}` (the node's "
+        'address as Swarm reports it) are replaced: e.g. `"*": ssh://root@{addr}` or '
+        '`"*": unix:///run/drplan/{hostname}/docker.sock`. Without an entry for a node, '
+        "drplan can act only on the node `docker_host` points at (a manager): it cannot back "
+        "up or restore data held on the others.",
+    )
+
     def host_dir(self, path: str) -> str:
         """Where a `bind` source's directory `path` (as the plan names it) is on this site."""
         return self.paths.get(path, path)
+
+    def node_url(self, hostname: str, addr: str) -> str | None:
+        """The Docker URL of node `hostname` (Swarm's address `addr`): its own entry in
+        `nodes`, else the `"*"` template; None when `nodes` has neither, or the template
+        needs an address Swarm did not report."""
+        template = self.nodes.get(hostname)
+        if template is None:
+            named = [k for k in self.nodes if k != "*" and k.casefold() == hostname.casefold()]
+            template = self.nodes[named[0]] if named else self.nodes.get("*")
+        if template is None or ("{addr}" in template and not addr):
+            return None
+        return _fill_node_url(template, hostname, addr)
 
     @field_validator("paths")
     @classmethod
@@ -212,13 +236,57 @@ class Site(Strict):
     @field_validator("docker_host")
     @classmethod
     def _docker_host(cls, value: str) -> str:
-        scheme, sep, rest = value.partition("://")
-        if not sep or scheme not in DOCKER_HOST_SCHEMES or not rest:
-            raise ValueError(
-                "docker_host must be a URL like unix:///var/run/docker.sock, tcp://host:2376 "
-                "or ssh://user@host"
-            )
+        if not docker_url_ok(value):
+            raise ValueError(f"docker_host {DOCKER_URL_RULE}")
         return value
+
+    @field_validator("nodes")
+    @classmethod
+    def _nodes(cls, value: dict[str, str]) -> dict[str, str]:
+        for key, url in value.items():
+            if key != "*" and not _NODE_NAME.match(key):
+                raise ValueError(f'nodes: {key[:80]!r} is not a hostname, nor "*"')
+            try:
+                fields = [
+                    name + (f"!{conv}" if conv else "") + (f":{spec}" if spec else "")
+                    for _, name, spec, conv in string.Formatter().parse(url)
+                    if name is not None
+                ]
+            except ValueError:  # a lone { or }
+                raise ValueError(
+                    f"nodes.{key}: {url[:80]!r} has a {{ or }} without its pair"
+                ) from None
+            unknown = [f for f in fields if f not in NODE_URL_PLACEHOLDERS]
+            if unknown:
+                raise ValueError(
+                    f"nodes.{key}: unknown placeholder {{{unknown[0]}}} in {url[:80]!r} (only "
+                    + " and ".join(f"{{{p}}}" for p in NODE_URL_PLACEHOLDERS)
+                    + " are replaced)"
+                )
+            if not docker_url_ok(_fill_node_url(url, "node-1", "10.0.0.1")):
+                raise ValueError(f"nodes.{key}: {url[:80]!r} {DOCKER_URL_RULE}")
+        return value
+
+
+#: the placeholders of a site's `nodes` URLs
+NODE_URL_PLACEHOLDERS = ("hostname", "addr")
+_NODE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
+DOCKER_URL_RULE = (
+    "must be a URL like unix:///var/run/docker.sock, tcp://host:2376 or ssh://user@host"
+)
+
+
+def docker_url_ok(url: str) -> bool:
+    """A Docker endpoint URL of a scheme the Docker SDK speaks, with something after it."""
+    scheme, sep, rest = url.partition("://")
+    return bool(sep) and scheme in DOCKER_HOST_SCHEMES and bool(rest)
+
+
+def _fill_node_url(template: str, hostname: str, addr: str) -> str:
+    """A `nodes` URL with its placeholders replaced; an IPv6 address goes in brackets."""
+    if ":" in addr and not addr.startswith("["):
+        addr = f"[{addr}]"
+    return template.replace("{hostname}", hostname).replace("{addr}", addr)
 
 
 # --- repositories --------------------------------------------------------------------

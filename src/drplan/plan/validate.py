@@ -17,6 +17,7 @@ from types import SimpleNamespace
 from typing import Any, Protocol
 
 from drplan.plan import model as m
+from drplan.plan import placement
 from drplan.plan.compose import ComposeProject, load_compose
 from drplan.plan.graph import FULL_PROFILE, DependencyGraph
 from drplan.plan.isolation import shared_storage
@@ -214,13 +215,15 @@ class _Checker:
                         f"unknown service {svc!r}{_suggest(svc, self.plan.services)}",
                         key=True,
                     )
-            for svc in site.placement:
+            for svc, constraints in site.placement.items():
                 if svc not in self.plan.services:
                     self.add(
                         ("sites", sname, "placement", svc),
                         f"unknown service {svc!r}{_suggest(svc, self.plan.services)}",
                         key=True,
                     )
+                for i, text in enumerate(constraints):
+                    self.check_constraint(("sites", sname, "placement", svc, i), text)
         hosts = Counter(site.docker_host for site in self.plan.sites.values())
         for sname, site in self.plan.sites.items():
             if hosts[site.docker_host] > 1 and not site.stack_prefix and site.role == "recovery":
@@ -230,6 +233,22 @@ class _Checker:
                     "overwrite the production stack",
                     severity="warning",
                 )
+
+    def check_constraint(self, loc: tuple[Any, ...], text: str) -> None:
+        """A site's placement constraint as Swarm would parse it; an unknown key parses
+        there but then no node ever satisfies it, so it is an error here."""
+        try:
+            constraint = placement.parse(text)
+        except ValueError as exc:
+            self.add(loc, str(exc))
+            return
+        if not constraint.known:
+            self.add(
+                loc,
+                f"placement constraint {text!r}: Swarm knows no key {constraint.key!r}, so no "
+                "node would satisfy it (keys: node.id, node.hostname, node.ip, node.role, "
+                "node.platform.os, node.platform.arch, node.labels.NAME, engine.labels.NAME)",
+            )
 
     def check_repositories(self) -> None:
         repos = self.plan.repositories

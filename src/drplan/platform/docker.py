@@ -3,6 +3,13 @@
 Endpoints per site, stacks and services, tasks, exec with stdin/stdout streams, helper
 containers, volumes, images save/load. Nothing else in drplan imports the SDK, so remote
 engines (tcp/TLS, ssh) and Swarm nodes work the same way everywhere and tests have one seam.
+A site is a Swarm cluster: the engine drplan is given (a manager) answers for the
+cluster (services, tasks, nodes), and each node's own engine holds that node's containers,
+volumes and images. :meth:`DockerEngine.on` gives the engine of a node (reached through
+the site's `nodes` endpoints); an engine so obtained hands cluster questions back to its
+manager, and every container drplan gets carries the node it runs on, so an exec or a
+removal goes to the right engine whoever is asked (docs/design/nodes.md).
+
 No SDK object leaves this module either: callers get small typed values
 (:class:`Container`, :class:`SwarmService`, :class:`Mount`, :class:`ExecResult`) and
 ask the engine to act on them (`remove_container`, `exec_run`...); what the SDK or its
@@ -35,6 +42,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from drplan import labels, owner, process
 from drplan.errors import OperationError
+from drplan.plan.placement import Node
 from drplan.platform import image_archive
 
 HELPER_LABEL = labels.HELPER
@@ -100,6 +108,8 @@ class Container:
     state: str = ""
     """created, running, exited, dead..."""
     labels: Mapping[str, str] = field(default_factory=dict, hash=False)
+    node: str = ""
+    """The Swarm node id of the engine that holds it ("" when not in a swarm)."""
 
 
 @dataclass(frozen=True)
@@ -130,13 +140,14 @@ class Mount:
     read_only: bool = False
 
 
-def _container_of(c: docker.models.containers.Container) -> Container:
+def _container_of(c: docker.models.containers.Container, node: str = "") -> Container:
     return Container(
         id=c.id,
         name=c.name,
         image_id=c.attrs.get("Image") or "",
         state=(c.attrs.get("State") or {}).get("Status", ""),
         labels=dict(c.labels or {}),
+        node=node,
     )
 
 
@@ -175,13 +186,34 @@ def client_timeout(default: float = 600) -> float:
         return default
 
 
-class DockerEngine:
-    """A Docker engine: one site of the plan."""
+#: reaches a node's engine: (hostname, address) -> Docker URL, or None when the site
+#: says nothing of that node (the plan's `sites.NAME.nodes`)
+NodeUrl = Callable[[str, str], "str | None"]
 
-    def __init__(self, site: str, url: str, *, timeout: float | None = None) -> None:
+
+class DockerEngine:
+    """A Docker engine: one site of the plan (its manager), or one node of a site's
+    cluster (`on`), which then asks its manager about services and tasks."""
+
+    def __init__(
+        self,
+        site: str,
+        url: str,
+        *,
+        timeout: float | None = None,
+        node_url: NodeUrl | None = None,
+        manager: DockerEngine | None = None,
+        hostname: str = "",
+    ) -> None:
         self.site = site
         self.url = url
         self.timeout = timeout if timeout is not None else client_timeout()
+        self.manager = manager
+        self.hostname = hostname
+        self._node_url = node_url
+        self._node_id: str | None = None
+        self._node_engines: dict[str, DockerEngine] = {}
+        self._nodes_seen: tuple[float, list[Node]] | None = None
         sdk = _sdk()
         try:
             self.client = sdk.DockerClient(base_url=url, timeout=self.timeout)
@@ -217,7 +249,135 @@ class DockerEngine:
 
     @property
     def where(self) -> str:
-        return f"site {self.site}"
+        return f"site {self.site}, node {self.hostname}" if self.manager else f"site {self.site}"
+
+    # -- nodes of the site's cluster ---------------------------------------------------
+
+    @property
+    def node_id(self) -> str:
+        """This engine's Swarm node id ("" when it is in no swarm)."""
+        if self._node_id is None:
+            self._node_id = str((self.client.info().get("Swarm") or {}).get("NodeID") or "")
+        return self._node_id
+
+    def nodes(self, *, fresh: bool = False) -> list[Node]:
+        """The cluster's nodes, as the manager sees them (kept for 5 s: several steps ask
+        at once). None but this engine's own when it is not a swarm manager."""
+        if self.manager is not None:
+            return self.manager.nodes(fresh=fresh)
+        now = time.monotonic()
+        if not fresh and self._nodes_seen and now - self._nodes_seen[0] < 5:
+            return self._nodes_seen[1]
+        try:
+            found = [Node.from_api(n) for n in self.api.nodes()]
+        except docker.errors.APIError as exc:
+            if exc.status_code != 503:  # 503: not a swarm manager
+                raise
+            found = []
+        self._nodes_seen = (now, found)
+        return found
+
+    def multi_node(self) -> bool:
+        return len(self.nodes()) > 1
+
+    def node(self, node_id: str) -> Node | None:
+        return next((n for n in self.nodes() if n.id == node_id), None)
+
+    def node_named(self, hostname: str) -> Node | None:
+        return next((n for n in self.nodes() if n.hostname == hostname), None)
+
+    def on(self, node_id: str) -> DockerEngine:
+        """The engine of node `node_id` of this site's cluster ("" or this engine's own
+        node: this engine). Reached through the site's `nodes` endpoints; an engine that
+        turns out to be another node than asked is refused."""
+        if self.manager is not None:
+            return self.manager.on(node_id)
+        if not node_id or node_id == self.node_id:
+            return self
+        if node_id in self._node_engines:
+            return self._node_engines[node_id]
+        node = self.node(node_id)
+        if node is None:
+            node = next((n for n in self.nodes(fresh=True) if n.id == node_id), None)
+        name = node.hostname if node else node_id
+        url = self._node_url(name, node.addr if node else "") if self._node_url else None
+        if not url:
+            raise OperationError(
+                f"the data is on node {name}, and drplan reaches another node's engine only "
+                f"through the site's `nodes` endpoints (sites.{self.site}.nodes names no "
+                f"{name!r} and no '*')",
+                where=self.where,
+            )
+        engine = DockerEngine(self.site, url, timeout=self.timeout, manager=self, hostname=name)
+        if engine.node_id != node_id:
+            engine.close()
+            raise OperationError(
+                f"the engine at {url} (sites.{self.site}.nodes) is not node {name}: it is "
+                f"{'in no swarm' if not engine.node_id else 'node ' + engine.node_id}",
+                where=self.where,
+            )
+        self._node_engines[node_id] = engine
+        return engine
+
+    def node_engines(self) -> list[DockerEngine]:
+        """This engine and the engine of every other ready node drplan can reach: where
+        a whole-site sweep (helpers, volumes, images) must go. A node without an
+        endpoint, or unreachable, is left out."""
+        if self.manager is not None:
+            return self.manager.node_engines()
+        out: list[DockerEngine] = [self]
+        for n in self.nodes():
+            if n.id == self.node_id or n.state != "ready":
+                continue
+            try:
+                out.append(self.on(n.id))
+            except OperationError:
+                continue
+        return out
+
+    def task_nodes(self, stack: str, name: str) -> list[str]:
+        """Node ids of the service's running tasks."""
+        if self.manager is not None:
+            return self.manager.task_nodes(stack, name)
+        return sorted(
+            {
+                t["NodeID"]
+                for t in self._tasks(f"{stack}_{name}")
+                if t.get("NodeID") and (t.get("Status") or {}).get("State") == "running"
+            }
+        )
+
+    def volume_nodes(self, name: str) -> list[str]:
+        """Node ids of the reachable nodes holding a volume of this name."""
+        return [e.node_id for e in self.node_engines() if e.volume_exists(name)]
+
+    def _tasks(self, service: str) -> list[dict]:
+        try:
+            return self.api.tasks(filters={"service": service})
+        except docker.errors.NotFound:
+            return []
+
+    def _holder(self, container: Container) -> DockerEngine:
+        """The engine holding the container."""
+        if not container.node or container.node == self.node_id:
+            return self
+        return (self.manager or self).on(container.node)
+
+    def distribute_images(self, names: list[str]) -> list[str]:
+        """Copy the images (as this engine holds them) to every other ready node drplan
+        reaches that lacks them, engine to engine (`docker save | docker load`): Swarm
+        may place a task on any node, and no registry is assumed. Returns the hostnames
+        served."""
+        ids = {n: self.image_id(n) for n in names}
+        served = []
+        for engine in self.node_engines():
+            if engine is self:
+                continue
+            missing = [n for n in names if ids[n] and engine.image_id(n) != ids[n]]
+            if missing:
+                engine.load_images(self.save_images(missing))
+                served.append(engine.hostname)
+        return served
 
     def stack_deploy(
         self,
@@ -335,6 +495,27 @@ class DockerEngine:
                 f"cannot scale {stack}_{name} to {replicas}: {_short(exc)}", where=self.where
             ) from exc
 
+    def placement(self, stack: str, name: str) -> list[str]:
+        """The service's placement constraints as Swarm holds them."""
+        svc = self._service(stack, name)
+        if svc is None:
+            return []
+        spec = svc.attrs["Spec"].get("TaskTemplate", {}).get("Placement") or {}
+        return list(spec.get("Constraints") or [])
+
+    def set_placement(self, stack: str, name: str, constraints: list[str]) -> None:
+        """Replace the service's placement constraints (only that service is updated:
+        the rest of the stack keeps running untouched)."""
+        svc = self._service(stack, name)
+        if svc is None:
+            raise OperationError(f"service {stack}_{name} does not exist", where=self.where)
+        try:
+            svc.update(constraints=list(constraints))
+        except docker.errors.APIError as exc:
+            raise OperationError(
+                f"cannot place {stack}_{name}: {_short(exc)}", where=self.where
+            ) from exc
+
     # A cold backup scales writers to 0. The service itself records, in the same update,
     # how many replicas it had and which drplan process stopped it: if that process dies
     # (SIGKILL, host crash), the next drplan command finds the mark and scales it back.
@@ -378,7 +559,7 @@ class DockerEngine:
                 out.append(svc.name[len(stack) + 1 :])
         return out
 
-    def _containers(
+    def _local_containers(
         self, stack: str, name: str, *, running: bool = True
     ) -> list[docker.models.containers.Container]:
         filters = {"label": f"{SERVICE_LABEL}={stack}_{name}"}
@@ -391,9 +572,38 @@ class DockerEngine:
                 continue  # a task container went away while being listed
         return []
 
+    def _containers(
+        self, stack: str, name: str, *, running: bool = True
+    ) -> list[tuple[docker.models.containers.Container, str]]:
+        """The service's containers with their node ids: this engine's own, and, in a
+        cluster of several nodes, those of its tasks on the other nodes (asked of those
+        nodes' engines)."""
+        found = [(c, self.node_id) for c in self._local_containers(stack, name, running=running)]
+        if not self.multi_node():
+            return found
+        for t in self._tasks(f"{stack}_{name}"):
+            node = t.get("NodeID") or ""
+            status = t.get("Status") or {}
+            cid = (status.get("ContainerStatus") or {}).get("ContainerID")
+            if not cid or not node or node == self.node_id:
+                continue
+            if running and status.get("State") != "running":
+                continue
+            known = self.node(node)
+            if known is not None and known.state != "ready":
+                continue  # a lost node: its last known task is no container drplan can reach
+            try:
+                c = self.on(node).client.containers.get(cid)
+            except docker.errors.NotFound:
+                continue
+            if running and c.status != "running":
+                continue
+            found.append((c, node))
+        return found
+
     def containers(self, stack: str, name: str, *, running: bool = True) -> list[Container]:
-        """The service's containers (running ones only, by default)."""
-        return [_container_of(c) for c in self._containers(stack, name, running=running)]
+        """The service's containers (running ones only, by default), on any node."""
+        return [_container_of(c, n) for c, n in self._containers(stack, name, running=running)]
 
     def wait_running(
         self, stack: str, name: str, deadline: float, *, healthy: bool = True
@@ -401,14 +611,14 @@ class DockerEngine:
         """The service's running (and healthy, when it has a healthcheck) container."""
         last = "no task yet"
         while True:
-            for c in self._containers(stack, name):
+            for c, node in self._containers(stack, name):
                 try:
                     c.reload()
                 except docker.errors.NotFound:
                     continue
                 health = c.attrs["State"].get("Health", {}).get("Status")
                 if not healthy or health in (None, "healthy"):
-                    return _container_of(c)
+                    return _container_of(c, node)
                 last = f"container {c.name} is {health}"
             if time.monotonic() > deadline:
                 if last == "no task yet":
@@ -526,6 +736,9 @@ class DockerEngine:
         raises OperationError naming `what`, the command and stderr — a failed dump is
         never mistaken for a short one.
         """
+        holder = self._holder(container)
+        if holder is not self:
+            return (yield from holder.exec_out(container, argv, what=what, env=env))
         exec_id = self._exec_create(container, argv, stdin=False, env=env)
         res, reader, sock = self._exec_start(exec_id)
         err = bytearray()
@@ -586,6 +799,9 @@ class DockerEngine:
         env: dict[str, str] | None,
         check: bool,
     ) -> ExecResult:
+        holder = self._holder(container)
+        if holder is not self:
+            return holder._exec(container, argv, chunks, what=what, env=env, check=check)
         fed = chunks is not None
         run_argv = ["sh", "-c", _PID_WRAPPER, "sh", *argv] if fed else argv
         exec_id = self._exec_create(container, run_argv, stdin=fed, env=env)
@@ -710,10 +926,15 @@ class DockerEngine:
         except Exception:
             c.remove(force=True)
             raise
-        return Container(id=c.id, name=c.name, state="running", labels=dict(c.labels or {}))
+        return Container(
+            id=c.id, name=c.name, state="running", labels=dict(c.labels or {}), node=self.node_id
+        )
 
     def remove_container(self, container: Container) -> None:
         """Remove a container (a helper), running or not; one already gone is no error."""
+        holder = self._holder(container)
+        if holder is not self:
+            return holder.remove_container(container)
         try:
             self.api.remove_container(container.id, force=True)
         except docker.errors.NotFound:
@@ -731,6 +952,16 @@ class DockerEngine:
         process's own or its owner is provably dead (`drplan.owner`): another live
         operation's helpers are left to it. `only_dead=False` removes them all.
         """
+        if self.manager is None and self.multi_node():
+            return sum(
+                e.remove_helpers(labels, only_dead=only_dead)
+                if e is not self
+                else self._remove_helpers_here(labels, only_dead=only_dead)
+                for e in self.node_engines()
+            )
+        return self._remove_helpers_here(labels, only_dead=only_dead)
+
+    def _remove_helpers_here(self, labels: dict[str, str], *, only_dead: bool) -> int:
         filters = {"label": [f"{HELPER_LABEL}=1", *(f"{k}={v}" for k, v in labels.items())]}
         found = [
             c
@@ -803,8 +1034,25 @@ class DockerEngine:
 
     def save_images(self, names: list[str]) -> Iterator[bytes]:
         """`docker save` of several images as one tar stream (shared layers stored once),
-        exported one image at a time: the engine stages each export on its disk."""
-        return image_archive.merge(self._export_image(name) for name in names)
+        exported one image at a time: the engine stages each export on its disk. In a
+        cluster, an image this engine lacks is exported from a node that has it."""
+        return image_archive.merge(
+            (self.find_image(name) or (self, ""))[0]._export_image(name) for name in names
+        )
+
+    def find_image(self, name: str) -> tuple[DockerEngine, str] | None:
+        """(engine, image id) of this engine, else of the first other node holding the
+        image: a Swarm node pulls only the images of the tasks it runs."""
+        image_id = self.image_id(name)
+        if image_id is not None:
+            return self, image_id
+        if self.manager is not None or not self.multi_node():
+            return None
+        for engine in self.node_engines():
+            found = engine.image_id(name) if engine is not self else None
+            if found is not None:
+                return engine, found
+        return None
 
     def _export_image(self, name: str) -> Iterator[bytes]:
         try:
@@ -867,8 +1115,9 @@ class DockerEngine:
                 for net in self.api.networks(filters={"label": label}):
                     self.api.remove_network(net["Id"])
                 if volumes:
-                    for v in self.api.volumes(filters={"label": label}).get("Volumes") or []:
-                        self.api.remove_volume(v["Name"], force=True)
+                    for e in self.node_engines():
+                        for v in e.api.volumes(filters={"label": label}).get("Volumes") or []:
+                            e.api.remove_volume(v["Name"], force=True)
                 return
             except docker.errors.NotFound:
                 continue
@@ -979,7 +1228,48 @@ def _translate_errors(cls: type) -> None:
             setattr(cls, name, _translated(member))
 
 
+#: what only a manager knows (services, tasks, the stack): a node's engine asks its own
+_CLUSTER_OPS = [
+    "stack_deploy",
+    "services",
+    "secret_names",
+    "config_names",
+    "swarm_services",
+    "published_ports",
+    "service",
+    "service_replicas",
+    "scale",
+    "scale_down_marked",
+    "scale_back_marked",
+    "abandoned_scale_downs",
+    "containers",
+    "wait_running",
+    "task_status",
+    "wait_stopped",
+    "remove_stack",
+    "any_service",
+    "placement",
+    "set_placement",
+]
+
+
+def _to_manager(fn: Callable) -> Callable:
+    @functools.wraps(fn)
+    def method(self: DockerEngine, *args: Any, **kwargs: Any) -> Any:
+        if self.manager is not None:
+            return getattr(self.manager, fn.__name__)(*args, **kwargs)
+        return fn(self, *args, **kwargs)
+
+    return method
+
+
+def _cluster_ops(cls: type) -> None:
+    for name in _CLUSTER_OPS:
+        setattr(cls, name, _to_manager(getattr(cls, name)))
+
+
 _translate_errors(DockerEngine)
+_cluster_ops(DockerEngine)
 
 
 # A command fed on stdin is started as `sh -c _PID_WRAPPER sh ARGV...`: it writes its pid

@@ -272,6 +272,23 @@ class Generator:
             [("Every service of the stack is defined", listing or "true\n")],
         )
 
+    def node_note(self, service: str) -> str:
+        """Which node of a multi-node site the step runs on: the one holding (or chosen
+        for) the service's local data, reached by its own Docker endpoint."""
+        if not self.site.nodes:
+            return ""
+        compose_svc = self.pc.compose.services.get(service)
+        constraints = self.site.placement.get(
+            service, list(compose_svc.placement) if compose_svc else []
+        )
+        where = " and ".join(f"`{c}`" for c in constraints) or "no constraint"
+        return (
+            f" Run it on the node that runs (or will run) service {service} "
+            f"(`docker service ps --format '{{{{.Node}}}}' {sh(self.svc(service))}`; its "
+            f"placement on this site: {where}), with DOCKER_HOST set to that node's engine "
+            "(the site's `nodes`): a local volume exists only on its node."
+        )
+
     def restore(self, service: str, source: str) -> StepCommands:
         spec = self.pc.plan.services[service].data[source]
         rec = self.run.source(service, source)
@@ -289,7 +306,9 @@ class Generator:
                 [],
                 [],
             )
-        return _commands(ops.runbook_restore(self, service, source, spec, rec))
+        done = _commands(ops.runbook_restore(self, service, source, spec, rec))
+        done.purpose += self.node_note(service)
+        return done
 
     def replicas(self, service: str) -> int:
         override = self.site.services.get(service)

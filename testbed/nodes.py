@@ -1,0 +1,113 @@
+"""The nodes of the testbed's clusters (scripts/testbed): reach each node's own engine, and
+make the workers take tasks for the multi-node tests.
+
+Each node is an engine at /run/drplan/HOSTNAME/docker.sock. Between tests the workers are
+drained, so a stack deployed by any other test runs on its site's manager; a multi-node
+test activates them (`workers_active`) and drains them again when it ends. Written
+against the SDK only, independently of drplan's own node code.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Iterator
+
+import docker
+
+RUN = "/run/drplan"
+#: the `nodes` entry of a site in a testbed plan
+NODE_URLS = {"*": f"unix://{RUN}/{{hostname}}/docker.sock"}
+
+
+def url(hostname: str) -> str:
+    return f"unix://{RUN}/{hostname}/docker.sock"
+
+
+def client_of(hostname: str) -> docker.DockerClient:
+    return docker.DockerClient(base_url=url(hostname), timeout=120)
+
+
+def hostname(manager: docker.DockerClient, node_id: str) -> str:
+    return manager.nodes.get(node_id).attrs["Description"]["Hostname"]
+
+
+def workers(manager: docker.DockerClient) -> list:
+    return [n for n in manager.nodes.list() if n.attrs["Spec"]["Role"] == "worker"]
+
+
+def set_workers(manager: docker.DockerClient, availability: str) -> None:
+    for node in workers(manager):
+        spec = dict(node.attrs["Spec"])
+        if spec.get("Availability") != availability:
+            spec["Availability"] = availability
+            node.update(spec)
+            node.reload()
+
+
+@contextlib.contextmanager
+def workers_active(*managers: docker.DockerClient) -> Iterator[None]:
+    """The sites' workers take tasks while the block runs; drained again after it."""
+    try:
+        for m in managers:
+            set_workers(m, "active")
+        yield
+    finally:
+        for m in managers:
+            with contextlib.suppress(docker.errors.APIError):
+                set_workers(m, "drain")
+
+
+def task_containers(manager: docker.DockerClient, service: str) -> list:
+    """The running containers of a service's tasks, each read from its node's engine."""
+    out = []
+    for task in manager.api.tasks(filters={"service": service, "desired-state": "running"}):
+        status = task.get("Status") or {}
+        cid = (status.get("ContainerStatus") or {}).get("ContainerID")
+        if status.get("State") != "running" or not cid or not task.get("NodeID"):
+            continue
+        node = client_of(hostname(manager, task["NodeID"]))
+        with contextlib.suppress(docker.errors.NotFound):
+            out.append(node.containers.get(cid))
+    return out
+
+
+def task_node(manager: docker.DockerClient, service: str) -> str | None:
+    """The hostname of the node running the service's task (None: no running task)."""
+    for task in manager.api.tasks(filters={"service": service, "desired-state": "running"}):
+        if (task.get("Status") or {}).get("State") == "running" and task.get("NodeID"):
+            return hostname(manager, task["NodeID"])
+    return None
+
+
+def holding_volume(manager: docker.DockerClient, volume: str) -> docker.DockerClient:
+    """The engine (the manager's or a node's) holding a volume of that name."""
+    with contextlib.suppress(docker.errors.NotFound):
+        manager.volumes.get(volume)
+        return manager
+    try:
+        nodes = manager.nodes.list()
+    except docker.errors.APIError:
+        nodes = []
+    for node in nodes:
+        client = client_of(node.attrs["Description"]["Hostname"])
+        try:
+            client.volumes.get(volume)
+            return client
+        except (docker.errors.NotFound, docker.errors.DockerException):
+            continue
+    return manager
+
+
+def wait_node_down(manager: docker.DockerClient, name: str, timeout: float = 120) -> None:
+    """Until the manager sees node `name` down (a stopped engine is seen after its
+    heartbeats stop)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        node = next(
+            (n for n in manager.nodes.list() if n.attrs["Description"]["Hostname"] == name), None
+        )
+        if node is None or node.attrs["Status"]["State"] == "down":
+            return
+        time.sleep(0.5)
+    raise TimeoutError(f"node {name} is still not down after {timeout}s")

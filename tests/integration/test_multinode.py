@@ -1,0 +1,186 @@
+"""Multi-node clusters: data on workers backed up where it lives and recovered onto a
+cluster of another shape; a lost worker's database brought back on a surviving node; a
+site too small for the constraints refused before any change.
+
+The primary is a 3-node Swarm (manager, primary-w1, primary-w2: storage=local), the
+recovery site a 2-node one (recovery, recovery-w1: tier=data), as scripts/testbed builds
+them. The workers take tasks only while this module runs (they are drained between other
+tests), and it stops engines, so it runs in the suite's exclusive pass.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+import yaml
+
+from testbed import nodes, sites, stacks, verifier
+from testbed.plans import drplan, ok_json
+from tests.integration.recovery_helpers import backed_up, recovered_services
+
+pytestmark = [pytest.mark.integration, pytest.mark.exclusive, pytest.mark.timeout(3600)]
+
+# where production pins its data (compose), and the recovery site's own mapping (plan)
+PLACEMENT = {
+    "campus": (
+        {
+            "db": ["node.labels.storage == local"],
+            "redis": ["node.labels.zone == c"],
+            "web": ["node.labels.storage == local"],
+        },
+        {
+            "db": ["node.labels.tier == data"],
+            "redis": ["node.labels.zone == dr"],
+            "web": ["node.labels.zone == dr"],
+        },
+    ),
+    "helpdesk": (
+        {"mariadb": ["node.labels.storage == local"], "glpi": ["node.role == worker"]},
+        {"mariadb": ["node.labels.tier == data"]},
+    ),
+}
+PRIMARY_NODES = ("primary", "primary-w1", "primary-w2")
+
+
+def _pinned(kind: str):
+    def edit_compose(compose: dict) -> None:
+        for svc, constraints in PLACEMENT[kind][0].items():
+            deploy = compose["services"][svc].setdefault("deploy", {})
+            deploy["placement"] = {"constraints": constraints}
+
+    def edit(plan: dict) -> None:
+        for site in plan["sites"].values():
+            site["nodes"] = dict(nodes.NODE_URLS)
+        plan["sites"]["recovery"]["placement"] = PLACEMENT[kind][1]
+
+    return edit_compose, edit
+
+
+@pytest.fixture(scope="module")
+def cluster(testbed):
+    managers = {s: sites.client(testbed[s]) for s in ("primary", "recovery")}
+    with nodes.workers_active(*managers.values()):
+        yield managers
+
+
+@pytest.fixture(scope="module")
+def backed(testbed, cluster, tmp_path_factory):
+    made = {}
+    try:
+        for kind in ("campus", "helpdesk"):
+            edit_compose, edit = _pinned(kind)
+            made[kind] = backed_up(testbed, kind, tmp_path_factory.mktemp(kind), edit_compose, edit)
+        yield made
+    finally:
+        for b in made.values():
+            stacks.remove(testbed["primary"], b.name)
+            stacks.remove_recovered(testbed["recovery"], b.name)
+
+
+def _stop(node: str) -> None:
+    pid = int(Path(f"/run/drplan/{node}/docker.pid").read_text())
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.2)
+    os.kill(pid, signal.SIGKILL)
+
+
+def _restart_all(cluster) -> None:
+    sites.up()  # restarts stopped engines; drains the workers (the testbed's default)
+    for manager in cluster.values():
+        nodes.set_workers(manager, "active")
+
+
+def test_data_on_workers_was_backed_up_where_it_lives(backed, cluster):
+    primary = cluster["primary"]
+    for kind, services in (("campus", ("db", "redis", "web")), ("helpdesk", ("mariadb",))):
+        b = backed[kind]
+        for svc in services:
+            node = nodes.task_node(primary, f"{b.name}_{svc}")
+            assert node in ("primary-w1", "primary-w2"), (svc, node)
+    # the fingerprints were read on the workers, by the testbed's own verifier
+    assert all(backed[k].expected for k in backed)
+
+
+def test_a_site_too_small_for_the_constraints_is_refused_before_any_change(backed, cluster):
+    b = backed["campus"]
+    plan = yaml.safe_load(b.plan.read_text())
+    plan["sites"]["recovery"]["placement"]["web"] = [
+        "node.labels.tier == data",
+        "node.role == manager",
+    ]
+    small = b.plan.with_name("drplan-small.yml")
+    small.write_text(yaml.safe_dump(plan, sort_keys=False))
+    recovery = cluster["recovery"]
+    volumes_before = {v.name for v in recovery.volumes.list()}
+    proc = drplan("recover", str(small), "--site", "recovery")
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "service web: no usable node of site recovery satisfies" in proc.stderr, proc.stderr
+    assert "recovery-w1" in proc.stderr and "nothing was changed" in proc.stderr, proc.stderr
+    assert stacks.services(recovery, b.name) == []
+    assert {v.name for v in recovery.volumes.list()} == volumes_before
+
+
+def test_a_lost_workers_database_comes_back_on_a_surviving_node(backed, cluster):
+    b = backed["campus"]
+    primary = cluster["primary"]
+    lost = nodes.task_node(primary, f"{b.name}_db")
+    assert lost in ("primary-w1", "primary-w2")
+    others = {svc: stacks.container(primary, b.name, svc).id for svc in ("redis", "web", "exam")}
+    others = {s: c for s, c in others.items() if nodes.task_node(primary, f"{b.name}_{s}") != lost}
+    assert others, "every other service ran on the lost node"
+    _stop(lost)
+    try:
+        nodes.wait_node_down(primary, lost)
+        report = ok_json("recover", str(b.plan), "--site", "primary", "--service", "db")
+        assert report["ok"] and report["verified"], report
+        assert {s["service"] for s in report["steps"] if s.get("service")} == {"db"}
+        now = nodes.task_node(primary, f"{b.name}_db")
+        assert now not in (None, lost), now
+        # the rest of the stack kept running, untouched
+        for svc, cid in others.items():
+            assert stacks.container(primary, b.name, svc).id == cid, svc
+        got = verifier.fingerprint(primary, "campus", b.name, services=["db"])
+        want = {k: v for k, v in b.expected.items() if k.startswith("db/")}
+        assert verifier.differences(want, got) == []
+    finally:
+        _restart_all(cluster)
+
+
+def test_whole_stacks_recover_onto_the_recovery_cluster_with_every_primary_engine_stopped(
+    testbed, backed, cluster, tmp_path
+):
+    def recover(b) -> dict:
+        return ok_json(
+            "recover", str(b.plan), "--site", "recovery", "--report-dir", str(tmp_path / b.kind)
+        )
+
+    for node in PRIMARY_NODES:
+        _stop(node)
+    try:
+        with ThreadPoolExecutor(2) as pool:
+            reports = dict(zip(backed, pool.map(recover, backed.values()), strict=True))
+        recovery = cluster["recovery"]
+        for kind, b in backed.items():
+            report = reports[kind]
+            assert report["ok"] and report["verified"], report
+            assert report["run_id"] == b.run_id
+            stacks.wait_healthy(recovery, b.name, timeout=120)
+            assert recovered_services(testbed["recovery"], b.name) == b.services
+            got = verifier.fingerprint(recovery, b.kind, b.name)
+            assert verifier.differences(b.expected, got) == []
+        # the recovery site's own placement: the databases on its data node
+        assert nodes.task_node(recovery, f"{backed['campus'].name}_db") == "recovery-w1"
+        assert nodes.task_node(recovery, f"{backed['helpdesk'].name}_mariadb") == "recovery-w1"
+    finally:
+        _restart_all(cluster)
