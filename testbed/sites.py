@@ -13,10 +13,10 @@ SCRIPT = ROOT / "scripts" / "testbed"
 
 def up() -> dict[str, str]:
     """Start (or reuse) both sites; return {site: DOCKER_HOST url} as the script prints."""
-    out = subprocess.run(
-        ["bash", str(SCRIPT), "up"], check=True, capture_output=True, text=True
-    ).stdout
-    return parse_env(out)
+    done = subprocess.run(["bash", str(SCRIPT), "up"], capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"scripts/testbed up exited {done.returncode}:\n{done.stderr[-3000:]}")
+    return parse_env(done.stdout)
 
 
 def parse_env(text: str) -> dict[str, str]:

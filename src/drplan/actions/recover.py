@@ -178,8 +178,12 @@ def recover(
     key = ResumeKey(
         run_id=run.run_id, plan=pc.name, stack=stack, site=site_name, profile=rec.profile
     )
+    # where each service runs on a multi-node site, or a refusal: before anything is
+    # written there, the resume journal included
+    targets = nodes.recovery_targets(engine, pc.plan, pc.compose, site_name, site, services, stack)
     with ResumeJournal(engine, stack, pc.name) as journal:
         runner = _Runner(pc, repo, engine, run, stack, services, opts, journal, on_bytes, site)
+        runner.targets = targets
         resuming, done = ResumeJournal.state(journal.read(), key)
         runner.resuming, runner.done = resuming, done
         if resuming:
@@ -258,19 +262,6 @@ class _Runner:
 
     # -- safety -------------------------------------------------------------------------
 
-    def place(self) -> None:
-        """Choose the node of every service with node-local data, or refuse (before any
-        write) a site whose nodes cannot satisfy the placement."""
-        self.targets = nodes.recovery_targets(
-            self.engine,
-            self.pc.plan,
-            self.pc.compose,
-            self.engine.site,
-            self.site,
-            self.services,
-            self.stack,
-        )
-
     def on_node_of(self, service: str) -> DockerEngine:
         """The engine of the node `service` will run on (the site's, when Swarm has no
         choice to make)."""
@@ -300,7 +291,6 @@ class _Runner:
         """Refuse to overwrite anything unless --force (checked before any write): the
         stack already defined, non-empty volumes, tags other stacks use, running services
         a profile's deploy would prune. A port someone else holds is refused even then."""
-        self.place()
         self.check_ports()
         self.check_objects()
         running = self.engine.swarm_state() == "active" and self.engine.services(self.stack)
@@ -339,7 +329,6 @@ class _Runner:
         """The checks a resumed attempt still needs: its stack and its half-filled volumes
         are its own (its first attempt was checked, or forced), but ports, image tags and
         services outside its profile may have changed hands since."""
-        self.place()
         self.check_ports()
         self.check_objects()
         self.check_images()
