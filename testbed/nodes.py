@@ -58,6 +58,20 @@ def workers_active(*managers: docker.DockerClient) -> Iterator[None]:
                 set_workers(m, "drain")
 
 
+def engines(manager: docker.DockerClient) -> list[docker.DockerClient]:
+    """The manager's client and one for every other ready node of its cluster."""
+    out = [manager]
+    try:
+        own = manager.info()["Swarm"].get("NodeID")
+        listed = manager.nodes.list()
+    except docker.errors.APIError:
+        return out
+    for node in listed:
+        if node.id != own and node.attrs["Status"]["State"] == "ready":
+            out.append(client_of(node.attrs["Description"]["Hostname"]))
+    return out
+
+
 def task_containers(manager: docker.DockerClient, service: str) -> list:
     """The running containers of a service's tasks, each read from its node's engine."""
     out = []

@@ -54,8 +54,10 @@ def wait_healthy(client: docker.DockerClient, name: str, timeout: float = 240) -
         if svcs and not pending:
             return
         time.sleep(0.5)
-    raise TimeoutError(f"stack {name} not healthy after {timeout}s: {', '.join(pending)}; "
-                       f"tasks: {_task_states(client, name)}")
+    raise TimeoutError(
+        f"stack {name} not healthy after {timeout}s: {', '.join(pending)}; "
+        f"tasks: {_task_states(client, name)}"
+    )
 
 
 def _task_states(client: docker.DockerClient, name: str) -> dict[str, list[str]]:
@@ -93,7 +95,8 @@ def exec_text(container, cmd: list[str], timeout: float = 600) -> tuple[int, str
     """
     proc = subprocess.run(
         ["docker", "--host", docker_host(container.client), "exec", container.id, *cmd],
-        capture_output=True, timeout=timeout,
+        capture_output=True,
+        timeout=timeout,
     )
     out = proc.stdout if proc.returncode == 0 else proc.stdout + proc.stderr
     return proc.returncode, out.decode(errors="replace")
@@ -108,20 +111,24 @@ def remove(url: str, name: str, timeout: float = 120) -> None:
     # The tasks' containers are killed rather than waited through their graceful stop:
     # this tears down a test's stack, nothing in it needs to shut down cleanly.
     deadline = time.monotonic() + timeout
+    engines = nodes.engines(client)  # every node: a worker holds its tasks and volumes
     while time.monotonic() < deadline:
-        left = client.api.containers(all=True, filters={"label": label})
+        left = [
+            (e, c) for e in engines for c in e.api.containers(all=True, filters={"label": label})
+        ]
         if not left:
             break
-        for c in left:
+        for e, c in left:
             with contextlib.suppress(docker.errors.APIError):
-                client.api.remove_container(c["Id"], force=True)
+                e.api.remove_container(c["Id"], force=True)
         time.sleep(0.3)
     while time.monotonic() < deadline:
         try:
             for net in client.networks.list(filters={"label": label}):
                 net.remove()
-            for vol in client.volumes.list(filters={"label": label}):
-                vol.remove(force=True)
+            for e in engines:
+                for vol in e.volumes.list(filters={"label": label}):
+                    vol.remove(force=True)
             return
         except docker.errors.APIError:
             time.sleep(0.5)  # a network or volume still in use by a task being torn down
@@ -133,15 +140,19 @@ def remove_recovered(url: str, name: str, plan: str | None = None) -> None:
     remove(url, name)
     client = docker.DockerClient(base_url=url)
     label = f"org.drplan.plan={plan or name}"
-    for c in client.api.containers(all=True, filters={"label": label}):
-        with contextlib.suppress(docker.errors.NotFound):
-            client.api.remove_container(c["Id"], force=True)
+    for e in nodes.engines(client):
+        for c in e.api.containers(all=True, filters={"label": label}):
+            with contextlib.suppress(docker.errors.NotFound):
+                e.api.remove_container(c["Id"], force=True)
     try:
         client.volumes.get("drplan-journal")
     except docker.errors.NotFound:
         return
     client.containers.run(
-        "drplan-tb/app:latest", ["rm", "-f", f"/journal/{name}.jsonl"], remove=True,
-        network_mode="none", volumes={"drplan-journal": {"bind": "/journal"}},
+        "drplan-tb/app:latest",
+        ["rm", "-f", f"/journal/{name}.jsonl"],
+        remove=True,
+        network_mode="none",
+        volumes={"drplan-journal": {"bind": "/journal"}},
         labels={"org.drplan.test": "cleanup"},
     )

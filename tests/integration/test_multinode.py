@@ -19,8 +19,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from testbed import nodes, sites, stacks, verifier
-from testbed.plans import drplan, ok_json
+from testbed import generator, nodes, plans, sites, stacks, verifier
+from testbed.plans import drplan, ok, ok_json
+from tests.integration.kill_trials import backup_trials, recovery_trials, trials_here
 from tests.integration.recovery_helpers import backed_up, recovered_services
 
 pytestmark = [pytest.mark.integration, pytest.mark.exclusive, pytest.mark.timeout(3600)]
@@ -101,15 +102,25 @@ def _restart_all(cluster) -> None:
         nodes.set_workers(manager, "active")
 
 
-def test_data_on_workers_was_backed_up_where_it_lives(backed, cluster):
+def test_data_on_workers_was_backed_up_where_it_lives(backed, cluster, tmp_path):
     primary = cluster["primary"]
     for kind, services in (("campus", ("db", "redis", "web")), ("helpdesk", ("mariadb",))):
         b = backed[kind]
+        status = {s["service"]: s for s in ok_json("status", str(b.plan))["services"]}
         for svc in services:
             node = nodes.task_node(primary, f"{b.name}_{svc}")
             assert node in ("primary-w1", "primary-w2"), (svc, node)
+            # the run recorded the node each source was read on; status shows it
+            assert status[svc]["nodes"] == [node], status[svc]
     # the fingerprints were read on the workers, by the testbed's own verifier
     assert all(backed[k].expected for k in backed)
+    # the runbook says on which node a restore runs, and with which placement
+    out = tmp_path / "runbook"
+    ok("runbook", str(backed["campus"].plan), "-o", str(out))
+    page = next(p for p in out.glob("*.md") if "restore" in p.name and "db" in p.name)
+    text = " ".join(page.read_text().split())
+    assert "Run it on the node that runs (or will run) service db" in text, text[:2000]
+    assert "its placement on this site: node.labels.tier == data" in text  # the site's own
 
 
 def test_a_site_too_small_for_the_constraints_is_refused_before_any_change(backed, cluster):
@@ -155,6 +166,34 @@ def test_a_lost_workers_database_comes_back_on_a_surviving_node(backed, cluster)
         assert verifier.differences(want, got) == []
     finally:
         _restart_all(cluster)
+
+
+# DRPLAN_TEST_FULL=1: the full ten trials of the one-node tests; three by default (CI time)
+@pytest.mark.timeout(3600)
+def test_sigkill_trials_of_backups_of_data_on_workers(testbed, cluster, tmp_path):
+    url = testbed["primary"]
+    edit_compose, edit = _pinned("helpdesk")
+    tp = plans.adapt(
+        "helpdesk",
+        tmp_path,
+        name=f"mnkill{os.urandom(3).hex()}",
+        edit_compose=edit_compose,
+        edit=edit,
+    )
+    plans.deploy(url, tp)
+    try:
+        assert nodes.task_node(cluster["primary"], f"{tp.name}_mariadb") != "primary"
+        generator.populate(cluster["primary"], "helpdesk", tp.name, generator.Size.small())
+        plans.ok("repo", "init", tp.path)
+        plans.ok("backup", tp.path)
+        backup_trials(url, tp, trials_here())
+    finally:
+        plans.remove(url, tp)
+
+
+@pytest.mark.timeout(3600)
+def test_sigkill_trials_of_recoveries_onto_the_recovery_cluster(testbed, backed, tmp_path):
+    recovery_trials(testbed, backed["helpdesk"], tmp_path, trials_here())
 
 
 def test_whole_stacks_recover_onto_the_recovery_cluster_with_every_primary_engine_stopped(

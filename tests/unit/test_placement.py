@@ -458,6 +458,8 @@ def test_validate_locates_bad_site_constraints_and_node_urls(runner, tmp_path):
     plan = plan.replace("{ip}", "{addr}")
     result = runner.invoke(app, ["validate", str(write_stack(tmp_path, plan))])
     lines = assert_problem_lines(result.stdout)
+    # (the local repository of a site with nodes is a warning of its own: not this test's)
+    lines = [line for line in lines if "several nodes" not in line]
     assert [line.split(": ", 1)[1] for line in lines] == [
         "sites.b.placement.db[0]: placement constraint 'node.labels.disk = ssd': expected one "
         "operator, == or !=",

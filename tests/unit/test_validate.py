@@ -333,3 +333,22 @@ def test_storage_a_drill_would_share_with_production_is_warned_about(runner, tmp
         "connection to production's daemons): a drill refuses to run this service (drill a "
         "profile without it)",
     ]
+
+
+def test_a_local_repository_with_a_multi_node_site_is_a_located_warning(runner, tmp_path):
+    """Volume copies run restic on the node holding the data: a local repository path
+    must then be shared by every node, which validate says, at the repository's url."""
+    plan = PLAN.replace(
+        '  a: {role: primary, docker_host: "unix:///var/run/docker.sock"}',
+        '  a: {role: primary, docker_host: "unix:///var/run/docker.sock",'
+        ' nodes: {"*": "ssh://root@{addr}"}}',
+    )
+    result = run(runner, write_stack(tmp_path, plan))
+    assert result.exit_code == 0, result.stdout  # a warning, not an error
+    lines = assert_problem_lines(result.stdout.split("\nOK: ")[0])
+    [line] = [x for x in lines if "repositories.main.url" in x]
+    assert "warning: a local path, and site(s) a have several nodes" in line
+    assert "sftp:, rest: or s3:" in line
+    # one-node sites (no `nodes`): no such warning; the sftp copy never gets one
+    assert "several nodes" not in run(runner, write_stack(tmp_path)).stdout
+    assert not any("repositories.copy" in x and "several nodes" in x for x in lines)

@@ -224,6 +224,7 @@ def _source_task(ctx: SourceContext, spec) -> Callable[[], mf.SourceRecord]:
             finished_at="",
             fingerprint=res.fingerprint,
             stats=stats,
+            node=ctx.engine.node_name,
         )
 
     return run

@@ -60,6 +60,12 @@ def readiness(
                 "age_s": round(age) if age is not None else None,
                 "rpo_objective_s": objective,
                 "verdict": dr.grade(age, objective) if newest else "no backup",
+                # where its data was read: the node to look at first after an incident
+                "nodes": sorted(
+                    {s.node for s in newest.sources if s.service == name and s.node}
+                )
+                if newest
+                else [],
             }
         )
     last = drills[-1] if drills else None

@@ -33,7 +33,8 @@ def render(name: str, data: dict[str, Any]) -> None:
     con = console()
     con.print(f"[bold]{name}[/] status at {data['at']}")
     t = Table(title="Newest complete backup per service", title_justify="left")
-    for col in ("service", "run", "age", "RPO objective", "verdict"):
+    with_nodes = any(s.get("nodes") for s in data["services"])  # a multi-node site
+    for col in ("service", "run", "age", "RPO objective", "verdict", *(["node"] * with_nodes)):
         t.add_column(col)
     for s in data["services"]:
         v = s["verdict"] or "-"
@@ -43,6 +44,7 @@ def render(name: str, data: dict[str, Any]) -> None:
             format_duration(s["age_s"]),
             format_duration(s["rpo_objective_s"]),
             v if v == "met" else f"[bold red]{v}[/]",
+            *([", ".join(s.get("nodes") or []) or "-"] * with_nodes),
         )
     con.print(t)
     d = data["last_drill"]

@@ -267,6 +267,17 @@ class _Checker:
         for name, repo in repos.items():
             if urls[repo.url] > 1:
                 self.add(("repositories", name, "url"), "two repositories share this url")
+        clusters = [n for n, site in self.plan.sites.items() if site.nodes]
+        for name, repo in repos.items():
+            if clusters and (repo.type or "local") == "local":
+                self.add(
+                    ("repositories", name, "url"),
+                    f"a local path, and site(s) {', '.join(clusters)} have several nodes: "
+                    "volume copies run restic on the node holding the data, so every such "
+                    "node must see this path (shared storage mounted at the same path); "
+                    "otherwise use an sftp:, rest: or s3: repository",
+                    severity="warning",
+                )
         if repos and not any(r.role == "copy" for r in repos.values()):
             self.add(
                 ("repositories",),

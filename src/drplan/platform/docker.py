@@ -257,8 +257,17 @@ class DockerEngine:
     def node_id(self) -> str:
         """This engine's Swarm node id ("" when it is in no swarm)."""
         if self._node_id is None:
-            self._node_id = str((self.client.info().get("Swarm") or {}).get("NodeID") or "")
+            info = self.client.info()
+            self._node_id = str((info.get("Swarm") or {}).get("NodeID") or "")
+            self.hostname = self.hostname or str(info.get("Name") or "")
         return self._node_id
+
+    @property
+    def node_name(self) -> str:
+        """This engine's node hostname, as Swarm names the node."""
+        if not self.hostname:
+            _ = self.node_id
+        return self.hostname
 
     def nodes(self, *, fresh: bool = False) -> list[Node]:
         """The cluster's nodes, as the manager sees them (kept for 5 s: several steps ask

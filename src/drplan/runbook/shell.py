@@ -281,12 +281,12 @@ class Generator:
         constraints = self.site.placement.get(
             service, list(compose_svc.placement) if compose_svc else []
         )
-        where = " and ".join(f"`{c}`" for c in constraints) or "no constraint"
+        where = " and ".join(constraints) or "none"
         return (
-            f" Run it on the node that runs (or will run) service {service} "
-            f"(`docker service ps --format '{{{{.Node}}}}' {sh(self.svc(service))}`; its "
-            f"placement on this site: {where}), with DOCKER_HOST set to that node's engine "
-            "(the site's `nodes`): a local volume exists only on its node."
+            f" Run it on the node that runs (or will run) service {service} (docker service "
+            f"ps {self.svc(service)} shows it; its placement on this site: {where}), with "
+            "DOCKER_HOST set to that node's engine (the site's nodes): a local volume exists "
+            "only on its node."
         )
 
     def restore(self, service: str, source: str) -> StepCommands:

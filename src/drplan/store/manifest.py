@@ -119,6 +119,8 @@ class SourceRecord(BaseModel):
     finished_at: str
     fingerprint: dict
     stats: dict = Field(default_factory=dict)
+    # the Swarm node it was read on (hostname; "" before multi-node sites, or no swarm)
+    node: str = Field("", max_length=253, pattern=r"^[A-Za-z0-9_.-]*$")
 
     @field_validator("fingerprint")
     @classmethod
