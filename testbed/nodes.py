@@ -20,6 +20,45 @@ RUN = "/run/drplan"
 NODE_URLS = {"*": f"unix://{RUN}/{{hostname}}/docker.sock"}
 
 
+# where production pins its data (compose), and the recovery site's own mapping (plan)
+PLACEMENT = {
+    "campus": (
+        {
+            "db": ["node.labels.storage == local"],
+            "redis": ["node.labels.zone == c"],
+            "web": ["node.labels.storage == local"],
+        },
+        {
+            "db": ["node.labels.tier == data"],
+            "redis": ["node.labels.zone == dr"],
+            "web": ["node.labels.zone == dr"],
+        },
+    ),
+    "helpdesk": (
+        {"mariadb": ["node.labels.storage == local"], "glpi": ["node.role == worker"]},
+        {"mariadb": ["node.labels.tier == data"]},
+    ),
+}
+
+
+def pinned(kind: str):
+    """(edit_compose, edit) for `plans.adapt`: the stack's data pinned to workers as in
+    production, and the plan's sites given their node endpoints and the recovery site
+    its own placement."""
+
+    def edit_compose(compose: dict) -> None:
+        for svc, constraints in PLACEMENT[kind][0].items():
+            deploy = compose["services"][svc].setdefault("deploy", {})
+            deploy["placement"] = {"constraints": constraints}
+
+    def edit(plan: dict) -> None:
+        for site in plan["sites"].values():
+            site["nodes"] = dict(NODE_URLS)
+        plan["sites"]["recovery"]["placement"] = PLACEMENT[kind][1]
+
+    return edit_compose, edit
+
+
 def url(hostname: str) -> str:
     return f"unix://{RUN}/{hostname}/docker.sock"
 

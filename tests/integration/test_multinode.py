@@ -11,6 +11,7 @@ tests), and it stops engines, so it runs in the suite's exclusive pass.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -26,40 +27,7 @@ from tests.integration.recovery_helpers import backed_up, recovered_services
 
 pytestmark = [pytest.mark.integration, pytest.mark.exclusive, pytest.mark.timeout(3600)]
 
-# where production pins its data (compose), and the recovery site's own mapping (plan)
-PLACEMENT = {
-    "campus": (
-        {
-            "db": ["node.labels.storage == local"],
-            "redis": ["node.labels.zone == c"],
-            "web": ["node.labels.storage == local"],
-        },
-        {
-            "db": ["node.labels.tier == data"],
-            "redis": ["node.labels.zone == dr"],
-            "web": ["node.labels.zone == dr"],
-        },
-    ),
-    "helpdesk": (
-        {"mariadb": ["node.labels.storage == local"], "glpi": ["node.role == worker"]},
-        {"mariadb": ["node.labels.tier == data"]},
-    ),
-}
 PRIMARY_NODES = ("primary", "primary-w1", "primary-w2")
-
-
-def _pinned(kind: str):
-    def edit_compose(compose: dict) -> None:
-        for svc, constraints in PLACEMENT[kind][0].items():
-            deploy = compose["services"][svc].setdefault("deploy", {})
-            deploy["placement"] = {"constraints": constraints}
-
-    def edit(plan: dict) -> None:
-        for site in plan["sites"].values():
-            site["nodes"] = dict(nodes.NODE_URLS)
-        plan["sites"]["recovery"]["placement"] = PLACEMENT[kind][1]
-
-    return edit_compose, edit
 
 
 @pytest.fixture(scope="module")
@@ -74,7 +42,7 @@ def backed(testbed, cluster, tmp_path_factory):
     made = {}
     try:
         for kind in ("campus", "helpdesk"):
-            edit_compose, edit = _pinned(kind)
+            edit_compose, edit = nodes.pinned(kind)
             made[kind] = backed_up(testbed, kind, tmp_path_factory.mktemp(kind), edit_compose, edit)
         yield made
     finally:
@@ -172,7 +140,7 @@ def test_a_lost_workers_database_comes_back_on_a_surviving_node(backed, cluster)
 @pytest.mark.timeout(3600)
 def test_sigkill_trials_of_backups_of_data_on_workers(testbed, cluster, tmp_path):
     url = testbed["primary"]
-    edit_compose, edit = _pinned("helpdesk")
+    edit_compose, edit = nodes.pinned("helpdesk")
     tp = plans.adapt(
         "helpdesk",
         tmp_path,
@@ -194,6 +162,68 @@ def test_sigkill_trials_of_backups_of_data_on_workers(testbed, cluster, tmp_path
 @pytest.mark.timeout(3600)
 def test_sigkill_trials_of_recoveries_onto_the_recovery_cluster(testbed, backed, tmp_path):
     recovery_trials(testbed, backed["helpdesk"], tmp_path, trials_here())
+
+
+SHARED = Path("/var/lib/drplan-testbed/shared")  # this host: the sites' "NFS servers"
+
+
+def test_a_volume_on_shared_storage_is_recreated_on_the_targets_storage(testbed, cluster, tmp_path):
+    """campus's uploads on shared storage (a `local` volume bound to a shared directory:
+    this kernel has no NFS), web with two replicas on two workers seeing the same files:
+    backed up once, recovered into the recovery site's own shared directory
+    (`sites.recovery.volume_options`), where both of its replicas see them."""
+    name = f"mnshared{os.urandom(3).hex()}"
+    here, there = SHARED / "primary" / name, SHARED / "recovery" / name
+    for d in (here, there):
+        d.mkdir(parents=True)
+    edit_compose, edit = nodes.pinned("campus")
+
+    def on_shared_storage(compose: dict) -> None:
+        edit_compose(compose)
+        opts = {"type": "none", "o": "bind", "device": str(here)}
+        compose["volumes"]["files"] = {"driver": "local", "driver_opts": opts}
+        compose["services"]["web"]["deploy"]["replicas"] = 2
+        compose["services"]["web"]["deploy"]["placement"] = {
+            "constraints": ["node.role == worker"],
+            "preferences": [{"spread": "node.id"}],
+        }
+
+    def dr_storage(plan: dict) -> None:
+        edit(plan)
+        plan["sites"]["recovery"]["volume_options"] = {
+            "files": {"type": "none", "o": "bind", "device": str(there)}
+        }
+        plan["sites"]["recovery"]["placement"]["web"] = []  # anywhere: both nodes
+
+    tp = plans.adapt("campus", tmp_path, name=name, edit_compose=on_shared_storage, edit=dr_storage)
+    url, primary, recovery = testbed["primary"], cluster["primary"], cluster["recovery"]
+    plans.deploy(url, tp)
+    try:
+        web = nodes.task_containers(primary, f"{name}_web")
+        assert len({c.client.api.base_url for c in web}) == 2  # two nodes, one directory
+        generator.populate(primary, "campus", name, generator.Size.small(), seed=7)
+        written = sorted(p.name for p in here.rglob("*") if p.is_file())
+        assert written, "the uploads did not reach the shared directory"
+        plans.ok("repo", "init", tp.path)
+        report = ok_json("backup", str(tp.path))
+        assert [s["source"] for s in report["sources"] if s["service"] == "web"] == ["files"]
+        expected = verifier.fingerprint(primary, "campus", name, services=["web"])
+        rec = ok_json("recover", str(tp.path), "--site", "recovery")
+        assert rec["ok"] and rec["verified"], rec
+        # restored into the recovery site's own shared directory, seen by both replicas
+        assert sorted(p.name for p in there.rglob("*") if p.is_file()) == written
+        replicas = nodes.task_containers(recovery, f"{name}_web")
+        assert len({c.client.api.base_url for c in replicas}) == 2
+        for c in replicas:
+            code, out = stacks.exec_text(c, ["find", "/srv/files", "-type", "f"])
+            assert code == 0 and len(out.split()) == len(written), (c.name, out)
+        got = verifier.fingerprint(recovery, "campus", name, services=["web"])
+        assert verifier.differences(expected, got) == []
+    finally:
+        plans.remove(url, tp)
+        stacks.remove_recovered(testbed["recovery"], name)
+        for d in (here, there):
+            shutil.rmtree(d, ignore_errors=True)
 
 
 def test_whole_stacks_recover_onto_the_recovery_cluster_with_every_primary_engine_stopped(
@@ -218,7 +248,9 @@ def test_whole_stacks_recover_onto_the_recovery_cluster_with_every_primary_engin
             assert recovered_services(testbed["recovery"], b.name) == b.services
             got = verifier.fingerprint(recovery, b.kind, b.name)
             assert verifier.differences(b.expected, got) == []
-        # the recovery site's own placement: the databases on its data node
+        # the recovery site's own placement: the databases on its data node, as reported
+        assert reports["campus"]["placement"]["db"] == "recovery-w1", reports["campus"]
+        assert reports["helpdesk"]["placement"]["mariadb"] == "recovery-w1"
         assert nodes.task_node(recovery, f"{backed['campus'].name}_db") == "recovery-w1"
         assert nodes.task_node(recovery, f"{backed['helpdesk'].name}_mariadb") == "recovery-w1"
     finally:

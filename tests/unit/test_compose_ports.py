@@ -79,3 +79,24 @@ def test_published_by_service():
     }
     assert published_by_service(doc) == [("web", 8080), ("exam", 8081)]
     assert published_by_service({}) == []
+
+
+def test_a_sites_volume_options_replace_the_compose_files_driver_opts():
+    doc = {
+        "services": {"web": {"image": "w", "volumes": ["files:/srv"]}},
+        "volumes": {
+            "files": {"driver": "local", "driver_opts": {"type": "nfs", "device": ":/prod"}},
+            "cache": None,
+        },
+    }
+    site = m.Site(
+        role="recovery",
+        docker_host="unix:///x.sock",
+        volume_options={"files": {"type": "none", "o": "bind", "device": "/dr/files"}},
+    )
+    out = zero_compose(doc, ["web"], site, drop_ports=False)
+    assert out["volumes"]["files"] == {
+        "driver": "local",
+        "driver_opts": {"type": "none", "o": "bind", "device": "/dr/files"},
+    }
+    assert out["volumes"]["cache"] is None  # untouched

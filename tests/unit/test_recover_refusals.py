@@ -137,7 +137,7 @@ class FakeEngine:
     def volume_exists(self, name):
         return name in self.volumes
 
-    def create_volume(self, name, labels=None):
+    def create_volume(self, name, labels=None, **storage):
         self.volumes.add(name)
 
     def image_id(self, name):

@@ -352,3 +352,14 @@ def test_a_local_repository_with_a_multi_node_site_is_a_located_warning(runner, 
     # one-node sites (no `nodes`): no such warning; the sftp copy never gets one
     assert "several nodes" not in run(runner, write_stack(tmp_path)).stdout
     assert not any("repositories.copy" in x and "several nodes" in x for x in lines)
+
+
+def test_volume_options_of_an_unknown_volume_are_located(runner, tmp_path):
+    plan = PLAN.replace(
+        '  b: {role: recovery, docker_host: "tcp://127.0.0.1:23750"}',
+        '  b: {role: recovery, docker_host: "tcp://127.0.0.1:23750",'
+        " volume_options: {filez: {type: none, o: bind, device: /dr/files}}}",
+    )
+    [line] = [x for x in problems_of(runner, write_stack(tmp_path, plan)) if "filez" in x]
+    assert "sites.b.volume_options.filez: volume 'filez' is not declared" in line
+    assert "did you mean 'files'?" in line

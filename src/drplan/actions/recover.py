@@ -184,6 +184,7 @@ def recover(
     with ResumeJournal(engine, stack, pc.name) as journal:
         runner = _Runner(pc, repo, engine, run, stack, services, opts, journal, on_bytes, site)
         runner.targets = targets
+        rec.placement = {svc: node.hostname for svc, node in targets.nodes.items()}
         resuming, done = ResumeJournal.state(journal.read(), key)
         runner.resuming, runner.done = resuming, done
         if resuming:
@@ -539,7 +540,7 @@ class _Runner:
             if self.opts.force or self.resuming:
                 self._wipe_if_needed(volume, svc, src)
             self.on_node_of(svc).create_volume(
-                volume, labels={"com.docker.stack.namespace": self.stack}
+                volume, labels={"com.docker.stack.namespace": self.stack}, **self._storage(svc, src)
             )
         for path, (svc, src) in self.binds().items():
             # the engine refuses to start a task binding a missing directory
@@ -549,6 +550,16 @@ class _Runner:
         existing = {s.name for s in self.engine.services(self.stack)}
         if not all(f"{self.stack}_{svc}" in existing for svc in self.services):
             self.deploy_at_zero()
+
+    def _storage(self, svc: str, src: str) -> dict:
+        """The volume's driver and options on this site: the site's `volume_options`, else
+        the compose file's (shared storage stays shared storage)."""
+        key = self.pc.plan.services[svc].data[src].volume
+        spec = self.pc.compose.volume_specs.get(key or "")
+        if spec is None or spec.external:
+            return {}  # an external volume is not the stack's: created as before, plain
+        opts = self.site.volume_options.get(key or "", dict(spec.driver_opts))
+        return {"driver": spec.driver, "driver_opts": dict(opts)}
 
     def _wipe_if_needed(self, volume: str, svc: str, src: str) -> None:
         """With --force, or on resume for a restore not recorded done, start from empty."""

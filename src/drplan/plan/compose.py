@@ -762,6 +762,11 @@ def zero_compose(
             for name, spec in list((data.get(key) or {}).items()):
                 if isinstance(spec, dict) and spec.get("external"):
                     data[key][name] = {"driver": "overlay"} if key == "networks" else {}
+    volumes = data.get("volumes")
+    for name, opts in getattr(site, "volume_options", {}).items():
+        if isinstance(volumes, dict) and name in volumes:
+            spec = volumes[name] if isinstance(volumes[name], dict) else {}
+            volumes[name] = {**spec, "driver_opts": dict(opts)}
     return data
 
 

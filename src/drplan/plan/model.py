@@ -197,6 +197,15 @@ class Site(Strict):
         "[node.labels.zone == dr]`.",
     )
 
+    volume_options: dict[Name, dict[str, str]] = Field(
+        default_factory=dict,
+        description="`driver_opts` of the compose file's volumes on this site, as `volume: "
+        "{option: value}`, replacing the compose file's (shared storage that differs there: "
+        "another NFS server or export, another shared directory). A recovery creates the "
+        "volume with them before restoring into it, and deploys the stack with them. E.g. "
+        "`files: {type: nfs, o: addr=nfs.dr.example.org,rw, device: \":/export/files\"}`.",
+    )
+
     nodes: dict[str, str] = Field(
         default_factory=dict,
         description="How drplan reaches the Docker engine of each node of this site's Swarm "

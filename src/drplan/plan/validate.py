@@ -529,6 +529,17 @@ def _check_compose(
                     severity="warning",
                 )
             )
+    for sname, site in plan.sites.items():
+        for vname in site.volume_options:
+            if vname not in project.volumes:
+                problems.append(
+                    doc.problem(
+                        ("sites", sname, "volume_options", vname),
+                        f"volume {vname!r} is not declared in the compose file(s)"
+                        + _suggest(vname, project.volumes),
+                        key=True,
+                    )
+                )
     problems.extend(_kept_files(project, plan, loaded.base_dir))
     problems.extend(_drill_isolation(project, set(plan.services)))
     problems.extend(bind_problems(project, plan, doc))

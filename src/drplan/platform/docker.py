@@ -1012,9 +1012,21 @@ class DockerEngine:
         except docker.errors.NotFound:
             return False
 
-    def create_volume(self, name: str, labels: dict[str, str] | None = None) -> None:
+    def create_volume(
+        self,
+        name: str,
+        labels: dict[str, str] | None = None,
+        *,
+        driver: str | None = None,
+        driver_opts: dict[str, str] | None = None,
+    ) -> None:
+        """Create a volume unless it exists. `driver`/`driver_opts`: as the compose file
+        (or the site) declares them: a volume on shared storage (NFS, a bind to a shared
+        directory) must be created on it, not as a plain local directory."""
         if not self.volume_exists(name):
-            self.client.volumes.create(name, labels=labels or {})
+            self.client.volumes.create(
+                name, driver=driver or "local", driver_opts=driver_opts or {}, labels=labels or {}
+            )
 
     def remove_volume(self, name: str) -> None:
         with contextlib.suppress(docker.errors.NotFound):

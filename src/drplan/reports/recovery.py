@@ -43,6 +43,8 @@ class Recovery:
     not_run: list[str] = field(default_factory=list)
     # every execution of the plan's restore hooks (drplan.actions.hooks)
     hooks: list[mf.HookRecord] = field(default_factory=list)
+    # multi-node sites: the node chosen for each service holding node-local data
+    placement: dict[str, str] = field(default_factory=dict)
 
 
 def rpo_objective(plan: m.Plan, services: list[str]) -> float | None:
@@ -138,6 +140,7 @@ def build(rec: Recovery, plan: m.Plan) -> dict:
         "verification": verification,
         "verified": bool(verification) and all(v["ok"] for v in verification.values()),
         "hooks": [h.model_dump() for h in rec.hooks],
+        "placement": dict(sorted(rec.placement.items())),
     }
 
 
