@@ -68,8 +68,12 @@ def test_step_history_takes_the_newest_ok_measure():
 class FakeEngine:
     """Images by name → id, containers using ids; records removals and tags."""
 
-    def __init__(self, tags: dict[str, str], used: set[str]):
+    def __init__(self, tags: dict[str, str], used: set[str], node_name: str = "m"):
         self.tags, self.used, self.log = dict(tags), used, []
+        self.node_name, self.others = node_name, []
+
+    def node_engines(self):
+        return [self, *self.others]
 
     def image_id(self, ref):
         return self.tags.get(ref) or (ref if ref in self.tags.values() else None)
@@ -119,6 +123,32 @@ def test_loaded_images_go_and_moved_tags_point_back():
     assert eng.tags["same:1"] == "sha256:same" and ("rm", "same:1") not in eng.log
     assert eng.tags["prod:1"] == "sha256:p"  # production uses it: kept, and said so
     assert any("prod:1" in k for k in td.kept)
+
+
+def test_images_copied_to_the_other_nodes_go_too():
+    """A recovery copies the run's images to every node of a multi-node site: the drill's
+    teardown removes them there as well, by what each node held before."""
+    m = dr.Marker(
+        drill_id="x",
+        plan="p",
+        stack="s",
+        started_at="",
+        host="h",
+        pid=1,
+        plan_dir="/",
+        images_before={"app:1": "sha256:a"},
+        node_images_before={"w1": {"app:1": None}, "w2": {"app:1": "sha256:a"}},
+    )
+    manager = FakeEngine({"app:1": "sha256:a"}, used=set())
+    w1 = FakeEngine({"app:1": "sha256:a"}, used=set(), node_name="w1")
+    w2 = FakeEngine({"app:1": "sha256:a"}, used=set(), node_name="w2")
+    w3 = FakeEngine({"app:1": "sha256:a"}, used=set(), node_name="w3")  # joined since
+    manager.others = [w1, w2, w3]
+    td = dr.Teardown()
+    dr._images(manager, m, td)
+    assert manager.tags == {"app:1": "sha256:a"}  # it was there before the drill
+    assert w1.tags == {} and w1.log == [("rm", "app:1")]  # the drill brought it
+    assert w2.log == [] and w3.log == []  # there before / unknown to the drill: kept
 
 
 def test_sparkline_and_trend():

@@ -123,6 +123,9 @@ class Marker:
     plan_dir: str
     volumes_absent: list[str] = field(default_factory=list)
     images_before: dict[str, str | None] = field(default_factory=dict)
+    # the other nodes of a multi-node site (hostname -> images_before there): a recovery
+    # copies the run's images to every node
+    node_images_before: dict[str, dict[str, str | None]] = field(default_factory=dict)
     helper_absent: str | None = None
     swarm_was_active: bool = True
     gwbridge_absent: bool = False
@@ -159,6 +162,11 @@ def _snapshot_state(
         plan_dir=str(pc.dir),
         volumes_absent=[v for v in (JOURNAL_VOLUME, CACHE_VOLUME) if v not in have["volumes"]],
         images_before={name: engine.image_id(name) for name in sorted(run.images)},
+        node_images_before={
+            e.node_name: {name: e.image_id(name) for name in sorted(run.images)}
+            for e in engine.node_engines()
+            if e is not engine
+        },
         helper_absent=None if engine.image_id(helper) else helper,
         swarm_was_active=engine.swarm_state() == "active",
         gwbridge_absent=GWBRIDGE not in have["networks"],
@@ -331,8 +339,16 @@ def _journal(engine: DockerEngine, m: Marker, td: Teardown) -> None:
 
 
 def _images(engine: DockerEngine, m: Marker, td: Teardown) -> None:
-    """Images the drill loaded go; a name that pointed elsewhere points back."""
-    for name, before in m.images_before.items():
+    """Images the drill loaded go, on every node it knew; a name that pointed elsewhere
+    points back."""
+    _images_on(engine, m.images_before, td)
+    for node in engine.node_engines():
+        if node is not engine and node.node_name in m.node_images_before:
+            _images_on(node, m.node_images_before[node.node_name], td)
+
+
+def _images_on(engine: DockerEngine, images_before: dict[str, str | None], td: Teardown) -> None:
+    for name, before in images_before.items():
         now = engine.image_id(name)
         if now is None or now == before:
             continue
