@@ -125,6 +125,15 @@ def task_containers(manager: docker.DockerClient, service: str) -> list:
     return out
 
 
+def task_nodes(manager: docker.DockerClient, service: str) -> list[str]:
+    """The hostnames of the nodes running the service's tasks (one per running task)."""
+    return [
+        hostname(manager, t["NodeID"])
+        for t in manager.api.tasks(filters={"service": service, "desired-state": "running"})
+        if (t.get("Status") or {}).get("State") == "running" and t.get("NodeID")
+    ]
+
+
 def task_node(manager: docker.DockerClient, service: str) -> str | None:
     """The hostname of the node running the service's task (None: no running task)."""
     for task in manager.api.tasks(filters={"service": service, "desired-state": "running"}):

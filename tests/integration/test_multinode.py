@@ -199,8 +199,7 @@ def test_a_volume_on_shared_storage_is_recreated_on_the_targets_storage(testbed,
     url, primary, recovery = testbed["primary"], cluster["primary"], cluster["recovery"]
     plans.deploy(url, tp)
     try:
-        web = nodes.task_containers(primary, f"{name}_web")
-        assert len({c.client.api.base_url for c in web}) == 2  # two nodes, one directory
+        assert len(set(nodes.task_nodes(primary, f"{name}_web"))) == 2  # one directory
         generator.populate(primary, "campus", name, generator.Size.small(), seed=7)
         written = sorted(p.name for p in here.rglob("*") if p.is_file())
         assert written, "the uploads did not reach the shared directory"
@@ -212,8 +211,12 @@ def test_a_volume_on_shared_storage_is_recreated_on_the_targets_storage(testbed,
         assert rec["ok"] and rec["verified"], rec
         # restored into the recovery site's own shared directory, seen by both replicas
         assert sorted(p.name for p in there.rglob("*") if p.is_file()) == written
+        stacks.wait_healthy(recovery, name)
+        deadline = time.monotonic() + 120  # both replicas running, each on its node
+        while len(set(nodes.task_nodes(recovery, f"{name}_web"))) < 2:
+            assert time.monotonic() < deadline, nodes.task_nodes(recovery, f"{name}_web")
+            time.sleep(0.5)
         replicas = nodes.task_containers(recovery, f"{name}_web")
-        assert len({c.client.api.base_url for c in replicas}) == 2
         for c in replicas:
             code, out = stacks.exec_text(c, ["find", "/srv/files", "-type", "f"])
             assert code == 0 and len(out.split()) == len(written), (c.name, out)
