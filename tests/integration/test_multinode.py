@@ -164,6 +164,14 @@ def test_sigkill_trials_of_recoveries_onto_the_recovery_cluster(testbed, backed,
     recovery_trials(testbed, backed["helpdesk"], tmp_path, trials_here())
 
 
+def _wait_spread(manager, service: str, count: int, timeout: float = 120) -> None:
+    """Until the service runs on `count` different nodes."""
+    deadline = time.monotonic() + timeout
+    while len(set(nodes.task_nodes(manager, service))) < count:
+        assert time.monotonic() < deadline, nodes.task_nodes(manager, service)
+        time.sleep(0.5)
+
+
 SHARED = Path("/var/lib/drplan-testbed/shared")  # this host: the sites' "NFS servers"
 
 
@@ -199,7 +207,7 @@ def test_a_volume_on_shared_storage_is_recreated_on_the_targets_storage(testbed,
     url, primary, recovery = testbed["primary"], cluster["primary"], cluster["recovery"]
     plans.deploy(url, tp)
     try:
-        assert len(set(nodes.task_nodes(primary, f"{name}_web"))) == 2  # one directory
+        _wait_spread(primary, f"{name}_web", 2)  # two nodes, one directory
         generator.populate(primary, "campus", name, generator.Size.small(), seed=7)
         written = sorted(p.name for p in here.rglob("*") if p.is_file())
         assert written, "the uploads did not reach the shared directory"
@@ -212,10 +220,7 @@ def test_a_volume_on_shared_storage_is_recreated_on_the_targets_storage(testbed,
         # restored into the recovery site's own shared directory, seen by both replicas
         assert sorted(p.name for p in there.rglob("*") if p.is_file()) == written
         stacks.wait_healthy(recovery, name)
-        deadline = time.monotonic() + 120  # both replicas running, each on its node
-        while len(set(nodes.task_nodes(recovery, f"{name}_web"))) < 2:
-            assert time.monotonic() < deadline, nodes.task_nodes(recovery, f"{name}_web")
-            time.sleep(0.5)
+        _wait_spread(recovery, f"{name}_web", 2)
         replicas = nodes.task_containers(recovery, f"{name}_web")
         for c in replicas:
             code, out = stacks.exec_text(c, ["find", "/srv/files", "-type", "f"])
