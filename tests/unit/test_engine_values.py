@@ -139,3 +139,29 @@ def test_removing_a_container_already_gone_is_no_error():
     engine = engine_with(SimpleNamespace(api=SimpleNamespace(remove_container=remove_container)))
     engine.remove_container(Container("h1", "helper-1"))
     assert removed == ["h1"]
+
+
+def test_a_nodes_engine_asks_its_manager_about_the_cluster_and_execs_go_to_the_holder():
+    """Cluster questions (services, scale, tasks) go to the manager whoever is asked; a
+    container carries its node, and an exec or a removal reaches that node's engine."""
+    calls: list[tuple[str, str]] = []
+
+    class Api:
+        def __init__(self, who: str) -> None:
+            self.who = who
+
+        def remove_container(self, cid, force=False):
+            calls.append((self.who, cid))
+
+    manager = engine_with(SimpleNamespace(api=Api("manager")))
+    manager._node_id = "n-manager"
+    worker = engine_with(SimpleNamespace(api=Api("worker")))
+    worker._node_id, worker.manager, worker.hostname = "n-worker", manager, "w1"
+    manager._node_engines["n-worker"] = worker
+    manager.services = lambda stack: ["asked the manager"]  # type: ignore[method-assign]
+    assert worker.services("s") == ["asked the manager"]
+    assert worker.where == "site test, node w1"
+    manager.remove_container(Container("c1", "db.1", node="n-worker"))
+    worker.remove_container(Container("c2", "helper", node="n-manager"))
+    manager.remove_container(Container("c3", "own", node=""))
+    assert calls == [("worker", "c1"), ("manager", "c2"), ("manager", "c3")]

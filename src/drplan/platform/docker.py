@@ -959,16 +959,11 @@ class DockerEngine:
 
         With `only_dead` (the default) a helper is removed only when it is this
         process's own or its owner is provably dead (`drplan.owner`): another live
-        operation's helpers are left to it. `only_dead=False` removes them all.
+        operation's helpers are left to it. `only_dead=False` removes them all. Asked of
+        a site's manager, every node drplan reaches is swept (helpers run next to data).
         """
-        if self.manager is None and self.multi_node():
-            return sum(
-                e.remove_helpers(labels, only_dead=only_dead)
-                if e is not self
-                else self._remove_helpers_here(labels, only_dead=only_dead)
-                for e in self.node_engines()
-            )
-        return self._remove_helpers_here(labels, only_dead=only_dead)
+        engines = self.node_engines() if self.manager is None and self.multi_node() else [self]
+        return sum(e._remove_helpers_here(labels, only_dead=only_dead) for e in engines)
 
     def _remove_helpers_here(self, labels: dict[str, str], *, only_dead: bool) -> int:
         filters = {"label": [f"{HELPER_LABEL}=1", *(f"{k}={v}" for k, v in labels.items())]}
