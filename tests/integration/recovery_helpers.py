@@ -12,9 +12,11 @@ from testbed.plans import ok, ok_json
 class Backed:
     """A stack deployed on the primary, filled, backed up; what the verifier saw then."""
 
-    def __init__(self, kind: str, name: str, plan: Path, expected: dict, run_id: str):
+    def __init__(
+        self, kind: str, name: str, plan: Path, expected: dict, run_id: str, report: dict
+    ):
         self.kind, self.name, self.plan = kind, name, plan
-        self.expected, self.run_id = expected, run_id
+        self.expected, self.run_id, self.report = expected, run_id, report
 
     @property
     def services(self) -> set[str]:
@@ -35,7 +37,7 @@ def backed_up(testbed, kind: str, dest: Path, edit_compose=None, edit=None) -> B
     volumes = [s for s in report["sources"] if s["engine"] == "files"]
     assert volumes and all(s["stats"].get("restore_split") for s in volumes), volumes
     expected = verifier.fingerprint(client, kind, name)
-    return Backed(kind, name, plan, expected, report["run_id"])
+    return Backed(kind, name, plan, expected, report["run_id"], report)
 
 
 def backed_fixture(testbed, tmp_path_factory, kinds: tuple[str, ...], edit_compose=None):

@@ -75,11 +75,13 @@ def test_data_on_workers_was_backed_up_where_it_lives(backed, cluster, tmp_path)
     for kind, services in (("campus", ("db", "redis", "web")), ("helpdesk", ("mariadb",))):
         b = backed[kind]
         status = {s["service"]: s for s in ok_json("status", str(b.plan))["services"]}
+        read_on = {s["service"]: s["node"] for s in b.report["sources"]}
         for svc in services:
             node = nodes.task_node(primary, f"{b.name}_{svc}")
             assert node in ("primary-w1", "primary-w2"), (svc, node)
             # the run recorded the node each source was read on; status shows it
             assert status[svc]["nodes"] == [node], status[svc]
+            assert read_on[svc] == node, b.report["sources"]
     # the fingerprints were read on the workers, by the testbed's own verifier
     assert all(backed[k].expected for k in backed)
     # the runbook says on which node a restore runs, and with which placement

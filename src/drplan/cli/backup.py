@@ -94,6 +94,7 @@ def backup_json(m: mf.Manifest) -> dict[str, Any]:
                 "fingerprint": s.fingerprint,
                 "consistency": s.consistency,
                 "stats": s.stats,
+                "node": s.node,
             }
             for s in m.sources
         ],
