@@ -10,8 +10,11 @@ against the SDK only, independently of drplan's own node code.
 from __future__ import annotations
 
 import contextlib
+import os
+import signal
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import docker
 
@@ -159,6 +162,21 @@ def holding_volume(manager: docker.DockerClient, volume: str) -> docker.DockerCl
         except (docker.errors.NotFound, docker.errors.DockerException):
             continue
     return manager
+
+
+def stop_engine(node: str) -> None:
+    """Stop a node's engine as a power cut would leave it: SIGTERM, then SIGKILL after
+    60 s (`scripts/testbed up` starts it again)."""
+    pid = int(Path(f"{RUN}/{node}/docker.pid").read_text())
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.2)
+    os.kill(pid, signal.SIGKILL)
 
 
 def wait_node_down(manager: docker.DockerClient, name: str, timeout: float = 120) -> None:

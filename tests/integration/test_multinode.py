@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -51,19 +50,6 @@ def backed(testbed, cluster, tmp_path_factory):
             stacks.remove_recovered(testbed["recovery"], b.name)
 
 
-def _stop(node: str) -> None:
-    pid = int(Path(f"/run/drplan/{node}/docker.pid").read_text())
-    os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return
-        time.sleep(0.2)
-    os.kill(pid, signal.SIGKILL)
-
-
 def _restart_all(cluster) -> None:
     sites.up()  # restarts stopped engines; drains the workers (the testbed's default)
     for manager in cluster.values():
@@ -93,6 +79,27 @@ def test_data_on_workers_was_backed_up_where_it_lives(backed, cluster, tmp_path)
     assert "its placement on this site: node.labels.tier == data" in text  # the site's own
 
 
+def test_a_node_drplan_cannot_reach_fails_the_backup_clearly_and_completes_nothing(backed):
+    """Data on a worker and no endpoint for it (or one that is another node): the backup
+    exits 1 naming the node and the plan key, and no run is listed complete."""
+    b = backed["campus"]
+    plan = yaml.safe_load(b.plan.read_text())
+    before = [r["run_id"] for r in ok_json("runs", str(b.plan))["runs"] if r["complete"]]
+    for nodes_entry, said in (
+        ({}, "sites.primary.nodes names no"),
+        ({"*": nodes.url("primary")}, "is not node"),  # every node pointed at the manager
+    ):
+        plan["sites"]["primary"]["nodes"] = nodes_entry
+        variant = b.plan.with_name("drplan-unreachable.yml")
+        variant.write_text(yaml.safe_dump(plan, sort_keys=False))
+        proc = drplan("backup", str(variant))
+        assert proc.returncode == 1, proc.stdout + proc.stderr
+        assert said in proc.stderr and "primary-w" in proc.stderr, proc.stderr
+        assert "Traceback" not in proc.stderr
+    after = [r["run_id"] for r in ok_json("runs", str(b.plan))["runs"] if r["complete"]]
+    assert after == before
+
+
 def test_a_site_too_small_for_the_constraints_is_refused_before_any_change(backed, cluster):
     b = backed["campus"]
     plan = yaml.safe_load(b.plan.read_text())
@@ -120,7 +127,7 @@ def test_a_lost_workers_database_comes_back_on_a_surviving_node(backed, cluster)
     others = {svc: stacks.container(primary, b.name, svc).id for svc in ("redis", "web", "exam")}
     others = {s: c for s, c in others.items() if nodes.task_node(primary, f"{b.name}_{s}") != lost}
     assert others, "every other service ran on the lost node"
-    _stop(lost)
+    nodes.stop_engine(lost)
     try:
         nodes.wait_node_down(primary, lost)
         report = ok_json("recover", str(b.plan), "--site", "primary", "--service", "db")
@@ -245,7 +252,7 @@ def test_whole_stacks_recover_onto_the_recovery_cluster_with_every_primary_engin
         )
 
     for node in PRIMARY_NODES:
-        _stop(node)
+        nodes.stop_engine(node)
     try:
         with ThreadPoolExecutor(2) as pool:
             reports = dict(zip(backed, pool.map(recover, backed.values()), strict=True))

@@ -6,15 +6,11 @@ exclusive pass.
 
 from __future__ import annotations
 
-import os
-import signal
-import time
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import pytest
 
-from testbed import sites, stacks, verifier
+from testbed import nodes, sites, stacks, verifier
 from testbed.plans import ok_json
 from tests.integration.recovery_helpers import backed_fixture, recovered_services
 
@@ -26,19 +22,6 @@ def backed(testbed, tmp_path_factory):
     yield from backed_fixture(testbed, tmp_path_factory, ("campus", "helpdesk"))
 
 
-def _stop_primary() -> None:
-    pid = int(Path("/run/drplan/primary/docker.pid").read_text())
-    os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return
-        time.sleep(0.2)
-    os.kill(pid, signal.SIGKILL)
-
-
 @pytest.mark.exclusive  # stops the primary engine under every other test's feet
 def test_whole_stacks_recover_with_the_primary_engine_stopped(testbed, backed, tmp_path):
     def recover(b) -> dict:
@@ -46,7 +29,7 @@ def test_whole_stacks_recover_with_the_primary_engine_stopped(testbed, backed, t
             "recover", str(b.plan), "--site", "recovery", "--report-dir", str(tmp_path / b.kind)
         )
 
-    _stop_primary()
+    nodes.stop_engine("primary")
     try:
         with ThreadPoolExecutor(2) as pool:  # both stacks at once, as the site's team would
             reports = dict(zip(backed, pool.map(recover, backed.values()), strict=True))
