@@ -79,12 +79,22 @@ def workers(manager: docker.DockerClient) -> list:
 
 
 def set_workers(manager: docker.DockerClient, availability: str) -> None:
+    """Every worker of the cluster at `availability`. A node that just restarted bumps
+    its spec version under us ("update out of sequence"): read it again and retry."""
     for node in workers(manager):
-        spec = dict(node.attrs["Spec"])
-        if spec.get("Availability") != availability:
-            spec["Availability"] = availability
-            node.update(spec)
+        for attempt in range(50):
             node.reload()
+            spec = dict(node.attrs["Spec"])
+            if spec.get("Availability") == availability:
+                break
+            spec["Availability"] = availability
+            try:
+                node.update(spec)
+                break
+            except docker.errors.APIError as exc:
+                if "out of sequence" not in str(exc) or attempt == 49:
+                    raise
+                time.sleep(0.2)
 
 
 @contextlib.contextmanager
