@@ -14,7 +14,19 @@ import sys
 
 import typer
 
-from drplan.cli import backup, crisis, demo, drill, plan, recover, repo, risks, runbook, status
+from drplan.cli import (
+    backup,
+    crisis,
+    demo,
+    drill,
+    plan,
+    recover,
+    repo,
+    risks,
+    runbook,
+    serve,
+    status,
+)
 from drplan.cli.app import app, register, register_group, report_error, version
 from drplan.errors import DrplanError
 
@@ -41,6 +53,8 @@ register("drill", drill.drill)
 register("drills", drill.drills)
 register("runbook", runbook.runbook)
 register("status", status.status)
+# operate it every day
+register("serve", serve.serve)
 # the crisis cell
 register_group("crisis", crisis.crisis_app)
 register("risks", risks.risks)

@@ -612,6 +612,78 @@ class Backup(Strict):
     repository: str | None = Field(
         None, description="Repository backups go to (default: the primary one)."
     )
+    copy_offsite: bool = Field(
+        True,
+        description="`drplan serve`: copy each new run to the off-site repositories "
+        "(role `copy`) right after it.",
+    )
+    prune_every: Duration = Field(
+        86400.0,
+        description="`drplan serve`: how often retention (`drplan prune`) runs, after a backup.",
+    )
+    check: CheckPolicy = Field(
+        default_factory=lambda: CheckPolicy(),
+        description="`drplan serve`: repository integrity checks.",
+    )
+
+
+class CheckPolicy(Strict):
+    """How often `drplan serve` checks the repository, and how much data it reads."""
+
+    every: Duration = Field(7 * 86400.0, description="Interval between checks (default: weekly).")
+    read_data_subset: str | None = Field(
+        "5%",
+        pattern=r"^(\d+(\.\d+)?%|\d+/\d+)$",
+        description="Part of the data each check reads back (restic `--read-data-subset`, "
+        "e.g. `5%` or `1/7`); null reads only the structure.",
+    )
+
+    @field_validator("every")
+    @classmethod
+    def _not_too_often(cls, value: float) -> float:
+        if value < 60:
+            raise ValueError("checks cannot run more often than every minute")
+        return value
+
+
+class Drills(Strict):
+    """Drills `drplan serve` runs on its own, recorded as `drplan drill` records them."""
+
+    every: Duration | None = Field(
+        None, description="Interval between drills, e.g. `30d` (default: none scheduled)."
+    )
+    site: Name | None = Field(
+        None, description="Recovery site drilled on (default: the first recovery site)."
+    )
+    profile: Name = Field("full", description="Profile drilled (default: `full`).")
+
+    @field_validator("every")
+    @classmethod
+    def _not_too_often(cls, value: float | None) -> float | None:
+        if value is not None and value < 60:
+            raise ValueError("drills cannot run more often than every minute")
+        return value
+
+
+NotificationEvent = Literal[
+    "run_failed", "rpo_at_risk", "rpo_breached", "drill", "check_failed", "daemon"
+]
+NOTIFICATION_EVENTS: tuple[str, ...] = NotificationEvent.__args__  # type: ignore[attr-defined]
+
+
+class Notification(Strict):
+    """Where `drplan serve` tells people: an Apprise URL (mailto://, mmost://, slack://,
+    msteams://, ntfy://, json:// ...), a secret since it carries tokens."""
+
+    url: Secret = Field(description="Apprise URL, as a secret reference (`{env: NAME}`...).")
+    events: list[NotificationEvent] = Field(
+        default_factory=lambda: list(NOTIFICATION_EVENTS),
+        description="Events sent: `run_failed`, `rpo_at_risk`, `rpo_breached`, `drill`, "
+        "`check_failed`, `daemon` (default: all).",
+    )
+    rpo_warning: float = Field(
+        0.8, gt=0, lt=1, description="RPO share past which `rpo_at_risk` is sent."
+    )
 
 
 # --- profiles, risks, crisis cell ----------------------------------------------------------
@@ -764,6 +836,12 @@ class Plan(Strict):
     )
     risks: list[Risk] = Field(default_factory=list, description="Risk register.")
     crisis_cell: CrisisCell | None = Field(None, description="The crisis cell.")
+    drills: Drills = Field(
+        default_factory=lambda: Drills(), description="Drills `drplan serve` runs on its own."
+    )
+    notifications: list[Notification] = Field(
+        default_factory=list, description="Who `drplan serve` notifies, and of what."
+    )
 
     # -- convenience used by validation and scheduling --
 

@@ -224,6 +224,7 @@ class _Checker:
                     )
                 for i, text in enumerate(constraints):
                     self.check_constraint(("sites", sname, "placement", svc, i), text)
+        self.check_drills()
         hosts = Counter(site.docker_host for site in self.plan.sites.values())
         for sname, site in self.plan.sites.items():
             if hosts[site.docker_host] > 1 and not site.stack_prefix and site.role == "recovery":
@@ -233,6 +234,23 @@ class _Checker:
                     "overwrite the production stack",
                     severity="warning",
                 )
+
+    def check_drills(self) -> None:
+        """The scheduled drills' site is a recovery site and their profile exists."""
+        drills = self.plan.drills
+        site = self.plan.sites.get(drills.site) if drills.site else None
+        if drills.site and site is None:
+            self.add(
+                ("drills", "site"),
+                f"unknown site {drills.site!r}{_suggest(drills.site, self.plan.sites)}",
+            )
+        elif site is not None and site.role != "recovery":
+            self.add(("drills", "site"), f"site {drills.site!r} is not a recovery site")
+        if drills.profile != "full" and drills.profile not in self.plan.profiles:
+            self.add(
+                ("drills", "profile"),
+                f"unknown profile {drills.profile!r}{_suggest(drills.profile, self.plan.profiles)}",
+            )
 
     def check_constraint(self, loc: tuple[Any, ...], text: str) -> None:
         """A site's placement constraint as Swarm would parse it; an unknown key parses
