@@ -300,7 +300,10 @@ class PlanWorker(threading.Thread):
         for kind, cmd in FACTS.items():
             child = jobs.Child([*jobs.command(), cmd, str(self.path), "--json"])
             outcome = child.wait(timeout=self.d.settings.facts_timeout)
-            if outcome.exit_code == 0 and outcome.document is not None:
+            # `status` prints its document and exits 1 when the repository does not open:
+            # that document (repository.opens false, its error) is the fact to keep
+            usable = outcome.exit_code == 0 or (kind == "status" and outcome.exit_code == 1)
+            if usable and isinstance(outcome.document, dict):
                 self.d.state.put_fact(self.name, kind, outcome.document)
                 with self.lock:
                     self.facts[kind] = outcome.document
