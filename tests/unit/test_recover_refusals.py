@@ -188,6 +188,7 @@ def fake_run(images: dict[str, str] | None = None):
         images_snapshot="abcdef0123",
         config_snapshot="abcdef0124",
         plan_file="drplan.yml",
+        plan_dir=None,
         source=lambda svc, src: None,
         rpo_point="2025-01-01T00:00:00Z",
     )
@@ -670,3 +671,129 @@ def test_host_side_checks_of_an_untrusted_plan_never_run(pc, engine, tmp_path):
     with pytest.raises(InputError, match="--trust-stored-plan"):
         runner(pc, engine).validate(step)
     assert not canary.exists()
+
+
+# -- 3. relative bind mounts of a recovery from the repository alone ----------------------
+
+
+def _with_uploads(plan_dir: Path, paths: dict[str, str] | None = None) -> bytes:
+    """The campus plan as a repository holds it, its web service binding `./uploads`
+    (a `bind:` source of the plan, drafted from /srv/campus on the primary)."""
+    compose = yaml.safe_load((plan_dir / "compose.yml").read_text())
+    compose["services"]["web"]["volumes"].append("./uploads:/srv/uploads")
+    compose["services"]["exam"]["volumes"].append(
+        {"type": "bind", "source": "./uploads", "target": "/srv/uploads", "read_only": True}
+    )
+    plan = yaml.safe_load((plan_dir / "drplan.yml").read_text())
+    plan["services"]["web"]["data"]["uploads"] = {
+        "engine": "files",
+        "bind": "/srv/campus/uploads",
+        "path": "/srv/uploads",
+    }
+    if paths is not None:
+        plan["sites"]["recovery"]["paths"] = paths
+    (plan_dir / "compose.yml").write_text(yaml.safe_dump(compose, sort_keys=False))
+    (plan_dir / "drplan.yml").write_text(yaml.safe_dump(plan, sort_keys=False))
+    return _tar(
+        _file("drplan.yml", (plan_dir / "drplan.yml").read_bytes()),
+        _file("compose.yml", (plan_dir / "compose.yml").read_bytes()),
+    )
+
+
+def _recover_from(monkeypatch, tmp_path, tar: bytes, run=None, *, dry_run: bool = False):
+    from drplan.actions import recovery_source as source
+    from drplan.cli import recover as cmd
+
+    monkeypatch.setattr(source, "repository_from_url", lambda *a: FakeRepo(tar))
+    monkeypatch.setattr(source.mf, "find_run", lambda *a, **k: run or fake_run())
+    import drplan.store.records as records
+
+    monkeypatch.setattr(records, "step_history", lambda *a, **k: {})
+    monkeypatch.setenv("DRPLAN_REPO_PASSWORD", "pw")
+
+    def no_engine(*a, **k):
+        raise AssertionError("the target engine was reached")
+
+    monkeypatch.setattr(rc, "DockerEngine", no_engine)
+    return cmd.run_recover(
+        None,
+        repo_url="/srv/repo",
+        repository=None,
+        plan_name=None,
+        docker_host=None,
+        opts=rc.RecoverOptions(site="recovery", dry_run=dry_run),
+        password_env=None,
+        password_file=None,
+        password_command=None,
+        report_dir=str(tmp_path / "reports"),
+        as_json=False,
+        out=lambda line: None,
+    )
+
+
+@pytest.mark.parametrize("dry_run", [False, True], ids=["recover", "dry-run"])
+def test_an_unmapped_relative_bind_from_the_repository_is_refused(
+    monkeypatch, plan_dir, tmp_path, dry_run
+):
+    """Resolved in the temporary folder the stored files are unpacked into, `./uploads`
+    would be a vanished directory: refused before the engine is reached, naming the
+    service, the bind and the key to add."""
+    tar = _with_uploads(plan_dir)
+    with pytest.raises(InputError) as exc:
+        _recover_from(monkeypatch, tmp_path, tar, dry_run=dry_run)
+    msg = str(exc.value)
+    assert "nothing was changed" in msg
+    assert "service web binds ./uploads (relative to compose.yml) at /srv/uploads" in msg
+    assert "service exam binds ./uploads" in msg  # shares the plan's source's key
+    assert "`sites.recovery.paths: {/srv/campus/uploads: DIR}`" in msg
+
+
+def test_a_relative_bind_mapped_by_the_site_goes_on(monkeypatch, plan_dir, tmp_path):
+    tar = _with_uploads(plan_dir, paths={"/srv/campus/uploads": "/srv/dr/uploads"})
+    with pytest.raises(AssertionError, match="engine was reached"):
+        _recover_from(monkeypatch, tmp_path, tar)
+
+
+def test_the_primarys_absolute_path_maps_it_too(monkeypatch, plan_dir, tmp_path):
+    """A run that recorded the plan's folder on the primary: that absolute path is a key,
+    even for a bind no source of the plan names (and it is the one the refusal names)."""
+    tar = _with_uploads(plan_dir)
+    run = fake_run()
+    run.plan_dir = "/home/ops/campus"
+    with pytest.raises(InputError, match=r"\{/srv/campus/uploads: DIR\}"):
+        _recover_from(monkeypatch, tmp_path, tar, run)
+    tar = _with_uploads(plan_dir, paths={"/home/ops/campus/uploads": "/srv/dr/uploads"})
+    with pytest.raises(AssertionError, match="engine was reached"):
+        _recover_from(monkeypatch, tmp_path, tar, run)
+
+
+def test_the_deployed_stack_binds_the_mapped_directory(plan_dir, engine):
+    """The zero-replica documents bind the site's directory, not the unpacked folder's."""
+    from drplan.actions import stored_binds
+
+    _with_uploads(plan_dir, paths={"/srv/campus/uploads": "/srv/dr/uploads"})
+    pc = load_plan(plan_dir / "drplan.yml", trusted=False)
+    binds = stored_binds.relative_binds(pc, list(pc.plan.services), None)
+    assert {(b.service, b.keys) for b in binds} == {
+        ("web", ("/srv/campus/uploads",)),
+        ("exam", ("/srv/campus/uploads",)),
+    }
+    r = runner(pc, engine)
+    r.stored_binds = binds
+    r.deploy_at_zero()
+    [deploy] = engine.deploys
+    [doc] = [f["doc"] for f in deploy["files"].values()]
+    assert "/srv/dr/uploads:/srv/uploads" in doc["services"]["web"]["volumes"]
+    [exam] = [v for v in doc["services"]["exam"]["volumes"] if isinstance(v, dict)]
+    assert exam["source"] == "/srv/dr/uploads" and exam["read_only"] is True
+    assert str(plan_dir) not in yaml.safe_dump(doc)
+
+
+def test_a_local_plans_relative_binds_need_no_mapping(plan_dir, engine):
+    """With the operator's checkout, `./uploads` is a directory that stays: as before."""
+    _with_uploads(plan_dir)
+    pc = load_plan(plan_dir / "drplan.yml")
+    runner(pc, engine).deploy_at_zero()
+    [deploy] = engine.deploys
+    [doc] = [f["doc"] for f in deploy["files"].values()]
+    assert f"{plan_dir}/uploads:/srv/uploads" in doc["services"]["web"]["volumes"]

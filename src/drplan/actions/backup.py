@@ -89,6 +89,7 @@ def run_backup(
             started_at=mf.utc_now(),
             rpo_point=mf.utc_now(),
             plan_file=pc.path.name,
+            plan_dir=mf.recordable_dir(str(pc.dir.resolve())),
             compose_files=list(pc.plan.stack.compose),
         )
         tasks: list[Task] = []

@@ -13,7 +13,10 @@ validation checks) is asked of every engine of :mod:`drplan.sources` (``Engine.d
 method are drafted cold (:mod:`drplan.sources.stores`). The roles of services (jobs,
 tools, front ends: tiers and criticality) are ruled in :mod:`drplan.actions.draft_roles`,
 who owns a shared volume in :mod:`drplan.actions.draft_data`, and the user and password
-references of dumps in :mod:`drplan.actions.draft_users`.
+references of dumps in :mod:`drplan.actions.draft_users`. With ``--from-stack NAME``, the
+running stack adds live evidence where the compose file is not conclusive (the processes,
+data files and environment of its containers: :mod:`drplan.actions.draft_live`), and the
+notes say what was seen.
 
 Whatever holds state and gets no source is a *warning*: printed by ``init`` and kept as
 comments at the top of the drafted plan, so nothing is left unprotected silently.
@@ -28,7 +31,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from drplan.actions import draft_live
 from drplan.actions.draft_data import choose_owner, is_config_bind, shares
+from drplan.actions.draft_live import Observed
 from drplan.actions.draft_roles import Role, is_job, is_tool, raw_services, role
 from drplan.actions.draft_users import Credentials, client_user
 from drplan.errors import InputError
@@ -37,7 +42,7 @@ from drplan.plan.graph import DependencyGraph
 from drplan.plan.model import host_path_ok
 from drplan.sources import registry
 from drplan.sources.base import Engine, image_basename
-from drplan.sources.stores import find_store
+from drplan.sources.stores import STORES, find_store
 
 __all__ = ["Draft", "detect_engine", "draft_plan", "image_basename"]
 
@@ -179,8 +184,16 @@ class _Drafting:
     """The state of one draft: what each service is, who owns each piece of data, and
     the plan entries, notes and warnings being written."""
 
-    def __init__(self, project: ComposeProject, plan_dir: Path, stack_dir: Path) -> None:
-        self.services = project.services
+    def __init__(
+        self,
+        project: ComposeProject,
+        plan_dir: Path,
+        stack_dir: Path,
+        live: dict[str, Observed] | None = None,
+    ) -> None:
+        self.services = dict(project.services)
+        self.live = live or {}
+        self.compose_env = {n: set(s.environment) for n, s in project.services.items()}
         self.order = list(self.services)
         self.raws = raw_services(project)
         self.creds = Credentials(project, plan_dir)
@@ -208,6 +221,8 @@ class _Drafting:
         for n, svc in self.services.items():
             raw = self.raws.get(n, {})
             found = None if is_job(n, svc, raw) or is_tool(n, svc) else _detect_strength(svc)
+            if n in self.live and not (is_job(n, svc, raw) or is_tool(n, svc)):
+                found = self.live_detection(n, found, self.live[n])
             if found:
                 strength[n], self.detected[n] = found[0], found[1:]
         # a service known only by its environment that depends on a server of the same
@@ -235,6 +250,57 @@ class _Drafting:
             n: _data_mount(eng, self.services[n], method == "cold")
             for n, (eng, method, _) in self.detected.items()
         }
+
+    def live_detection(
+        self, n: str, found: tuple[int, Engine, str, str] | None, obs: Observed
+    ) -> tuple[int, Engine, str, str] | None:
+        """The running container's word on what service `n` is: a server seen running
+        (or its data files) beats any guess from the compose file, and is noted with its
+        evidence; the variables it really has (names, and values that are not secrets)
+        are added to the service, for the data directory and the dump's user."""
+        if obs.why_not:
+            self.warnings.append(f"{n}: {obs.why_not}: drafted from the compose file alone")
+            return found
+        live_svc = draft_live.with_live_env(self.services[n], obs)
+        prefer = found[1].name if found is not None else None
+        ev = draft_live.recognise(obs, draft_live.candidates(), prefer)
+        if ev is None:
+            if found is None:
+                found = _detect_strength(live_svc)
+                if found is not None:
+                    found = (*found[:3], f"{found[3]}, seen live")
+                    self.notes.append(f"{n}: engine {found[1].name}: {found[3]}")
+            if found is not None:
+                self.services[n] = live_svc
+                self.no_server_seen(n, found, obs)
+            return found
+        if ev.store:
+            store = next(s for s in STORES if s.name == ev.name)
+            engine = registry.engine("files")
+            why = f"{ev.text}: {store.name}, no native dump in drplan ({store.risk})"
+            live_found = (4, engine, "cold", why)
+        else:
+            engine = registry.engine(ev.name)
+            live_found = (4, engine, "dump", ev.text)
+        self.notes.append(f"{n}: engine {ev.name}: {ev.text}")
+        if found is not None and found[1] is not engine:
+            self.warnings.append(
+                f"{n}: the compose file suggests {found[1].name} ({found[3]}), but its "
+                f"running container is {ev.name} ({ev.text}): drafted as {ev.name}, check it"
+            )
+        self.services[n] = live_svc
+        return live_found
+
+    def no_server_seen(self, n: str, found: tuple[int, Engine, str, str], obs: Observed) -> None:
+        """Warn when the compose file's guess has no server of its engine running."""
+        if found[0] >= 3 or not obs.processes_read or not obs.processes:
+            return
+        if found[1].live_signs.processes:
+            shown = ", ".join(sorted(set(obs.processes))[:6])
+            self.warnings.append(
+                f"{n}: drafted as {found[1].name} from the compose file ({found[3]}), but no "
+                f"{found[1].name} server runs in its container (it runs {shown}): check it"
+            )
 
     def assign_owners(self) -> None:
         """One owner for each named volume and host directory the stack writes."""
@@ -322,6 +388,9 @@ class _Drafting:
         found = engine.draft_user(svc)
         if found is None:
             return {}
+        obs = self.live.get(n)
+        if obs is not None and found.why in obs.env and found.why not in self.compose_env[n]:
+            self.notes.append(f"{n}: {found.why} seen live in its container's environment")
         if found.assumed:
             client = client_user(n, self.services)
             if client:
@@ -420,17 +489,30 @@ def draft_plan(
     *,
     stack: str | None = None,
     plan_path: str | Path | None = None,
+    from_stack: str | None = None,
+    docker_host: str | None = None,
 ) -> Draft:
     """Draft a plan for `compose` (one file, or several merged as `-f A -f B`);
-    compose paths are written relative to `plan_path`."""
+    compose paths are written relative to `plan_path`. With `from_stack`, the stack of
+    that name running on `docker_host` (default: DOCKER_HOST, else the local socket)
+    adds its live evidence, and is the primary site."""
     files = [compose] if isinstance(compose, str | Path) else list(compose)
     paths = [Path(f) for f in files]
     project = _load(paths, [str(f) for f in files])
     cpath = paths[0]
-    name = _stack_name(stack, project, cpath)
+    name = _stack_name(stack or from_stack, project, cpath)
     plan_dir = Path(plan_path).resolve().parent if plan_path else Path.cwd()
     rels = [os.path.relpath(p.resolve(), plan_dir) for p in paths]
-    drafting = _Drafting(project, plan_dir, cpath.resolve().parent)
+    live, extra, url = None, [], "unix:///var/run/docker.sock"
+    if from_stack:
+        url = draft_live.docker_url(docker_host)
+        live, extra = draft_live.observe(url, from_stack, project.services)
+    drafting = _Drafting(project, plan_dir, cpath.resolve().parent, live)
+    for other in extra:
+        drafting.notes.append(
+            f"{other}: a service of the running stack {from_stack} that the compose files "
+            "do not define: not in the plan"
+        )
     drafting.classify()
     drafting.assign_owners()
     entries = {n: drafting.entry(n) for n in drafting.order}
@@ -441,7 +523,7 @@ def draft_plan(
         "description": f"DR plan of stack {name}, drafted from {cpath.name}: review it.",
         "stack": {"name": name, "compose": rels},
         "sites": {
-            "primary": {"role": "primary", "docker_host": "unix:///var/run/docker.sock"},
+            "primary": {"role": "primary", "docker_host": url},
             "recovery": {
                 "role": "recovery",
                 "docker_host": "ssh://drplan@recovery.example.org",

@@ -50,7 +50,7 @@ import yaml
 
 from drplan import labels as lbl
 from drplan.actions import hooks as hk
-from drplan.actions import nodes, service_checks
+from drplan.actions import nodes, service_checks, stored_binds
 from drplan.actions.context import PlanContext
 from drplan.actions.resume import ResumeJournal, ResumeKey
 from drplan.errors import InputError, OperationError
@@ -98,6 +98,11 @@ class RecoverOptions:
     trust_stored_plan: bool = False
     # --service: these services (and what they depend on) only, e.g. after a node loss
     services: list[str] | None = None
+    # `recover --repo`: the plan and compose files were unpacked into a temporary folder,
+    # so relative bind sources must be mapped by the site's `paths` (stored_binds); the
+    # plan's folder on the host that backed up, when the run recorded it
+    from_repository: bool = False
+    primary_plan_dir: str | None = None
 
 
 def _only_services(pc: PlanContext, opts: RecoverOptions) -> tuple[PlanContext, RecoverOptions]:
@@ -138,6 +143,13 @@ def recover(
             where=str(pc.path),
         )
     services, _ = profile_services(pc.plan, opts.profile)
+    # compose files unpacked from the repository: relative binds mapped, or refused
+    stored = (
+        stored_binds.relative_binds(pc, services, opts.primary_plan_dir)
+        if opts.from_repository
+        else []
+    )
+    stored_binds.check(stored, site_name, site)
     # a stored plan runs nothing of its own on this host unless the operator trusts it
     not_run = [] if pc.trusted else pc.host_actions(services)
     if not_run and not opts.dry_run:
@@ -184,6 +196,7 @@ def recover(
     with ResumeJournal(engine, stack, pc.name) as journal:
         runner = _Runner(pc, repo, engine, run, stack, services, opts, journal, on_bytes, site)
         runner.targets = targets
+        runner.stored_binds = stored
         rec.placement = {svc: node.hostname for svc, node in targets.nodes.items()}
         resuming, done = ResumeJournal.state(journal.read(), key)
         runner.resuming, runner.done = resuming, done
@@ -257,6 +270,8 @@ class _Runner:
         self.labels = lbl.owned_by(pc.name, run.run_id)
         # the node each service with node-local data runs on (placed before any write)
         self.targets = nodes.Targets()
+        # relative bind mounts of compose files unpacked from the repository (mapped)
+        self.stored_binds: list[stored_binds.RelativeBind] = []
         self.hooks = hk.HookRunner(
             pc, engine, stack, engine.site, run.run_id, withheld=hk.repository_secrets(repo)
         )
@@ -608,8 +623,12 @@ class _Runner:
         tmp = tempfile.mkdtemp(prefix="drplan-deploy-")
         try:
             files = []
-            for i, (src, data) in enumerate(self._compose_documents()):
+            listed = self.pc.plan.stack.compose
+            for i, (rel, (src, data)) in enumerate(
+                zip(listed, self._compose_documents(), strict=True)
+            ):
                 out = Path(tmp) / f"{i}-{src.name}"
+                data = stored_binds.apply(data, rel, self.stored_binds, self.site)
                 doc = map_bind_sources(
                     absolute_paths(data, src.parent), self.site.paths, self.pc.compose.variables
                 )

@@ -84,6 +84,7 @@ def open_source(
         run = mf.find_run(repo, access.plan_name, opts.run)
         pc = load_plan(rc.load_run_config(repo, run, tmp), trusted=opts.trust_stored_plan)
         opts.run = run.run_id
+        opts.from_repository, opts.primary_plan_dir = True, run.plan_dir
     if docker_host:
         site_name, site = pc.site(opts.site, role="recovery")
         pc.plan.sites[site_name] = site.model_copy(update={"docker_host": docker_host})

@@ -73,6 +73,20 @@ def init(
     stack: str | None = typer.Option(None, "--stack", help="Stack name (default: guessed)."),
     output: str | None = typer.Option(None, "--output", "-o", help="Write the plan here."),
     force: bool = typer.Option(False, "--force", help="Overwrite --output if it exists."),
+    from_stack: str | None = typer.Option(
+        None,
+        "--from-stack",
+        metavar="NAME",
+        help="Running stack to read live evidence from (processes, data files, variable "
+        "names of its containers) where the compose file is not conclusive.",
+    ),
+    site: str | None = typer.Option(
+        None,
+        "--site",
+        metavar="DOCKER_URL",
+        help="Engine running --from-stack, and the draft's primary site (default: "
+        "DOCKER_HOST, else the local socket).",
+    ),
 ) -> None:
     """Draft a plan from a compose file; guesses are printed to stderr."""
     import yaml
@@ -81,12 +95,17 @@ def init(
 
     if output and Path(output).exists() and not force:
         raise InputError("already exists (use --force to overwrite)", where=output)
-    draft = draft_plan(compose, stack=stack, plan_path=output)
+    if site and not from_stack:
+        raise InputError("--site DOCKER_URL goes with --from-stack NAME", where="--site")
+    draft = draft_plan(
+        compose, stack=stack, plan_path=output, from_stack=from_stack, docker_host=site
+    )
     for note in draft.notes:
         err(f"guessed: {note}")
     for warning in draft.warnings:
         err(f"warning: {warning}")
-    header = INIT_HEADER.format(compose=" --from ".join(compose), plan=output or "plan.yml")
+    shown = " --from ".join(compose) + (f" --from-stack {from_stack}" if from_stack else "")
+    header = INIT_HEADER.format(compose=shown, plan=output or "plan.yml")
     if draft.warnings:  # kept in the plan, where the next reader looks
         header += "#\n# WARNINGS: state this draft leaves unprotected, or protects with care:\n"
         header += "".join(f"# - {' '.join(w.split())}\n" for w in draft.warnings)

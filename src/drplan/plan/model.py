@@ -601,6 +601,25 @@ class Retention(Strict):
     keep_monthly: int = Field(0, ge=0, description="Monthly snapshots to keep.")
 
 
+class CheckPolicy(Strict):
+    """How often `drplan serve` checks the repository, and how much data it reads."""
+
+    every: Duration = Field(7 * 86400.0, description="Interval between checks (default: weekly).")
+    read_data_subset: str | None = Field(
+        "5%",
+        pattern=r"^(\d+(\.\d+)?%|\d+/\d+)$",
+        description="Part of the data each check reads back (restic `--read-data-subset`, "
+        "e.g. `5%` or `1/7`); null reads only the structure.",
+    )
+
+    @field_validator("every")
+    @classmethod
+    def _not_too_often(cls, value: float) -> float:
+        if value < 60:
+            raise ValueError("checks cannot run more often than every minute")
+        return value
+
+
 class Backup(Strict):
     """Backup policy of the stack."""
 
@@ -622,28 +641,9 @@ class Backup(Strict):
         description="`drplan serve`: how often retention (`drplan prune`) runs, after a backup.",
     )
     check: CheckPolicy = Field(
-        default_factory=lambda: CheckPolicy(),
+        default_factory=CheckPolicy,
         description="`drplan serve`: repository integrity checks.",
     )
-
-
-class CheckPolicy(Strict):
-    """How often `drplan serve` checks the repository, and how much data it reads."""
-
-    every: Duration = Field(7 * 86400.0, description="Interval between checks (default: weekly).")
-    read_data_subset: str | None = Field(
-        "5%",
-        pattern=r"^(\d+(\.\d+)?%|\d+/\d+)$",
-        description="Part of the data each check reads back (restic `--read-data-subset`, "
-        "e.g. `5%` or `1/7`); null reads only the structure.",
-    )
-
-    @field_validator("every")
-    @classmethod
-    def _not_too_often(cls, value: float) -> float:
-        if value < 60:
-            raise ValueError("checks cannot run more often than every minute")
-        return value
 
 
 class Drills(Strict):

@@ -26,10 +26,12 @@ for a 500-service plan). Its names are imported here for type checkers only.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import functools
 import inspect
 import io
+import json
 import os
 import socket
 import struct
@@ -138,6 +140,16 @@ class Mount:
     source: str
     type: Literal["volume", "bind"] = "volume"
     read_only: bool = False
+
+
+@dataclass(frozen=True)
+class ContainerConfig:
+    """What a running container really has, as `drplan init --from-stack` reads it: its
+    environment (every variable's name; a value only where the caller's `readable` said
+    so, "" otherwise: secrets never leave this module) and its mounts."""
+
+    env: Mapping[str, str]
+    mounts: tuple[Mount, ...]
 
 
 def _container_of(c: docker.models.containers.Container, node: str = "") -> Container:
@@ -662,6 +674,72 @@ class DockerEngine:
                     f"service {stack}_{name} did not stop in time", where=self.where
                 )
             time.sleep(0.3)
+
+    # -- what a running container shows (drplan init --from-stack) ---------------------
+
+    def container_config(
+        self, container: Container, *, readable: Callable[[str, str], bool]
+    ) -> ContainerConfig:
+        """The container's environment and mounts (`docker inspect`). A variable's value
+        is kept only when `readable(name, value)` is true; others come back as ""."""
+        holder = self._holder(container)
+        if holder is not self:
+            return holder.container_config(container, readable=readable)
+        attrs = self.api.inspect_container(container.id)
+        env: dict[str, str] = {}
+        for item in (attrs.get("Config") or {}).get("Env") or []:
+            name, _, value = str(item).partition("=")
+            env[name] = value if readable(name, value) else ""
+        mounts = tuple(
+            Mount(
+                target=mt.get("Destination", ""),
+                source=mt.get("Name") or mt.get("Source") or "",
+                type="bind" if mt.get("Type") == "bind" else "volume",
+                read_only=not mt.get("RW", True),
+            )
+            for mt in attrs.get("Mounts") or []
+            if mt.get("Type") in ("volume", "bind") and mt.get("Destination")
+        )
+        return ContainerConfig(env=env, mounts=mounts)
+
+    def process_names(self, container: Container) -> list[str]:
+        """The names of the programs running in the container (`docker top`, which needs
+        no tool inside it), each the base name of its command's first word, never the
+        rest of the line (a command line may carry a password)."""
+        holder = self._holder(container)
+        if holder is not self:
+            return holder.process_names(container)
+        top = self.api.top(container.id)
+        titles = [str(t).upper() for t in top.get("Titles") or []]
+        column = next((titles.index(t) for t in ("CMD", "COMMAND") if t in titles), None)
+        if column is None:
+            return []
+        names = []
+        for row in top.get("Processes") or []:
+            words = str(row[column]).split() if len(row) > column else []
+            if words:
+                names.append(words[0].rsplit("/", 1)[-1].rstrip(":"))
+        return names
+
+    def path_kind(self, container: Container, path: str) -> Literal["dir", "file"] | None:
+        """Whether `path` exists in the container, a directory or another file (the
+        Engine API's stat of an archive path: no tool needed inside the container, and
+        nothing is read); None when it does not exist."""
+        holder = self._holder(container)
+        if holder is not self:
+            return holder.path_kind(container, path)
+        res = self.api.head(
+            self.api._url("/containers/{0}/archive", container.id), params={"path": path}
+        )
+        if res.status_code == 404:
+            return None
+        self.api._raise_for_status(res)
+        header = res.headers.get("X-Docker-Container-Path-Stat", "")
+        try:
+            mode = int(json.loads(base64.b64decode(header) or b"{}").get("mode", 0))
+        except (ValueError, TypeError):
+            return "file"
+        return "dir" if mode & (1 << 31) else "file"  # Go's os.ModeDir
 
     # -- exec streams -----------------------------------------------------------------
     #

@@ -142,6 +142,17 @@ class Detection:
 
 
 @dataclass(frozen=True)
+class LiveSigns:
+    """What shows, in a running container, that it runs an engine or a store (`drplan
+    init --from-stack`, :mod:`drplan.actions.draft_live`): the names of its server
+    programs, and sets of names found together at the top of a mounted data directory
+    (a name ending in `/` is a directory), e.g. ``("mysql/", "ibdata1")``."""
+
+    processes: tuple[str, ...] = ()
+    files: tuple[tuple[str, ...], ...] = ()
+
+
+@dataclass(frozen=True)
 class DraftUser:
     """Who a drafted plan's dumps log in as, read from the service's environment.
 
@@ -312,6 +323,8 @@ class Engine(SourceOps, Protocol):
         """The login (and the name of its password) a dump of this service must use."""
         ...
 
+    live_signs: LiveSigns  # what a running container of this engine shows (--from-stack)
+
     # -- readiness -------------------------------------------------------------------
     def wait_ready(self, ctx: SourceContext, deadline: float) -> None:
         """Wait until the service's server answers by its own tool (``pg_isready``...),
@@ -331,6 +344,7 @@ class EngineDefaults:
     restores_into_server = False
     restore_bps: float = 100 * MB
     runs_sql = False
+    live_signs = LiveSigns()
 
     def source_problems(self, src: m.DataSource) -> list[tuple[SourceLoc, str]]:
         return []

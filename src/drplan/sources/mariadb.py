@@ -19,6 +19,7 @@ from drplan.sources.base import (
     Detection,
     DraftUser,
     EngineDefaults,
+    LiveSigns,
     Procedure,
     ReadyProbe,
     ShellKit,
@@ -67,6 +68,10 @@ PASSWORD_ENV = "MYSQL_PWD"
 class MariaDB(SqlDump, EngineDefaults):
     name = "mariadb"
     aliases = ("mysql",)
+    live_signs = LiveSigns(
+        processes=("mariadbd", "mysqld"),
+        files=(("mysql/", "ibdata1"), ("mysql/", "aria_log_control")),
+    )
     summary = "MariaDB and MySQL: mariadb-dump (or mysqldump) --single-transaction"
     consistency = "transactional: mariadb-dump --single-transaction (InnoDB snapshot)"
     dump_needs_server = True

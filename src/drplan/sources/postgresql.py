@@ -21,6 +21,7 @@ from drplan.sources.base import (
     Detection,
     DraftUser,
     EngineDefaults,
+    LiveSigns,
     Procedure,
     ReadyProbe,
     ShellKit,
@@ -47,6 +48,7 @@ DATA_DIRS = ("/var/lib/postgresql/data", "/var/lib/postgresql", "/bitnami/postgr
 
 class PostgreSQL(SqlDump, EngineDefaults):
     name = "postgresql"
+    live_signs = LiveSigns(processes=("postgres", "postmaster"), files=(("PG_VERSION",),))
     summary = "PostgreSQL: pg_dumpall --globals-only and one pg_dump per database"
     consistency = "transactional: one pg_dump snapshot per database, roles from pg_dumpall -g"
     dump_needs_server = True

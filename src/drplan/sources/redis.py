@@ -21,6 +21,7 @@ from drplan.sources.base import (
     BackupResult,
     Detection,
     EngineDefaults,
+    LiveSigns,
     Procedure,
     ReadyProbe,
     ShellKit,
@@ -50,6 +51,9 @@ DATA_DIRS = ("/data", "/bitnami/redis/data")
 
 class Redis(EngineDefaults):
     name = "redis"
+    live_signs = LiveSigns(
+        processes=SERVERS, files=(("dump.rdb",), ("appendonly.aof",), ("appendonlydir/",))
+    )
     summary = "Redis: a fresh RDB (BGSAVE), put back into the volume before Redis starts"
     consistency = "point-in-time RDB snapshot (BGSAVE)"
     dump_needs_server = True

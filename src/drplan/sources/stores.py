@@ -9,20 +9,22 @@ files engine asks this table in its ``detect``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from drplan.plan.compose import ComposeService
-from drplan.sources.base import image_names, is_client, mounted_dir
+from drplan.sources.base import LiveSigns, image_names, is_client, mounted_dir
 
 
 @dataclass(frozen=True)
 class Store:
-    """A store: the words of its images, its data directories, the risk of a live copy."""
+    """A store: the words of its images, its data directories, the risk of a live copy,
+    and what a running container of it shows (`drplan init --from-stack`)."""
 
     name: str
     images: tuple[str, ...]
     data_dirs: tuple[str, ...]
     risk: str
+    live_signs: LiveSigns = field(default_factory=LiveSigns)
 
 
 STORES = (
@@ -31,12 +33,14 @@ STORES = (
         ("mongo", "mongodb"),
         ("/data/db", "/bitnami/mongodb"),
         "WiredTiger files copied live are not consistent; mongodump is not run by drplan",
+        LiveSigns(("mongod",), (("WiredTiger",), ("mongod.lock",))),
     ),
     Store(
         "clickhouse",
         ("clickhouse",),
         ("/var/lib/clickhouse",),
         "merge tree parts copied live may be half-written",
+        LiveSigns(("clickhouse-server", "clickhouse"), (("metadata/", "store/"),)),
     ),
     Store(
         "kafka",
@@ -49,24 +53,28 @@ STORES = (
         ("couchdb",),
         ("/opt/couchdb/data", "/bitnami/couchdb"),
         "database files copied live may be torn",
+        LiveSigns((), (("_dbs.couch",),)),
     ),
     Store(
         "influxdb",
         ("influxdb",),
         ("/var/lib/influxdb", "/var/lib/influxdb2"),
         "TSM and WAL files copied live disagree",
+        LiveSigns(("influxd",)),
     ),
     Store(
         "rabbitmq",
         ("rabbitmq",),
         ("/var/lib/rabbitmq",),
         "Mnesia and queue files copied live may be torn; in-flight messages",
+        LiveSigns(("rabbitmq-server",)),
     ),
     Store(
         "minio",
         ("minio",),
         ("/data", "/minio_data"),
         "objects and their metadata copied live may disagree",
+        LiveSigns(("minio",), ((".minio.sys/",),)),
     ),
     Store(
         "elasticsearch",
@@ -92,14 +100,22 @@ STORES = (
         ("etcd",),
         ("/etcd", "/etcd-data", "/var/lib/etcd"),
         "bbolt database copied live may be torn",
+        LiveSigns(("etcd",), (("member/",),)),
     ),
     Store(
         "prometheus-tsdb",
         ("prometheus",),
         ("/prometheus",),
         "TSDB head and WAL copied live disagree",
+        LiveSigns(("prometheus",)),
     ),
-    Store("loki", ("loki",), ("/loki",), "chunks and index copied live disagree"),
+    Store(
+        "loki",
+        ("loki",),
+        ("/loki",),
+        "chunks and index copied live disagree",
+        LiveSigns(("loki",)),
+    ),
     Store("seaweedfs", ("seaweedfs",), ("/data",), "volume files copied live may be torn"),
     Store(
         "milvus",

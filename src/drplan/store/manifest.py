@@ -73,6 +73,15 @@ def _absolute_path(value: str) -> str:
     return value
 
 
+def recordable_dir(path: str) -> str | None:
+    """`path` if a manifest can record it as an absolute path, else None (a folder name
+    with a control character is not worth failing a backup for)."""
+    try:
+        return _absolute_path(path)
+    except ValueError:
+        return None
+
+
 def relative_path(value: str) -> str:
     """A relative, normalised path inside its folder (no `..`, no absolute path)."""
     norm = posixpath.normpath(value)
@@ -182,6 +191,9 @@ class Manifest(BaseModel):
     images_bytes: int = 0
     config_snapshot: SnapshotId | None = None
     plan_file: RelPath = "drplan.yml"
+    # the plan's folder on the host that backed up (None before it was recorded): where
+    # the compose files' relative bind sources were (drplan.actions.stored_binds)
+    plan_dir: AbsPath | None = None
     compose_files: list[RelPath] = Field(default_factory=list)
     downtime_s: dict[str, float] = Field(default_factory=dict)
     timings: dict[str, float] = Field(default_factory=dict)
