@@ -3,10 +3,12 @@ RPO, its drill records (copies, retention and checks are in drplan.actions.repo_
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from drplan.actions.context import PlanContext
+from drplan.reports import drill as drill_report
 from drplan.store import manifest as mf
 from drplan.store import records
 from drplan.store.restic import Repository
@@ -81,3 +83,14 @@ def drill_records(pc: PlanContext) -> list[records.DrillRecord]:
     repo = pc.repository()
     repo.open()
     return records.list_drills(repo, pc.name)
+
+
+def runs_document(pc: PlanContext, repository: str | None = None) -> dict:
+    """`drplan runs --json`: the runs with their age against the RPO."""
+    repo, rows = list_runs(pc, repository)
+    return {"plan": pc.name, "repository": repo.url, "runs": [dataclasses.asdict(r) for r in rows]}
+
+
+def drills_document(pc: PlanContext) -> dict:
+    """`drplan drills --json`: the drill history with the RTO/RPO trend."""
+    return {"plan": pc.name, **drill_report.history(drill_records(pc))}

@@ -79,12 +79,12 @@ def write_reports(result: DrillResult, report_dir: str | None) -> dict[str, str]
 def drills(plan: str = opt.PLAN, as_json: bool = opt.JSON) -> None:
     """The history of drills with the trend of RTO and RPO."""
     from drplan.actions.context import load_plan
-    from drplan.actions.repositories import drill_records
+    from drplan.actions.repositories import drills_document
     from drplan.reports import drill as report
 
     pc = load_plan(plan)
-    data = report.history(drill_records(pc))
+    doc = drills_document(pc)
     if as_json:
-        print_json({"plan": pc.name, **data})
+        print_json(doc)
     else:
-        out(report.history_text(pc.name, data))
+        out(report.history_text(pc.name, doc))

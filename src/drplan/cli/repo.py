@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
-
 import typer
 
 from drplan.cli import options as opt
@@ -28,14 +26,13 @@ def runs(
 ) -> None:
     """List the runs in the repository with their age against the RPO."""
     from drplan.actions.context import load_plan
-    from drplan.actions.repositories import list_runs
+    from drplan.actions.repositories import list_runs, runs_document
 
     pc = load_plan(plan)
-    repo, rows = list_runs(pc, repository)
     if as_json:
-        runs_doc = [dataclasses.asdict(r) for r in rows]
-        print_json({"plan": pc.name, "repository": repo.url, "runs": runs_doc})
+        print_json(runs_document(pc, repository))
         return
+    repo, rows = list_runs(pc, repository)
     from rich.table import Table
 
     table = Table(title=f"runs of {pc.name} in {repo.name}")

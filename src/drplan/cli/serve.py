@@ -84,7 +84,11 @@ def serve(
         2, "--max-parallel", min=1, help="Jobs running at once across plans."
     ),
     refresh: float = typer.Option(
-        300.0, "--refresh", min=5.0, help="Seconds between two reads of each repository."
+        3600.0,
+        "--refresh",
+        min=5.0,
+        help="Seconds between two reads of each repository when no job ran (each job is "
+        "followed by one).",
     ),
     grace: float = typer.Option(
         30.0, "--grace", min=0.0, help="On SIGTERM, seconds a running job has to end."

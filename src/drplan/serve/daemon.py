@@ -27,23 +27,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from drplan.actions.context import check_plan
+from drplan.actions.context import PlanContext, check_plan
+from drplan.errors import DrplanError
 from drplan.plan import model as m
-from drplan.serve import cadence, jobs, rpo
+from drplan.serve import cadence, facts, jobs, rpo
 from drplan.serve import state as st
 from drplan.serve.notify import Message, Notifier
 
 log = logging.getLogger("drplan.serve")
-
-# the repository facts the daemon keeps, each the --json of a drplan command
-FACTS = {"status": "status", "runs": "runs", "drills": "drills"}
 
 
 @dataclass
 class Settings:
     report_dir: Path
     max_parallel: int = 2
-    facts_every: float = 300.0  # re-read the repository at least this often (seconds)
+    facts_every: float = 3600.0  # re-read the repository at least this often (seconds)
     tick: float = 30.0  # RPO watch period (seconds)
     grace: float = 30.0  # a running job's time to end on stop, before SIGTERM
     job_timeout: float = 6 * 3600.0
@@ -75,6 +73,7 @@ class PlanWorker(threading.Thread):
         self.d = daemon
         self.path = path
         self.plan: m.Plan | None = None
+        self.pc: PlanContext | None = None  # the loaded plan the repository reads use
         self.name = path.stem
         self.error: str | None = None
         self.mtime = 0.0
@@ -107,6 +106,7 @@ class PlanWorker(threading.Thread):
             self._plan_error("; ".join(errors[:3]) + (" ..." if len(errors) > 3 else ""))
             return
         plan = check.context.plan
+        self.pc = check.context
         with self.lock:
             self.plan, self.error = plan, None
             self.name = plan.stack.name
@@ -294,21 +294,26 @@ class PlanWorker(threading.Thread):
     # -- what the repository says -------------------------------------------------------------
 
     def refresh_facts(self) -> None:
-        """Read the repository back (`drplan status/runs/drills --json`); a failure keeps
-        the previous facts and is logged (an unreachable repository is also a run
-        failure when a job meets it)."""
-        for kind, cmd in FACTS.items():
-            child = jobs.Child([*jobs.command(), cmd, str(self.path), "--json"])
-            outcome = child.wait(timeout=self.d.settings.facts_timeout)
-            # `status` prints its document and exits 1 when the repository does not open:
-            # that document (repository.opens false, its error) is the fact to keep
-            usable = outcome.exit_code == 0 or (kind == "status" and outcome.exit_code == 1)
-            if usable and isinstance(outcome.document, dict):
-                self.d.state.put_fact(self.name, kind, outcome.document)
-                with self.lock:
-                    self.facts[kind] = outcome.document
-            else:
-                log.warning("plan %s: cannot read %s: %s", self.name, cmd, outcome.error)
+        """Read the repository back: what `drplan status`, `drplan runs` and `drplan
+        drills` print with --json, by the same functions, in this process (a child
+        each time would cost a Python start-up per read, most of an idle daemon's CPU).
+        A failure keeps the previous facts and is logged; an unreachable repository is
+        also a run failure when a job meets it."""
+        pc = self.pc
+        if pc is None:
+            return
+        for kind, read in facts.READERS.items():
+            try:
+                doc = read(pc)
+            except DrplanError as exc:
+                log.warning("plan %s: cannot read the %s: %s", self.name, kind, exc)
+                continue
+            except Exception:  # a bug in one read must not end the worker
+                log.exception("plan %s: internal error reading the %s", self.name, kind)
+                continue
+            self.d.state.put_fact(self.name, kind, doc)
+            with self.lock:
+                self.facts[kind] = doc
         with self.lock:
             self.facts_at = time.time()
 
