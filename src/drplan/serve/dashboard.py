@@ -1,23 +1,59 @@
 """The dashboard's pages, rendered on the server from the workers' views (jinja2).
 
-Plain HTML and inline SVG, no JavaScript needed: it works in any browser, behind any
-proxy, and in a crisis on whatever laptop is left.
+Plain HTML and inline SVG, no JavaScript and no external resource: it works in any
+browser, behind any proxy, and in a crisis on whatever laptop is left. Every value is
+autoescaped; the only markup not written by these templates is the SVG of the Gantt
+chart and of the risk matrix, made by their own autoescaped templates
+(drplan.schedule.gantt, drplan.risks.render), so a hostile name in a plan or a
+repository is text everywhere.
+
+Everything is computed from what the daemon already keeps: the plan model, the facts
+read back from the repository (`drplan status/runs/drills --json` documents), and its
+SQLite records (runs, with the JSON document each job printed). Each section is built on
+its own: one that cannot be built says why, and the rest of the page still shows.
 """
 
 from __future__ import annotations
 
+import json
+import logging
+import math
 import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote, urlsplit, urlunsplit
 
 import jinja2
+from markupsafe import Markup
 
-from drplan.serve import cadence
+from drplan.crisis import cell as crisis_cell
+from drplan.crisis.journal import Journal
+from drplan.errors import DrplanError
+from drplan.plan import model as m
+from drplan.risks.matrix import build_matrix
+from drplan.risks.render import render_svg as render_risks_svg
+from drplan.schedule.dag import Schedule, build_schedule
+from drplan.schedule.gantt import render_gantt
+from drplan.schedule.steps import Step, StepKind
+from drplan.serve import cadence, rpo
+from drplan.serve import state as st
+from drplan.store.records import DrillRecord
 
 if TYPE_CHECKING:
     from drplan.serve.daemon import Daemon, PlanView
 
+log = logging.getLogger("drplan.serve")
+
 HTML = "text/html; charset=utf-8"
+RUNS_SHOWN = 50  # the daemon's newest runs on a plan's page
+DRILLS_SHOWN = 12  # the newest drills in the history table and the RTO trend
+JOURNAL_SHOWN = 200  # the newest entries of the crisis journal
+REFRESH_S = 60  # the pages reload themselves (meta refresh: no script)
+# the RTO objective is drawn on the Gantt chart when it is within this factor of the end
+OBJECTIVE_ON_CHART = 3.0
 
 _env = jinja2.Environment(
     loader=jinja2.PackageLoader("drplan.serve", "templates"),
@@ -27,16 +63,29 @@ _env = jinja2.Environment(
 )
 
 
-def when(ts: float | None) -> str:
-    if ts is None:
-        return "—"
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+# -- formatting (template filters) -------------------------------------------------------
 
 
-def duration(seconds: float | None) -> str:
-    if seconds is None:
+def when(ts: Any) -> str:
+    """An epoch time as UTC text: one time zone for everyone reading the page."""
+    if ts is None or isinstance(ts, jinja2.Undefined):
         return "—"
-    seconds = float(seconds)
+    try:
+        return datetime.fromtimestamp(float(ts), UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+    except (TypeError, ValueError, OverflowError, OSError):
+        return "—"
+
+
+def duration(seconds: Any) -> str:
+    """A short duration for tables read under stress (`95s`, `12min`, `3.5h`, `2.0d`)."""
+    if seconds is None or isinstance(seconds, jinja2.Undefined):
+        return "—"  # a value missing from a document
+    try:
+        seconds = float(seconds)
+    except (TypeError, ValueError):
+        return "—"
+    if math.isnan(seconds):
+        return "—"
     if seconds < 120:
         return f"{seconds:.0f}s"
     if seconds < 7200:
@@ -46,12 +95,688 @@ def duration(seconds: float | None) -> str:
     return f"{seconds / 86400:.1f}d"
 
 
-_env.filters["when"] = when
-_env.filters["duration"] = duration
+def relative(ts: float | None, now: float) -> str:
+    """`in 5min`, `12min ago`, `now`: what a person scanning the page wants first."""
+    if ts is None:
+        return "—"
+    delta = ts - now
+    if abs(delta) < 1:
+        return "now"
+    return f"in {duration(delta)}" if delta > 0 else f"{duration(-delta)} ago"
+
+
+def size(n: Any) -> str:
+    if n is None or isinstance(n, jinja2.Undefined):
+        return "—"
+    try:
+        value = float(n)
+    except (TypeError, ValueError):
+        return "—"
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if value < 1024 or unit == "TiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{n} B"  # pragma: no cover
+
+
+def path_part(text: str) -> str:
+    """A plan name as one URL path segment (a name is text, never a path)."""
+    return quote(str(text), safe="")
+
+
+def redact_url(url: str | None) -> str:
+    """A repository URL without the password it may embed (`rest:https://u:p@host/`):
+    no secret on a page."""
+    if not url:
+        return "—"
+    prefix, sep, rest = url.partition(":")
+    target = rest if sep and "://" in rest else url
+    try:
+        parts = urlsplit(target)
+    except ValueError:
+        return url
+    if parts.password is None:
+        return url
+    netloc = f"{parts.username or ''}:***@{parts.hostname or ''}"
+    if parts.port is not None:
+        netloc += f":{parts.port}"
+    clean = urlunsplit(parts._replace(netloc=netloc))
+    return f"{prefix}:{clean}" if target is rest else clean
+
+
+def parse_time(text: Any) -> float | None:
+    """An ISO time from a document, or None when it is missing or not a time."""
+    if not isinstance(text, str):
+        return None
+    try:
+        return rpo.parse_time(text)
+    except ValueError:
+        return None
+
+
+_env.filters.update(when=when, duration=duration, size=size, path_part=path_part)
+
+
+# -- sections -------------------------------------------------------------------------
+
+
+@dataclass
+class Section:
+    """A section's data, or why it could not be built."""
+
+    data: Any = None
+    error: str | None = None
+
+
+def guarded(what: str, build: Callable[[], Any]) -> Section:
+    """Build one section; a failure is shown in its place, not as a broken page (a
+    corrupt record or a bug in one chart must not hide the RPO of the others)."""
+    try:
+        return Section(build())
+    except DrplanError as exc:
+        return Section(error=f"cannot show the {what}: {exc}")
+    except Exception as exc:  # a bug in one section: logged, the page still renders
+        log.exception("dashboard: cannot build the %s", what)
+        return Section(error=f"cannot show the {what}: internal error ({type(exc).__name__})")
+
+
+def state_of(v: PlanView) -> tuple[str, str]:
+    """(css class, words) of a plan's state."""
+    if v.error:
+        return "failed", "plan invalid"
+    if v.current:
+        return "running", f"{v.current.get('job', '?')} running"
+    if v.paused:
+        return "paused", "paused"
+    return "ok", "idle"
+
+
+def worst_rpo(v: PlanView) -> rpo.ServiceRpo | None:
+    """The service nearest to (or furthest past) its RPO; a service never backed up
+    first of all."""
+    if not v.rpo:
+        return None
+    missing = [s for s in v.rpo if s.state == rpo.NO_BACKUP]
+    if missing:
+        return missing[0]
+    graded = [s for s in v.rpo if s.ratio is not None]
+    return max(graded, key=lambda s: s.ratio or 0.0) if graded else v.rpo[0]
+
+
+def next_job(v: PlanView) -> tuple[str, float] | None:
+    if not v.next:
+        return None
+    job, t = min(v.next.items(), key=lambda kv: kv[1])
+    return job, t
+
+
+def last_backup(v: PlanView) -> dict[str, Any]:
+    """The newest backup: the repository's newest run (the truth) and the daemon's own
+    newest backup job (which may have failed since)."""
+    status = v.facts.get("status") or {}
+    last_run = status.get("last_run") or {}
+    run = v.last.get("backup")
+    return {
+        "repo_at": parse_time(last_run.get("started_at")),
+        "repo_complete": last_run.get("complete"),
+        "repo_run": last_run.get("run_id"),
+        "daemon": run,
+    }
+
+
+def index_rows(views: list[PlanView], now: float) -> list[dict[str, Any]]:
+    rows = []
+    for v in views:
+        css, words = state_of(v)
+        drill = (v.facts.get("status") or {}).get("last_drill") or None
+        rows.append(
+            {
+                "v": v,
+                "state_css": css,
+                "state": words,
+                "worst": worst_rpo(v),
+                "backup": last_backup(v),
+                "next": next_job(v),
+                "drill": drill,
+            }
+        )
+    return rows
+
+
+# -- the runs timeline (inline SVG) ---------------------------------------------------
+
+STATUS_COLOURS = {
+    st.OK: "#2e7d32",
+    st.FAILED: "#c62828",
+    st.INTERRUPTED: "#ef6c00",
+    st.DEAD: "#6a1b9a",
+    st.RUNNING: "#1565c0",
+    "complete": "#2e7d32",
+    "incomplete": "#c62828",
+}
+TL_LEFT, TL_WIDTH, TL_ROW, TL_TOP = 150, 900, 26, 34
+TICK_STEPS = (
+    5,
+    10,
+    15,
+    30,
+    60,
+    120,
+    300,
+    600,
+    900,
+    1800,
+    3600,
+    7200,
+    3 * 3600,
+    6 * 3600,
+    12 * 3600,
+    86400,
+)
+
+
+@dataclass
+class Bar:
+    lane: str
+    start: float
+    end: float
+    status: str
+    label: str
+
+
+@dataclass
+class Timeline:
+    width: int
+    height: int
+    left: int
+    right: int
+    top: int
+    bottom: int
+    lanes: list[dict[str, Any]] = field(default_factory=list)
+    bars: list[dict[str, Any]] = field(default_factory=list)
+    ticks: list[dict[str, Any]] = field(default_factory=list)
+    now_x: float = 0.0
+    day: str = ""
+    legend: list[dict[str, Any]] = field(default_factory=list)
+
+
+def timeline_bars(runs: list[st.Run], repo_runs: list[dict[str, Any]], now: float) -> list[Bar]:
+    """One bar per daemon job (its lane is the job) and per repository run (the
+    `repository` lane: what exists, whoever made it)."""
+    bars = []
+    for r in runs:
+        end = r.ended_at if r.ended_at is not None else now
+        took = duration(end - r.started_at)
+        label = f"{r.job} {r.status} ({r.trigger}), {when(r.started_at)}, {took}"
+        if r.ref:
+            label += f", {r.ref}"
+        bars.append(Bar(r.job, r.started_at, end, r.status, label))
+    for doc in repo_runs:
+        start = parse_time(doc.get("started_at"))
+        if start is None:
+            continue
+        end = parse_time(doc.get("finished_at")) or start
+        status = "complete" if doc.get("complete") else "incomplete"
+        label = f"run {doc.get('run_id', '?')} {status}, {when(start)}"
+        bars.append(Bar("repository", start, max(end, start), status, label))
+    return bars
+
+
+def _tick_step(span: float) -> float:
+    for step in TICK_STEPS:
+        if span / step <= 10:
+            return float(step)
+    return float(math.ceil(span / 10 / 86400) * 86400)
+
+
+def _tick_label(t: float, step: float) -> str:
+    fmt = "%H:%M:%S" if step < 60 else "%H:%M" if step < 86400 else "%m-%d"
+    return datetime.fromtimestamp(t, UTC).strftime(fmt)
+
+
+def timeline(runs: list[st.Run], repo_runs: list[dict[str, Any]], now: float) -> Timeline | None:
+    """The geometry of the runs timeline, or None when nothing ran yet."""
+    bars = timeline_bars(runs, repo_runs, now)
+    if not bars:
+        return None
+    lanes = ["repository", *cadence.JOBS]
+    lanes += sorted({b.lane for b in bars} - set(lanes))
+    t0 = min(b.start for b in bars)
+    t1 = max(now, max(b.end for b in bars))
+    span = max(t1 - t0, 60.0)
+    t0 -= span * 0.02
+    t1 += span * 0.02
+    scale = TL_WIDTH / (t1 - t0)
+    bottom = TL_TOP + len(lanes) * TL_ROW
+    tl = Timeline(
+        width=TL_LEFT + TL_WIDTH + 20,
+        height=bottom + 44,
+        left=TL_LEFT,
+        right=TL_LEFT + TL_WIDTH,
+        top=TL_TOP,
+        bottom=bottom,
+        now_x=round(TL_LEFT + (now - t0) * scale, 1),
+        day=datetime.fromtimestamp(t0, UTC).strftime("%Y-%m-%d UTC"),
+    )
+    for i, lane in enumerate(lanes):
+        tl.lanes.append({"name": lane, "y": TL_TOP + i * TL_ROW, "odd": i % 2 == 1})
+    for b in sorted(bars, key=lambda b: b.start):
+        x = TL_LEFT + (b.start - t0) * scale
+        tl.bars.append(
+            {
+                "x": round(x, 1),
+                "y": TL_TOP + lanes.index(b.lane) * TL_ROW + 5,
+                "w": round(max((b.end - b.start) * scale, 4.0), 1),
+                "h": TL_ROW - 10,
+                "colour": STATUS_COLOURS.get(b.status, "#607d8b"),
+                "status": b.status,
+                "lane": b.lane,
+                "label": b.label,
+            }
+        )
+    step = _tick_step(t1 - t0)
+    t = math.ceil(t0 / step) * step
+    while t <= t1:
+        tl.ticks.append({"x": round(TL_LEFT + (t - t0) * scale, 1), "label": _tick_label(t, step)})
+        t += step
+    x = TL_LEFT
+    for status in ("ok", "failed", "interrupted", "dead", "running", "complete", "incomplete"):
+        tl.legend.append({"x": x, "colour": STATUS_COLOURS[status], "label": status})
+        x += 24 + 7 * len(status) + 16
+    return tl
+
+
+# -- RPO, next jobs, repository health -----------------------------------------------------
+
+BAR_W = 220  # the RPO bar's width for 100 % of the objective ... up to 150 %
+
+
+def rpo_rows(v: PlanView) -> list[dict[str, Any]]:
+    """Each service's age against its objective, with the bar's geometry (the objective
+    at two thirds of the bar, so a breach shows past it)."""
+    services = {
+        s.get("service"): s for s in (v.facts.get("status") or {}).get("services", []) or []
+    }
+    rows = []
+    for s in v.rpo:
+        ratio = s.ratio
+        fill = 0.0 if ratio is None else min(ratio, 1.5) / 1.5
+        doc = services.get(s.service) or {}
+        rows.append(
+            {
+                "s": s,
+                "percent": None if ratio is None else round(ratio * 100),
+                "fill_w": round(BAR_W * fill, 1),
+                "objective_x": round(BAR_W / 1.5, 1),
+                "warning_x": round(BAR_W * 0.8 / 1.5, 1),
+                "bar_w": BAR_W,
+                "colour": {
+                    rpo.OK: "#2e7d32",
+                    rpo.AT_RISK: "#ef6c00",
+                    rpo.BREACHED: "#c62828",
+                }.get(s.state, "#9e9e9e"),
+                "run_id": doc.get("run_id"),
+                "nodes": doc.get("nodes") or [],
+            }
+        )
+    return rows
+
+
+def next_rows(v: PlanView, now: float) -> list[dict[str, Any]]:
+    rows = []
+    for job, t in sorted(v.next.items(), key=lambda kv: kv[1]):
+        due = t <= now
+        rows.append({"job": job, "at": max(t, now), "due": due, "when": relative(t, now)})
+    return rows
+
+
+def repository_health(v: PlanView) -> dict[str, Any] | None:
+    """The status fact's `repository` block (opens, reachable_s, last check), with a URL
+    safe to show."""
+    status = v.facts.get("status")
+    if not status:
+        return None
+    repo = status.get("repository") or {}
+    return {
+        "name": repo.get("repository"),
+        "url": redact_url(repo.get("url")),
+        "opens": repo.get("opens"),
+        "reachable_s": repo.get("reachable_s"),
+        "last_check": parse_time(repo.get("last_check")),
+        "last_check_ok": repo.get("last_check_ok"),
+        "error": repo.get("error"),
+        "needs_drill": status.get("needs_drill"),
+        "needs_drill_reason": status.get("needs_drill_reason"),
+    }
+
+
+# -- drills: the newest with its Gantt chart, the RTO trend ---------------------------------
+
+
+def svg_fragment(svg: str) -> Markup:
+    """A standalone SVG (from an autoescaped template) as markup to inline in the page:
+    its XML declaration dropped."""
+    text = svg.lstrip()
+    if text.startswith("<?xml"):
+        text = text[text.index("?>") + 2 :].lstrip()
+    return Markup(text)  # made by autoescaped templates (module docstring)
+
+
+def drill_record(doc: Any) -> DrillRecord | None:
+    """A `drplan drill --json` document the daemon kept, checked field by field (None
+    when it is not a drill record: a drill that failed before recording one)."""
+    if not isinstance(doc, dict):
+        return None
+    try:
+        return DrillRecord.model_validate(doc)
+    except ValueError:
+        return None
+
+
+def _kind_of(step_id: str) -> StepKind:
+    head = step_id.split(":", 1)[0]
+    try:
+        return StepKind(head)
+    except ValueError:
+        return StepKind.PREPARE_SITE
+
+
+def drill_schedule(record: DrillRecord, plan: m.Plan | None) -> Schedule:
+    """The drill as a schedule for the Gantt chart: each step's measured duration on the
+    plan's dependencies. The record keeps durations, not start times, so each step is
+    drawn from the end of its last dependency (how the executor starts them); the
+    critical path is the one the drill measured."""
+    base: dict[str, Step] = {}
+    if plan is not None:
+        try:
+            base = build_schedule(plan, record.profile).steps
+        except DrplanError:
+            base = {}
+    ids = set(record.steps)
+    steps = []
+    for sid, rec in record.steps.items():
+        seconds = float(rec.seconds or 0.0)
+        known = base.get(sid)
+        if known is not None:
+            steps.append(
+                replace(
+                    known,
+                    after=frozenset(a for a in known.after if a in ids),
+                    estimate_s=seconds,
+                    estimate_basis=f"measured, {rec.status}",
+                )
+            )
+        else:
+            steps.append(
+                Step(id=sid, kind=_kind_of(sid), estimate_s=seconds, estimate_basis=rec.status)
+            )
+    services = sorted({s.service for s in steps if s.service})
+    schedule = Schedule.from_steps(
+        steps, objective_rto_s=record.rto.objective_s, profile=record.profile, services=services
+    )
+    actual = record.critical_path.get("actual") or []
+    if actual and all(s in schedule.steps for s in actual):
+        schedule.critical_path = list(actual)
+    measured = record.rto.measured_s
+    if measured is not None and measured >= schedule.estimated_rto_s:
+        schedule.estimated_rto_s = measured
+    return schedule
+
+
+def drill_gantt(record: DrillRecord, plan: m.Plan | None, name: str) -> Markup | None:
+    """The drill's Gantt chart. An objective far beyond the drill's end is left off the
+    axis (it would squeeze every bar into a few pixels) and named in the title."""
+    if not record.steps:
+        return None
+    schedule = drill_schedule(record, plan)
+    title = f"Drill {record.drill_id} of {name} on {record.site} (run {record.run_id})"
+    objective = schedule.objective_rto_s
+    if objective is not None and objective > OBJECTIVE_ON_CHART * max(
+        schedule.estimated_rto_s, 1.0
+    ):
+        schedule.objective_rto_s = None
+        title += f", RTO objective {duration(objective)}: off the chart"
+    return svg_fragment(render_gantt(schedule, title=title, rto_label="measured"))
+
+
+@dataclass
+class Trend:
+    width: int
+    height: int
+    points: list[dict[str, Any]]
+    polyline: str
+    objective_y: float | None
+    objective_label: str
+    top_label: str
+    left: int
+    right: int
+    top: int
+    bottom: int
+
+
+def rto_trend(drills: list[dict[str, Any]]) -> Trend | None:
+    """The measured RTO of the newest drills as a small line chart (None below two
+    measured drills: a trend needs two points)."""
+    rows = [d for d in drills if isinstance(d.get("rto_s"), int | float)]
+    if len(rows) < 2:
+        return None
+    objective = next(
+        (d.get("rto_objective_s") for d in reversed(rows) if d.get("rto_objective_s")), None
+    )
+    top_value = max([*(float(d["rto_s"]) for d in rows), float(objective or 0)]) * 1.15
+    left, right, top, bottom = 60, 460, 12, 132
+    step = (right - left) / (len(rows) - 1)
+    points = []
+    for i, d in enumerate(rows):
+        x = left + i * step
+        y = bottom - float(d["rto_s"]) / top_value * (bottom - top)
+        points.append(
+            {
+                "x": round(x, 1),
+                "y": round(y, 1),
+                "passed": bool(d.get("passed")),
+                "label": f"drill {d.get('drill_id', '?')} {d.get('started_at', '')}: "
+                f"RTO {duration(d['rto_s'])}",
+            }
+        )
+    objective_y = None
+    if objective:
+        objective_y = round(bottom - float(objective) / top_value * (bottom - top), 1)
+    return Trend(
+        width=right + 20,
+        height=bottom + 26,
+        points=points,
+        polyline=" ".join(f"{p['x']},{p['y']}" for p in points),
+        objective_y=objective_y,
+        objective_label=f"objective {duration(objective)}" if objective else "",
+        top_label=duration(top_value),
+        left=left,
+        right=right,
+        top=top,
+        bottom=bottom,
+    )
+
+
+def newest_drill_run(daemon: Daemon, name: str) -> st.Run | None:
+    """The daemon's newest drill job that left a document (a running one has none yet)."""
+    run = daemon.state.last(name, "drill")
+    if run is not None and run.details:
+        return run
+    return daemon.state.last(name, "drill", st.OK)
+
+
+DRILL_KEYS = (
+    "drill_id",
+    "started_at",
+    "profile",
+    "passed",
+    "failure",
+    "rto_s",
+    "rto_objective_s",
+    "rto_verdict",
+    "rpo_s",
+    "rpo_objective_s",
+    "rpo_verdict",
+)
+
+
+def drill_row(doc: Any) -> dict[str, Any]:
+    """A row of the drill history with every key the page reads (a document from an
+    older drplan may lack some)."""
+    doc = doc if isinstance(doc, dict) else {}
+    return {key: doc.get(key) for key in DRILL_KEYS}
+
+
+def drills_section(v: PlanView, drill_run: st.Run | None) -> dict[str, Any]:
+    """The newest drill (from the repository's history), its Gantt chart (from the
+    record the daemon kept of the drill it ran) and the RTO trend."""
+    history = [drill_row(d) for d in (v.facts.get("drills") or {}).get("drills") or []]
+    newest = history[-1] if history else None
+    record = None
+    if drill_run is not None and drill_run.details:
+        try:
+            record = drill_record(json.loads(drill_run.details))
+        except ValueError:
+            record = None
+    if newest is None and record is not None:
+        newest = {
+            "drill_id": record.drill_id,
+            "started_at": record.started_at,
+            "profile": record.profile,
+            "passed": record.passed,
+            "failure": record.failure,
+            "rto_s": record.rto.measured_s,
+            "rto_objective_s": record.rto.objective_s,
+            "rto_verdict": record.rto.verdict,
+            "rpo_s": record.rpo.measured_s,
+            "rpo_objective_s": record.rpo.objective_s,
+            "rpo_verdict": record.rpo.verdict,
+        }
+    gantt_note = None
+    gantt = None
+    if record is not None:
+        gantt = drill_gantt(record, v.plan, v.name)
+        if newest is not None and record.drill_id != newest.get("drill_id"):
+            gantt_note = (
+                f"The chart is of drill {record.drill_id}, the newest this daemon ran; "
+                f"drill {newest.get('drill_id')} was run elsewhere."
+            )
+    elif newest is not None:
+        gantt_note = (
+            "No Gantt chart: the repository's drill history holds no step times; the chart "
+            "is drawn for drills this daemon ran."
+        )
+    return {
+        "newest": newest,
+        "record": record,
+        "gantt": gantt,
+        "gantt_note": gantt_note,
+        "history": list(reversed(history[-DRILLS_SHOWN:])),
+        "trend": rto_trend(history[-DRILLS_SHOWN:]),
+        "direction": ((v.facts.get("drills") or {}).get("trend") or {})
+        .get("rto", {})
+        .get("direction"),
+    }
+
+
+# -- risks and the crisis journal (the plan and a local file: no engine) ---------------
+
+
+def risks_section(plan: m.Plan | None) -> Markup | None:
+    if plan is None or not plan.risks:
+        return None
+    return svg_fragment(render_risks_svg(build_matrix(plan), f"Risks of {plan.stack.name}"))
+
+
+def crisis_section(plan: m.Plan | None, plan_path: Path) -> dict[str, Any]:
+    """The crisis journal, read-only: its crises, the chain's verification, the newest
+    entries (as `drplan crisis export` reads it: the journal file next to the plan)."""
+    if plan is None:
+        return {"state": "no_plan"}
+    if plan.crisis_cell is None:
+        return {"state": "no_cell"}
+    ctx = crisis_cell.open_context(plan, plan_path)
+    journal = ctx.journal
+    location = journal.store.location
+    if not journal.store.exists():
+        return {"state": "empty", "location": location}
+    entries = journal.entries()
+    verification = journal.verify()
+    crises = Journal.crises(entries)
+    people = journal.cell.people
+    shown = []
+    for e in entries[-JOURNAL_SHOWN:]:
+        person = people.get(e.get("author"))
+        shown.append(
+            {
+                "seq": e.get("seq"),
+                "ts": e.get("ts"),
+                "kind": e.get("kind"),
+                "decision": e.get("decision"),
+                "role": e.get("role"),
+                "author": e.get("author"),
+                "name": person.name if person else None,
+                "text": e.get("text", ""),
+            }
+        )
+    current = crises[-1] if crises and crises[-1].closed is None else None
+    return {
+        "state": "journal",
+        "location": location,
+        "count": len(entries),
+        "crises": len(crises),
+        "open": current.opened if current else None,
+        "ok": verification.ok,
+        "broken": str(verification.broken) if verification.broken else None,
+        "head": verification.head,
+        "notes": verification.notes,
+        "entries": list(reversed(shown)),
+        "truncated": len(entries) > JOURNAL_SHOWN,
+    }
+
+
+# -- pages ----------------------------------------------------------------------------
 
 
 def login_page() -> str:
-    return _env.get_template("login.html.j2").render()
+    return _env.get_template("login.html.j2").render(refresh=None)
+
+
+def render_index(views: list[PlanView], now: float) -> str:
+    return _env.get_template("index.html.j2").render(
+        rows=index_rows(views, now), now=now, refresh=REFRESH_S, relative=relative
+    )
+
+
+def plan_context(
+    v: PlanView, runs: list[st.Run], drill_run: st.Run | None, now: float
+) -> dict[str, Any]:
+    """Everything the plan page shows (pure: the view, the daemon's runs, the clock)."""
+    css, words = state_of(v)
+    repo_runs = (v.facts.get("runs") or {}).get("runs") or []
+    has_copies = bool(v.plan) and any(r.role == "copy" for r in v.plan.repositories.values())
+    return {
+        "v": v,
+        "now": now,
+        "refresh": REFRESH_S,
+        "relative": relative,
+        "state_css": css,
+        "state": words,
+        "runs": runs,
+        "repo_runs": list(reversed(repo_runs))[:RUNS_SHOWN],
+        "jobs": [j for j in cadence.JOBS if j != "copy" or has_copies] if v.plan else [],
+        "timeline": guarded("runs timeline", lambda: timeline(runs, repo_runs, now)),
+        "rpo": guarded("RPO", lambda: rpo_rows(v)),
+        "next": next_rows(v, now),
+        "health": guarded("repository health", lambda: repository_health(v)),
+        "drills": guarded("drills", lambda: drills_section(v, drill_run)),
+        "risks": guarded("risk matrix", lambda: risks_section(v.plan)),
+        "crisis": guarded("crisis journal", lambda: crisis_section(v.plan, v.path)),
+    }
+
+
+def render_plan(v: PlanView, runs: list[st.Run], drill_run: st.Run | None, now: float) -> str:
+    return _env.get_template("plan.html.j2").render(**plan_context(v, runs, drill_run, now))
 
 
 def api_plans(daemon: Daemon) -> list[dict[str, Any]]:
@@ -66,6 +791,7 @@ def api_plans(daemon: Daemon) -> list[dict[str, Any]]:
                 "paused": v.paused,
                 "current": v.current,
                 "next": v.next,
+                "facts_at": v.facts_at,
                 "last": {job: run.as_json() for job, run in v.last.items()},
                 "rpo": [
                     {
@@ -81,26 +807,18 @@ def api_plans(daemon: Daemon) -> list[dict[str, Any]]:
     return out
 
 
-def _plan_context(daemon: Daemon, v: PlanView) -> dict[str, Any]:
-    return {
-        "v": v,
-        "runs": daemon.state.runs(v.name, limit=50),
-        "jobs": cadence.JOBS,
-        "now": time.time(),
-    }
-
-
 def page(daemon: Daemon, path: str, query: dict[str, list[str]]) -> tuple[int, str, bytes] | None:
     """(status, content type, body) of a dashboard page, or None for an unknown path."""
     views = daemon.views()
+    now = time.time()
     if path in ("/", "/plans", "/plans/"):
-        body = _env.get_template("index.html.j2").render(views=views, now=time.time())
-        return 200, HTML, body.encode()
+        return 200, HTML, render_index(views, now).encode()
     parts = [p for p in path.split("/") if p]
     if len(parts) == 2 and parts[0] == "plans":
         v = next((v for v in views if v.name == parts[1]), None)
         if v is None:
             return None
-        body = _env.get_template("plan.html.j2").render(**_plan_context(daemon, v))
+        runs = daemon.state.runs(v.name, limit=RUNS_SHOWN)
+        body = render_plan(v, runs, newest_drill_run(daemon, v.name), now)
         return 200, HTML, body.encode()
     return None
