@@ -31,6 +31,8 @@ WORKFLOW = [
     "drills",
     "runbook",
     "status",
+    "serve",
+    "prometheus-rules",
     "crisis",
     "risks",
     "demo",
@@ -41,7 +43,7 @@ WORKFLOW = [
 def test_help_lists_the_commands_in_the_order_a_user_meets_them(runner):
     result = runner.invoke(app, ["--help"], env={"COLUMNS": "120"})
     assert result.exit_code == 0
-    listed = re.findall(r"^│ (\w+)\s{2,}", result.stdout, re.M)
+    listed = re.findall(r"^│ (\w[\w-]*)\s{2,}", result.stdout, re.M)
     assert listed == WORKFLOW
     assert ORDER == WORKFLOW
 

@@ -23,6 +23,7 @@ from drplan.cli import (
     recover,
     repo,
     risks,
+    rules,
     runbook,
     serve,
     status,
@@ -55,6 +56,7 @@ register("runbook", runbook.runbook)
 register("status", status.status)
 # operate it every day
 register("serve", serve.serve)
+register("prometheus-rules", rules.prometheus_rules)
 # the crisis cell
 register_group("crisis", crisis.crisis_app)
 register("risks", risks.risks)
