@@ -14,8 +14,8 @@ writes it) with one successful backup, prune and check per plan, the backup's de
 `drplan backup --json` document of 50 sources, so the scrape exports 250 sources.
 
 The real `drplan serve` runs on them. Once its first reads of the repositories are over
-(15 child `drplan status/runs/drills --json`, all of them in the `facts` table and no
-child left), its own CPU (utime+stime of /proc/PID/stat) is sampled over --idle seconds,
+(status, runs and drills of each plan, read in the daemon's process by restic children:
+all of them in the `facts` table and no child left), its own CPU (utime+stime of /proc/PID/stat) is sampled over --idle seconds,
 with VmRSS and VmHWM. The children's CPU at start (cutime+cstime) is reported
 separately, and amortized over the --refresh period (the daemon's own default unless
 --refresh says otherwise): that is what the periodic reads cost on average. Baselines
@@ -278,7 +278,7 @@ def measure_idle(pid: int, window: float, nproc: int, refresh_s: float) -> dict[
         sleeper.wait(30)
     cpu = (after["cpu"] - before["cpu"]) / wall
     base = (s_after["cpu"] - s_before["cpu"]) / wall
-    refresh = before["children_cpu"]  # the 15 reads at start: one refresh of 5 plans
+    refresh = before["children_cpu"]  # restic's CPU for the reads at start: one refresh
     return {
         "window_s": round(wall, 1),
         "daemon_cpu_percent_of_one_core": round(100 * cpu, 3),

@@ -95,3 +95,21 @@ def test_rpo_without_backup():
     status = {"services": [{"service": "db", "recovery_point": None, "rpo_objective_s": 100}]}
     assert rpo.watch(status, 0.0)[0].state == rpo.NO_BACKUP
     assert rpo.watch(None, 0.0) == []
+
+
+def test_a_jobs_message_is_its_error_line_or_the_exception_of_a_crash():
+    from drplan.serve.jobs import error_line
+
+    assert error_line("progress\nerror: repository r: no restic repository\n") == (
+        "repository r: no restic repository"
+    )
+    crash = (
+        "Traceback (most recent call last):\n  File \"x.py\", line 1, in <module>\n"
+        "    boom()\npydantic_core.ValidationError: 1 validation error for Manifest\n"
+        "  compose_files.0\n    Value error\n"
+        "    For further information visit https://errors.pydantic.dev/2/v/value_error\n"
+    )
+    assert error_line(crash) == (
+        "internal error: pydantic_core.ValidationError: 1 validation error for Manifest"
+    )
+    assert error_line("") is None

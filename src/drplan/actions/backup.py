@@ -12,6 +12,7 @@ run, whose data stays complete.
 from __future__ import annotations
 
 import io
+import os
 import tarfile
 import time
 from collections.abc import Callable
@@ -71,6 +72,7 @@ def run_backup(
             f"{', '.join(pc.plan.services)})",
             where=str(pc.path),
         )
+    compose_files = stored_compose(pc)
     site_name, site = pc.site(opts.site)
     engine = pc.engine(site_name)
     repo = pc.repository()
@@ -90,7 +92,7 @@ def run_backup(
             rpo_point=mf.utc_now(),
             plan_file=pc.path.name,
             plan_dir=mf.recordable_dir(str(pc.dir.resolve())),
-            compose_files=list(pc.plan.stack.compose),
+            compose_files=compose_files,
         )
         tasks: list[Task] = []
         sources: dict[tuple[str, str], str] = {}
@@ -282,13 +284,34 @@ def _images(
     return ids, summary["snapshot_id"], int(summary.get("total_bytes_processed", 0))
 
 
+def stored_compose(pc: PlanContext) -> list[str]:
+    """The compose files as a run stores them: normalised paths inside the plan's folder
+    (`./compose.yml` is `compose.yml`). A run keeps the plan with its compose files so a
+    recovery needs nothing else, at the same relative places; a compose file outside the
+    plan's folder has no such place, and the backup refuses it before writing anything."""
+    base = os.path.normpath(pc.dir)
+    out = []
+    for rel in pc.plan.stack.compose:
+        full = os.path.normpath(os.path.join(base, rel))
+        inside = os.path.relpath(full, base)
+        if inside == ".." or inside.startswith("../") or os.path.isabs(inside):
+            raise InputError(
+                f"compose file {rel!r} is outside the plan's folder {base}: a run stores the "
+                "plan with its compose files, at the same relative places, so that a "
+                "recovery needs nothing else; keep the plan beside (or above) them",
+                where=f"{pc.path}: stack.compose",
+            )
+        out.append(inside.replace(os.sep, "/"))
+    return out
+
+
 def _config(pc: PlanContext, repo: Repository, run_id: str) -> str:
     """The plan and its compose files, so recovery needs neither this host nor a checkout."""
     buf = io.BytesIO()
     # links are followed: a recovery accepts only regular files in this tar
     with tarfile.open(fileobj=buf, mode="w", dereference=True) as tar:
         tar.add(pc.path, arcname=pc.path.name)
-        for rel in pc.plan.stack.compose:
+        for rel in stored_compose(pc):
             tar.add(pc.dir / rel, arcname=rel)
         # the project's .env: Compose interpolates the compose files with it, and a
         # recovery from the repository alone needs the same values

@@ -85,6 +85,11 @@ def error_line(stderr: str) -> str | None:
     for line in reversed(lines):
         if line.startswith("error:"):
             return line[len("error:") :].strip()
+    marker = "Traceback (most recent call last):"
+    if marker in stderr:  # a bug, not a user error: the exception's own line says what
+        for line in stderr.rsplit(marker, 1)[1].splitlines()[1:]:
+            if line.strip() and not line.startswith((" ", "\t")):
+                return f"internal error: {line.strip()[:500]}"
     return lines[-1][:500] if lines else None
 
 
