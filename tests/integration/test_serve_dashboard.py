@@ -14,31 +14,23 @@ that daemon refusing an action too). The daemon with the token is driven with ur
 
 from __future__ import annotations
 
-import contextlib
 import html
-import json
 import os
 import re
 import shutil
-import signal
-import socket
 import struct
 import subprocess
-import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import pytest
 
 from drplan.render.png import png_stats
 from testbed import plans
-from testbed.plans import PASSWORD, PASSWORD_ENV
+from testbed.serve import Serve, wait_for
 
 pytestmark = pytest.mark.integration
 
 CHROMIUM = "/usr/bin/chromium"
-TOKEN_ENV = "DRPLAN_TEST_DASHBOARD_TOKEN"
 TOKEN = "dashboard-" + os.urandom(8).hex()
 WINDOW = (1400, 2000)
 FULL = (1400, 4200)  # tall enough for the whole plan page of the campus stack
@@ -81,100 +73,6 @@ PLAN_EXTRA = {
         "activation": [{"kind": "service_down", "services": ["web"], "duration": "15m"}],
     },
 }
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_for(what: str, cond, timeout: float, every: float = 1.0):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = cond()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
-        time.sleep(every)
-
-
-class NoRedirect(urllib.request.HTTPRedirectHandler):
-    """See the 303 an action answers, instead of following it."""
-
-    def redirect_request(self, *args, **kw):
-        return None
-
-
-OPENER = urllib.request.build_opener(NoRedirect)
-
-
-class Serve:
-    """A real `drplan serve` process on a free loopback port."""
-
-    def __init__(self, plan: Path, state_dir: Path, token: str | None) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log = state_dir / f"serve-{time.monotonic_ns()}.log"
-        state_dir.mkdir(parents=True, exist_ok=True)
-        env = {**os.environ, PASSWORD_ENV: PASSWORD}
-        args = [
-            plans.DRPLAN,
-            "serve",
-            str(plan),
-            "--state-dir",
-            str(state_dir),
-            "--listen",
-            f"127.0.0.1:{self.port}",
-            "--refresh",
-            "30",
-            "--grace",
-            "20",
-        ]
-        if token is not None:
-            env[TOKEN_ENV] = token
-            args += ["--token-env", TOKEN_ENV]
-        with open(self.log, "w") as fh:
-            self.proc = subprocess.Popen(args, stdout=fh, stderr=subprocess.STDOUT, env=env)
-        wait_for("the daemon's /healthz", self.healthy, 60, every=0.3)
-
-    def text(self) -> str:
-        return self.log.read_text()
-
-    def healthy(self) -> bool:
-        if self.proc.poll() is not None:
-            raise AssertionError(f"drplan serve exited {self.proc.returncode}:\n{self.text()}")
-        with contextlib.suppress(OSError, ValueError):
-            return json.loads(self.call("GET", "/healthz")[1])["up"] is True
-        return False
-
-    def call(
-        self, method: str, path: str, headers: dict | None = None, body: str | None = None
-    ) -> tuple[int, bytes, dict]:
-        data = body.encode() if body is not None else (b"" if method == "POST" else None)
-        req = urllib.request.Request(
-            self.url + path, data=data, method=method, headers=headers or {}
-        )
-        try:
-            with OPENER.open(req, timeout=15) as r:
-                return r.status, r.read(), dict(r.headers)
-        except urllib.error.HTTPError as exc:
-            return exc.code, exc.read(), dict(exc.headers)
-
-    def plan(self, name: str, headers: dict | None = None) -> dict:
-        status, body, _ = self.call("GET", "/api/plans", headers)
-        assert status == 200, (status, body)
-        return next(p for p in json.loads(body) if p["plan"] == name)
-
-    def stop(self) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-        try:
-            return self.proc.wait(120)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            return self.proc.wait(10)
 
 
 def facts_read(serve: Serve, name: str, headers: dict | None = None) -> dict | None:
@@ -283,7 +181,7 @@ def test_dashboard_in_chromium(campus, tmp_path, artefacts, daemons, record_prop
     bearer = {"Authorization": f"Bearer {TOKEN}"}
 
     # -- the daemon with a token: it reads the repository, prunes, checks and drills ----
-    armed = Serve(tp.path, state_dir, TOKEN)
+    armed = Serve([tp.path], state_dir, token=TOKEN, refresh=30)
     daemons.append(armed)
     wait_for("the daemon to read the repository", lambda: facts_read(armed, name, bearer), 90)
     assert armed.call("GET", "/api/plans")[0] == 401  # reading needs the token too
@@ -310,7 +208,7 @@ def test_dashboard_in_chromium(campus, tmp_path, artefacts, daemons, record_prop
     assert TOKEN not in armed.text()
 
     # -- the same state, served for reading on localhost without a token ----------------
-    reader = Serve(tp.path, state_dir, None)
+    reader = Serve([tp.path], state_dir, refresh=30)
     daemons.append(reader)
     wait_for("the reading daemon to read the repository", lambda: facts_read(reader, name), 90)
     status, _, _ = reader.call("POST", f"/plans/{name}/resume")

@@ -12,14 +12,10 @@ The "engine stopped" case is a plan whose primary site's socket has no engine be
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import signal
 import socket
-import sqlite3
-import subprocess
 import time
-import urllib.request
 from pathlib import Path
 
 import docker
@@ -27,82 +23,12 @@ import pytest
 import yaml
 
 from testbed import plans
-from testbed.plans import PASSWORD, PASSWORD_ENV
+from testbed.plans import PASSWORD
+from testbed.serve import Serve, wait_for
 
 pytestmark = pytest.mark.integration
 
 EVERY_MINUTE = {"schedule": {"every": "1m"}, "retention": {"keep_last": 5}}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_for(what: str, cond, timeout: float, every: float = 0.5):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = cond()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
-        time.sleep(every)
-
-
-class Daemon:
-    """A real `drplan serve` process, its state file and its log."""
-
-    def __init__(self, plan_paths: list[Path], state_dir: Path, *, grace: float = 30) -> None:
-        self.state_dir = state_dir
-        self.port = free_port()
-        self.log = state_dir / f"serve-{time.monotonic_ns()}.log"
-        state_dir.mkdir(parents=True, exist_ok=True)
-        env = {**os.environ, PASSWORD_ENV: PASSWORD}
-        args = [plans.DRPLAN, "serve", *map(str, plan_paths), "--state-dir", str(state_dir)]
-        args += ["--listen", f"127.0.0.1:{self.port}", "--refresh", "10", "--grace", str(grace)]
-        with open(self.log, "w") as fh:
-            self.proc = subprocess.Popen(args, stdout=fh, stderr=subprocess.STDOUT, env=env)
-        wait_for("the daemon's /healthz", self.healthy, 60)
-
-    def get(self, path: str) -> bytes:
-        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{path}", timeout=10) as r:
-            return r.read()
-
-    def healthy(self) -> bool:
-        if self.proc.poll() is not None:
-            raise AssertionError(f"drplan serve exited {self.proc.returncode}:\n{self.text()}")
-        with contextlib.suppress(OSError):
-            return json.loads(self.get("/healthz"))["up"] is True
-        return False
-
-    def text(self) -> str:
-        return self.log.read_text()
-
-    def runs(self, plan: str | None = None) -> list[dict]:
-        db = sqlite3.connect(f"file:{self.state_dir / 'serve.sqlite'}?mode=ro", uri=True)
-        db.row_factory = sqlite3.Row
-        try:
-            query, args = "SELECT * FROM runs", ()
-            if plan:
-                query, args = query + " WHERE plan = ?", (plan,)
-            return [dict(r) for r in db.execute(query + " ORDER BY id", args)]
-        finally:
-            db.close()
-
-    def metric(self, name: str, **labels: str) -> float | None:
-        want = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
-        for line in self.get("/metrics").decode().splitlines():
-            key, _, value = line.rpartition(" ")
-            if key == (f"{name}{{{want}}}" if want else name):
-                return float(value)
-        return None
-
-    def stop(self, sig: int = signal.SIGTERM, timeout: float = 120) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-        return self.proc.wait(timeout)
 
 
 @pytest.fixture(scope="module")
@@ -141,22 +67,20 @@ def test_unreachable_engine_and_repository_are_failed_runs_retried(campus, tmp_p
     dead.parent.mkdir()
     with socket.socket(socket.AF_UNIX) as s:  # the socket file a stopped engine leaves
         s.bind(str(dead))
-    gone = tmp_path / "gone"
     doc = yaml.safe_load(campus.path.read_text())
     doc["stack"]["name"] = campus.name + "x"
     doc["sites"]["primary"]["docker_host"] = f"unix://{dead}"
-    doc["stack"]["compose"] = str(campus.compose)
     doc["repositories"]["local"]["url"] = str(tmp_path / "repo-x")
-    gone.mkdir()
-    (gone / "drplan.yml").write_text(yaml.safe_dump(doc, sort_keys=False))
-    plans.ok("repo", "init", gone / "drplan.yml")
+    gone = campus.dir / "engine-gone.yml"  # beside the compose file, as a plan must be
+    gone.write_text(yaml.safe_dump(doc, sort_keys=False))
+    plans.ok("repo", "init", gone)
 
     # the campus repository moved away: the next backups of campus fail too
     repo = Path(campus.repo)
     hidden = repo.with_name(repo.name + ".away")
     before = complete_runs(campus)
     repo.rename(hidden)
-    d = Daemon([campus.path, gone / "drplan.yml"], tmp_path / "state")
+    d = Serve([campus.path, gone], tmp_path / "state")
     try:
         failed = wait_for(
             "a failed backup of each plan",
@@ -169,8 +93,8 @@ def test_unreachable_engine_and_repository_are_failed_runs_retried(campus, tmp_p
         )
         engine_msg = failed[campus.name + "x"]["message"]
         repo_msg = failed[campus.name]["message"]
-        assert str(dead) in engine_msg or "engine" in engine_msg, engine_msg
-        assert str(repo) in repo_msg or "repository" in repo_msg, repo_msg
+        assert str(dead) in engine_msg and "unreachable" in engine_msg, engine_msg
+        assert str(repo) in repo_msg and "no restic repository" in repo_msg, repo_msg
         assert d.healthy()  # the daemon goes on
         assert d.metric("drplan_job_last_failed", plan=campus.name, job="backup") == 1
         # the repository is back: the retry (after its backoff) succeeds, the other plan
@@ -197,7 +121,7 @@ def test_unreachable_engine_and_repository_are_failed_runs_retried(campus, tmp_p
     assert len(complete_runs(campus)) > len(before)
 
 
-def backup_running(d: Daemon, plan: str):
+def backup_running(d: Serve, plan: str):
     runs = [r for r in d.runs(plan) if r["job"] == "backup" and r["status"] == "running"]
     return runs[0] if runs and runs[0]["pid"] else None
 
@@ -206,7 +130,7 @@ def test_sigterm_mid_backup_stops_in_bounded_time_and_records_interrupted(
     campus, testbed, tmp_path
 ):
     before = set(complete_runs(campus))
-    d = Daemon([campus.path], tmp_path / "state", grace=0)
+    d = Serve([campus.path], tmp_path / "state", grace=0)
     run = wait_for("a backup in progress", lambda: backup_running(d, campus.name), 120, 0.2)
     t0 = time.monotonic()
     code = d.stop(signal.SIGTERM, timeout=150)
@@ -226,12 +150,12 @@ def test_sigterm_mid_backup_stops_in_bounded_time_and_records_interrupted(
 
 def test_sigkill_then_restart_reports_the_dead_run_and_goes_on(campus, tmp_path):
     state = tmp_path / "state"
-    d = Daemon([campus.path], state)
+    d = Serve([campus.path], state)
     run = wait_for("a backup in progress", lambda: backup_running(d, campus.name), 120, 0.2)
     d.stop(signal.SIGKILL, timeout=30)
     # the orphaned child finishes or dies on its own; wait until it is gone
     wait_for("the orphaned backup to end", lambda: not _alive(run["pid"]), 180)
-    d2 = Daemon([campus.path], state)
+    d2 = Serve([campus.path], state)
     try:
         [row] = [r for r in d2.runs(campus.name) if r["id"] == run["id"]]
         assert row["status"] == "dead", row

@@ -16,7 +16,6 @@ import re
 import shlex
 import shutil
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -27,21 +26,13 @@ import yaml
 from drplan.serve import jobs
 from testbed import plans, sites, stacks
 from testbed.plans import PASSWORD
+from testbed.serve import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
 UNIT = DEPLOY / "drplan-serve.service"
 STACK = DEPLOY / "serve-stack.yml"
 TAG = "drplan/serve:test"
-
-
-def wait_for(what: str, cond, timeout: float, every: float = 1.0):
-    deadline = time.monotonic() + timeout
-    while not (value := cond()):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
-        time.sleep(every)
-    return value
 
 
 def grace_of(argv: list[str]) -> float:

@@ -13,13 +13,9 @@ secret references (`{env: ...}`), set only in the daemon's environment.
 
 from __future__ import annotations
 
-import contextlib
-import http.client
 import json
 import os
 import re
-import signal
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -27,55 +23,15 @@ import pytest
 import yaml
 
 from testbed import plans
-from testbed.plans import PASSWORD, PASSWORD_ENV
-from tests.unit.test_serve_notifier import HookSink, MailSink, free_port, wait_for
+from testbed.plans import PASSWORD
+from testbed.serve import Serve
+from tests.unit.test_serve_notifier import HookSink, MailSink, wait_for
 
 pytestmark = pytest.mark.integration
 
 MAIL_LOGIN = ("drplan-notifier", "smtp-Pa55-" + os.urandom(4).hex())
 HOOK_TOKEN = "hooktoken" + os.urandom(6).hex()
 SERVE_TOKEN = "serve-token-" + os.urandom(6).hex()
-
-
-class Serve:
-    """A real `drplan serve` of one plan, at debug level, with the notification URLs and
-    the token in its environment only."""
-
-    def __init__(self, plan: Path, state: Path, env: dict[str, str]) -> None:
-        self.port = free_port()
-        state.mkdir(parents=True, exist_ok=True)
-        self.log = state / "serve.log"
-        args = [plans.DRPLAN, "serve", str(plan), "--state-dir", str(state)]
-        args += ["--listen", f"127.0.0.1:{self.port}", "--refresh", "10", "--grace", "20"]
-        args += ["--token-env", "T_SERVE_TOKEN", "--log-level", "debug"]
-        full = {**os.environ, PASSWORD_ENV: PASSWORD, "T_SERVE_TOKEN": SERVE_TOKEN, **env}
-        with open(self.log, "w") as fh:
-            self.proc = subprocess.Popen(args, stdout=fh, stderr=subprocess.STDOUT, env=full)
-        self.argv = args
-        wait_for("the daemon's /healthz", self.healthy, 60)
-
-    def request(self, method: str, path: str) -> int:
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
-        try:
-            conn.request(method, path, headers={"Authorization": f"Bearer {SERVE_TOKEN}"})
-            return conn.getresponse().status
-        finally:
-            conn.close()
-
-    def healthy(self) -> bool:
-        if self.proc.poll() is not None:
-            raise AssertionError(f"drplan serve exited {self.proc.returncode}:\n{self.text()}")
-        with contextlib.suppress(OSError):
-            return self.request("GET", "/healthz") == 200
-        return False
-
-    def text(self) -> str:
-        return self.log.read_text()
-
-    def stop(self) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-        return self.proc.wait(120)
 
 
 @pytest.fixture(scope="module")
@@ -99,15 +55,13 @@ def receivers() -> Iterator[tuple[MailSink, HookSink]]:
 
 
 def notifying_plan(tp: plans.TestPlan, dest: Path, backup: dict) -> Path:
-    """The campus plan in `dest`, same stack and repository, with `backup` and both
-    notification channels as secret references."""
+    """A copy of the campus plan named after `dest` (one per test), same stack and
+    repository, with `backup` and both notification channels as secret references."""
     doc = yaml.safe_load(tp.path.read_text())
-    doc["stack"]["compose"] = str(tp.compose)
     doc["backup"] = backup
     doc["objectives"] = {"rpo": "1h", "rto": "30m"}
     doc["notifications"] = [{"url": {"env": "T_NOTIFY_MAIL"}}, {"url": {"env": "T_NOTIFY_HOOK"}}]
-    dest.mkdir(parents=True, exist_ok=True)
-    path = dest / "drplan.yml"
+    path = tp.dir / f"{dest.name}.yml"  # beside the compose file, as a plan must be
     path.write_text(yaml.safe_dump(doc, sort_keys=False))
     return path
 
@@ -145,7 +99,9 @@ def test_a_failed_scheduled_backup_is_mailed_and_posted(campus, receivers, tmp_p
     repo.rename(away)  # the repository unreachable: the scheduled backup fails
     serve = None
     try:
-        serve = Serve(plan, tmp_path / "state", urls)
+        serve = Serve(
+            [plan], tmp_path / "state", token=SERVE_TOKEN, env=urls, extra=["--log-level", "debug"]
+        )
         title = f"backup of {campus.name} failed"
         text, post = wait_for(
             f"'{title}' by e-mail and webhook", lambda: arrived(mail, hook, title), 150
@@ -172,7 +128,9 @@ def test_a_drill_is_mailed_and_posted_with_its_rto(campus, receivers, tmp_path):
     plan = notifying_plan(
         campus, tmp_path / "plan", {"schedule": {"every": "1h"}, "retention": {"keep_last": 3}}
     )
-    serve = Serve(plan, tmp_path / "state", urls)
+    serve = Serve(
+        [plan], tmp_path / "state", token=SERVE_TOKEN, env=urls, extra=["--log-level", "debug"]
+    )
     try:
         assert serve.request("POST", f"/plans/{campus.name}/run/drill") == 303
         title = f"drill of {campus.name} passed"

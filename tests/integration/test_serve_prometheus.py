@@ -14,7 +14,6 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import sqlite3
 import subprocess
 import time
@@ -31,6 +30,7 @@ import yaml
 
 from testbed import plans
 from testbed.plans import PASSWORD, PASSWORD_ENV
+from testbed.serve import free_port, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -39,23 +39,6 @@ PROMTOOL = "/usr/bin/promtool"
 TOKEN_ENV = "DRPLAN_PROM_TEST_TOKEN"
 RPO_S = 120.0
 SERVICES = {"db", "redis", "web", "exam"}  # every campus service has data
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_for(what: str, cond: Callable[[], Any], timeout: float, every: float = 1.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = cond()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
-        time.sleep(every)
 
 
 def epoch(text: str) -> float:

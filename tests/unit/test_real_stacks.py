@@ -34,12 +34,6 @@ READINESS = ("pg_isready", "mariadb-admin", "redis-cli")
 
 # (aspect, fixture) -> why the draft does not meet that expectation yet
 PENDING: dict[tuple[str, str], str] = {
-    ("bind_mounts", "zabbix"): (
-        "read-only host directories are drafted as configuration: expect.yml asks for two "
-        "of zabbix-server's seven read-only directories (alertscripts, externalscripts) "
-        "and not the five others (dbscripts, modules, enc, ssh_keys, mibs); nothing in the "
-        "compose files tells them apart"
-    ),
     ("not_critical", "mcp-context-forge"): (
         "fast_time_server is a long-running service publishing a port, with a restart "
         "policy, in the default profile: no rule of the compose file makes it a demo"

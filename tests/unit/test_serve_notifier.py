@@ -10,7 +10,6 @@ import email
 import email.policy
 import json
 import logging
-import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -25,22 +24,13 @@ from aiosmtpd.smtp import AuthResult
 from drplan.plan import model as m
 from drplan.serve import notify
 from drplan.serve.notify import Message, Notifier
+from testbed.serve import free_port
+from testbed.serve import wait_for as _wait_for
 from tests.unit.plan_helpers import PLAN
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def wait_for(what: str, cond: Callable[[], Any], timeout: float = 15.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while not (value := cond()):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
-        time.sleep(0.05)
-    return value
+    return _wait_for(what, cond, timeout, every=0.05)
 
 
 class MailSink:

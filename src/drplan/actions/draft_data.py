@@ -55,15 +55,22 @@ def shares(services: dict[str, ComposeService]) -> dict[tuple[str, str], Share]:
 
 
 def is_config_bind(mt: Mount) -> bool:
-    """A bind mount of a file, the machine's own paths, or read-only: configuration or
-    plumbing, not data the stack writes."""
+    """A bind mount of a file, the machine's own paths, or a read-only directory outside
+    the project: configuration or plumbing, not data to back up.
+
+    A read-only *directory of the project* (`./scripts:/usr/lib/app/scripts:ro`) is
+    data: the operator's scripts, keys or modules, which exist on this host only, and
+    which the recovery site needs to start the service at all (a bind of a missing
+    directory fails the task)."""
     src = mt.source or ""
-    if mt.read_only or src.rstrip("/") == "" or src == "/":
+    if src.rstrip("/") == "" or src == "/":
         return True
     if any(src.startswith(p) for p in SYSTEM_PATHS if p != "/"):
         return True
     last = src.rstrip("/").rsplit("/", 1)[-1]
-    return "." in last.lstrip(".") and not last.startswith("$")
+    if "." in last.lstrip(".") and not last.startswith("$"):
+        return True
+    return mt.read_only and src.startswith(("/", "~", "$"))
 
 
 def _related(service: str, volume: str) -> int:
