@@ -19,7 +19,7 @@ from drplan.actions.context import load_plan
 from drplan.crisis import cell
 from drplan.crisis.activation import Observations
 from drplan.schedule.dag import build_schedule
-from drplan.serve import dashboard, rpo
+from drplan.serve import charts, dashboard, formats, rpo
 from drplan.serve import state as st
 from drplan.serve.daemon import Daemon, PlanView, Settings
 from drplan.serve.http import Access, Server
@@ -372,14 +372,14 @@ def test_hostile_names_are_escaped_everywhere(tmp_path: Path):
 
 
 def test_redact_url_hides_only_the_password():
-    assert dashboard.redact_url("rest:https://u:secret@h:8000/r") == "rest:https://u:***@h:8000/r"
+    assert formats.redact_url("rest:https://u:secret@h:8000/r") == "rest:https://u:***@h:8000/r"
     assert (
-        dashboard.redact_url("s3:https://user:pw@s3.example/b")
+        formats.redact_url("s3:https://user:pw@s3.example/b")
         == "s3:https://user:***@s3.example/b"
     )
-    assert dashboard.redact_url("sftp:backup@vault:/drplan") == "sftp:backup@vault:/drplan"
-    assert dashboard.redact_url("/srv/restic/campus") == "/srv/restic/campus"
-    assert dashboard.redact_url(None) == "—"
+    assert formats.redact_url("sftp:backup@vault:/drplan") == "sftp:backup@vault:/drplan"
+    assert formats.redact_url("/srv/restic/campus") == "/srv/restic/campus"
+    assert formats.redact_url(None) == "—"
 
 
 # -- risks and the crisis journal ---------------------------------------------------------
@@ -427,16 +427,16 @@ def test_a_section_that_fails_does_not_take_the_page_down(plan_path, monkeypatch
 
 def test_timeline_puts_every_run_in_its_lane_inside_the_chart():
     runs = [run("backup", st.OK, NOW - 7200, 60), run("check", st.RUNNING, NOW - 30, None)]
-    tl = dashboard.timeline(runs, runs_doc(("r1", 7100, True))["runs"], NOW)
+    tl = charts.timeline(runs, runs_doc(("r1", 7100, True))["runs"], NOW)
     assert tl is not None
     lanes = {lane["name"]: lane["y"] for lane in tl.lanes}
     for bar in tl.bars:
         assert tl.left <= bar["x"] and bar["x"] + bar["w"] <= tl.right + 4
-        assert lanes[bar["lane"]] < bar["y"] < lanes[bar["lane"]] + dashboard.TL_ROW
+        assert lanes[bar["lane"]] < bar["y"] < lanes[bar["lane"]] + charts.TL_ROW
     running = next(b for b in tl.bars if b["status"] == st.RUNNING)
     assert abs(running["x"] + running["w"] - tl.now_x) < 5  # a running job reaches "now"
     assert 3 <= len(tl.ticks) <= 11
-    assert dashboard.timeline([], [], NOW) is None
+    assert charts.timeline([], [], NOW) is None
 
 
 def test_rpo_bar_is_capped_and_marks_the_objective():
@@ -449,13 +449,13 @@ def test_rpo_bar_is_capped_and_marks_the_objective():
 
 def test_rto_trend_needs_two_measured_drills():
     one = [{"drill_id": "a", "rto_s": 10.0}]
-    assert dashboard.rto_trend(one) is None
+    assert charts.rto_trend(one) is None
     three = [
         *one,
         {"drill_id": "b", "rto_s": None},
         {"drill_id": "c", "rto_s": 30.0, "rto_objective_s": 60.0},
     ]
-    trend = dashboard.rto_trend(three)
+    trend = charts.rto_trend(three)
     assert trend is not None and len(trend.points) == 2
     assert trend.points[0]["y"] > trend.points[1]["y"]  # a longer RTO is higher
     assert trend.objective_y is not None and trend.objective_y < trend.points[1]["y"]
@@ -466,7 +466,7 @@ def test_drill_gantt_uses_the_measured_steps_and_critical_path(plan_path: Path):
 
     record = DrillRecord.model_validate(drill_doc(plan_path))
     plan = load_plan(plan_path).plan
-    schedule = dashboard.drill_schedule(record, plan)
+    schedule = charts.drill_schedule(record, plan)
     assert set(schedule.steps) == set(record.steps)
     assert all(step.estimate_s == 2.0 for step in schedule.steps.values())
     assert schedule.critical_path == record.critical_path["actual"]
@@ -475,9 +475,9 @@ def test_drill_gantt_uses_the_measured_steps_and_critical_path(plan_path: Path):
     far = DrillRecord.model_validate(
         drill_doc(plan_path, rto={"measured_s": 5.0, "objective_s": 86400.0})
     )
-    svg = dashboard.drill_gantt(far, plan, "campus")
+    svg = charts.drill_gantt(far, plan, "campus")
     assert svg is not None and "off the chart" in svg and 'id="objective"' not in svg
-    near = dashboard.drill_gantt(record, plan, "campus")
+    near = charts.drill_gantt(record, plan, "campus")
     assert near is not None and 'id="objective"' in near
 
 
