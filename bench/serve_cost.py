@@ -15,14 +15,14 @@ writes it) with one successful backup, prune and check per plan, the backup's de
 
 The real `drplan serve` runs on them. Once its first reads of the repositories are over
 (status, runs and drills of each plan, read in the daemon's process by restic children:
-all of them in the `facts` table and no child left), its own CPU (utime+stime of /proc/PID/stat) is sampled over --idle seconds,
-with VmRSS and VmHWM. The children's CPU at start (cutime+cstime) is reported
-separately, and amortized over the --refresh period (the daemon's own default unless
---refresh says otherwise): that is what the periodic reads cost on average. Baselines
-in the same invocation: a bare `python -c "import time; time.sleep(N)"` measured over
-the same window (the floor of any Python process), and a prometheus_client HTTP server
-with its default registry, scraped the same number of times (the floor of any Python
-/metrics endpoint).
+all of them in the `facts` table and no child left), its own CPU (utime+stime of
+/proc/PID/stat) is sampled over --idle seconds, with VmRSS and VmHWM. The children's CPU
+at start (cutime+cstime) is reported separately, and amortized over the --refresh period
+(the daemon's own default unless --refresh says otherwise): that is what the periodic
+reads cost on average. Baselines in the same invocation: a bare `python -c "import time;
+time.sleep(N)"` measured over the same window (the floor of any Python process), and a
+prometheus_client HTTP server with its default registry, scraped the same number of
+times (the floor of any Python /metrics endpoint).
 Results go to bench/serve-cost-results.json.
 """
 
