@@ -16,6 +16,7 @@ from typing import Any
 import typer
 
 from drplan.errors import InputError
+from drplan.plan.units import format_age, format_size
 
 
 def out(line: str) -> None:
@@ -56,21 +57,11 @@ def write_file(path: str, text: str) -> None:
 
 
 def human_bytes(n: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(n) < 1024 or unit == "TiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n} B"
+    return format_size(int(n))
 
 
 def human_age(seconds: float) -> str:
-    if seconds < 120:
-        return f"{seconds:.0f}s"
-    if seconds < 7200:
-        return f"{seconds / 60:.0f}m"
-    if seconds < 172800:
-        return f"{seconds / 3600:.1f}h"
-    return f"{seconds / 86400:.1f}d"
+    return format_age(seconds)
 
 
 def console(*, stderr: bool = False, highlight: bool = False) -> Any:

@@ -92,6 +92,19 @@ def format_duration(seconds: float | None) -> str:
     return " ".join(parts)
 
 
+def format_age(seconds: float, minute: str = "m") -> str:
+    """``95`` → ``95s``, ``750`` → ``12m``, ``12600`` → ``3.5h``, ``172800`` → ``2.0d``:
+    one number and a unit, for ages and durations in tables (`minute`: the unit's name,
+    `min` where `m` could be read as months)."""
+    if seconds < 120:
+        return f"{seconds:.0f}s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f}{minute}"
+    if seconds < 172800:
+        return f"{seconds / 3600:.1f}h"
+    return f"{seconds / 86400:.1f}d"
+
+
 def format_size(n: int | None) -> str:
     """``10737418240`` → ``10.0 GiB``."""
     if n is None:

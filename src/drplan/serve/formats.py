@@ -11,6 +11,7 @@ from urllib.parse import quote, urlsplit, urlunsplit
 
 import jinja2
 
+from drplan.plan.units import format_age, format_size
 from drplan.serve import rpo
 
 
@@ -34,13 +35,7 @@ def duration(seconds: Any) -> str:
         return "—"
     if math.isnan(seconds):
         return "—"
-    if seconds < 120:
-        return f"{seconds:.0f}s"
-    if seconds < 7200:
-        return f"{seconds / 60:.0f}min"
-    if seconds < 172800:
-        return f"{seconds / 3600:.1f}h"
-    return f"{seconds / 86400:.1f}d"
+    return format_age(seconds, "min")
 
 
 def relative(ts: float | None, now: float) -> str:
@@ -60,11 +55,7 @@ def size(n: Any) -> str:
         value = float(n)
     except (TypeError, ValueError):
         return "—"
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if value < 1024 or unit == "TiB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{n} B"  # pragma: no cover
+    return format_size(int(value))
 
 
 def path_part(text: str) -> str:
