@@ -126,6 +126,9 @@ def test_drills_pass_leave_nothing_and_are_recorded(testbed, backed, tmp_path):
         mine = [d for d in history["drills"] if d["drill_id"] == rec["drill_id"]]
         assert len(mine) == 1 and mine[0]["passed"], history
         assert mine[0]["rto_verdict"] == "met" and mine[0]["rpo_verdict"] == "met"
+        # the newest record whole, with its steps (the dashboard's Gantt chart)
+        assert history["newest"]["drill_id"] == rec["drill_id"]
+        assert history["newest"]["steps"] == rec["steps"]
         svg = Path(rec["reports"]["gantt"]).read_text()
         looks_drawn(svg_to_png(svg, tmp_path / f"{b.kind}-gantt.png"), 800, 300)
     # the plan as drilled needs no drill; once edited, it does

@@ -289,15 +289,17 @@ def test_a_new_daemon_before_any_run_or_read(plan_path: Path):
     assert "No plan is served." in dashboard.render_index([], NOW)
 
 
-def test_a_drill_run_elsewhere_has_no_gantt_but_says_why(plan_path: Path):
-    facts = {
-        "drills": {
-            "drills": [{"drill_id": "hand", "started_at": iso(NOW), "passed": True, "rto_s": 30.0}]
-        }
-    }
+def test_a_drill_run_elsewhere_has_its_gantt_from_the_repositorys_record(plan_path: Path):
+    row = {"drill_id": "hand", "started_at": iso(NOW), "passed": True, "rto_s": 30.0}
+    # `drplan drills --json` of this drplan: the newest record whole, with its steps
+    facts = {"drills": {"drills": [row], "newest": drill_doc(plan_path, "hand")}}
     html = dashboard.render_plan(view(plan_path, facts=facts), [], None, NOW)
     assert "hand" in text_of(html, "drill")
-    assert 'id="gantt"' not in html and "holds no step times" in html
+    assert 'id="gantt"' in html and "Drill hand of" in html
+    # an older drplan's document has no record: no chart, and the page says why
+    facts = {"drills": {"drills": [row]}}
+    html = dashboard.render_plan(view(plan_path, facts=facts), [], None, NOW)
+    assert 'id="gantt"' not in html and "could not be read back with its steps" in html
     assert "A trend needs two drills" in html
 
 
@@ -374,8 +376,7 @@ def test_hostile_names_are_escaped_everywhere(tmp_path: Path):
 def test_redact_url_hides_only_the_password():
     assert formats.redact_url("rest:https://u:secret@h:8000/r") == "rest:https://u:***@h:8000/r"
     assert (
-        formats.redact_url("s3:https://user:pw@s3.example/b")
-        == "s3:https://user:***@s3.example/b"
+        formats.redact_url("s3:https://user:pw@s3.example/b") == "s3:https://user:***@s3.example/b"
     )
     assert formats.redact_url("sftp:backup@vault:/drplan") == "sftp:backup@vault:/drplan"
     assert formats.redact_url("/srv/restic/campus") == "/srv/restic/campus"

@@ -92,5 +92,8 @@ def runs_document(pc: PlanContext, repository: str | None = None) -> dict:
 
 
 def drills_document(pc: PlanContext) -> dict:
-    """`drplan drills --json`: the drill history with the RTO/RPO trend."""
-    return {"plan": pc.name, **drill_report.history(drill_records(pc))}
+    """`drplan drills --json`: the drill history with the RTO/RPO trend, and the newest
+    record whole (its steps: the dashboard draws its Gantt chart, wherever it ran)."""
+    drills = drill_records(pc)
+    newest = drills[-1].as_json() if drills else None
+    return {"plan": pc.name, **drill_report.history(drills), "newest": newest}

@@ -254,6 +254,12 @@ def drills_section(v: PlanView, drill_run: st.Run | None) -> dict[str, Any]:
             record = drill_record(json.loads(drill_run.details))
         except ValueError:
             record = None
+    # the repository's newest record, whoever ran it (`drplan drills --json` "newest")
+    stored = drill_record((v.facts.get("drills") or {}).get("newest"))
+    if stored is not None and (
+        record is None or (newest is not None and stored.drill_id == newest.get("drill_id"))
+    ):
+        record = stored
     if newest is None and record is not None:
         newest = {
             "drill_id": record.drill_id,
@@ -279,8 +285,8 @@ def drills_section(v: PlanView, drill_run: st.Run | None) -> dict[str, Any]:
             )
     elif newest is not None:
         gantt_note = (
-            "No Gantt chart: the repository's drill history holds no step times; the chart "
-            "is drawn for drills this daemon ran."
+            "No Gantt chart: the newest drill's record could not be read back with its "
+            "steps."
         )
     return {
         "newest": newest,
