@@ -482,6 +482,25 @@ def test_drill_gantt_uses_the_measured_steps_and_critical_path(plan_path: Path):
     assert near is not None and 'id="objective"' in near
 
 
+def test_drill_gantt_draws_the_steps_when_they_started(plan_path: Path):
+    from drplan.store.records import DrillRecord
+
+    doc = drill_doc(plan_path)
+    # every step started 3 s after the previous one, whatever the dependencies say
+    for i, sid in enumerate(sorted(doc["steps"])):
+        doc["steps"][sid]["started_at"] = iso(NOW - 900 + 3 * i)
+    record = DrillRecord.model_validate(doc)
+    schedule = charts.drill_schedule(record, load_plan(plan_path).plan)
+    for i, sid in enumerate(sorted(doc["steps"])):
+        assert schedule.start_s[sid] == pytest.approx(3 * i)
+        assert schedule.finish_s[sid] == pytest.approx(3 * i + 2.0)
+    assert schedule.estimated_rto_s == pytest.approx(max(40.0, 3 * (len(doc["steps"]) - 1) + 2))
+    # one step without its start: laid out on the dependencies, as before
+    doc["steps"][sorted(doc["steps"])[0]].pop("started_at")
+    laid = charts.drill_schedule(DrillRecord.model_validate(doc), load_plan(plan_path).plan)
+    assert min(laid.start_s.values()) == 0.0 and laid.start_s != schedule.start_s
+
+
 # -- the pages through the real HTTP handler (no job runs: the workers are not started) ------
 
 

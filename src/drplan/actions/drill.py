@@ -602,9 +602,7 @@ def _record(
     rto = (report or {}).get("rto") or {}
     rpo = (report or {}).get("rpo") or {}
     rto_obj = rto.get("objective_s", pc.plan.objectives.rto)
-    rpo_obj = rpo.get(
-        "objective_s", recovery_report.rpo_objective(pc.plan, list(pc.plan.services))
-    )
+    rpo_obj = rpo.get("objective_s", recovery_report.rpo_objective(pc.plan, list(pc.plan.services)))
     incident = mf.parse_time(started)
     rpo_s = rpo.get("measured_s", round((incident - mf.parse_time(run.rpo_point)).total_seconds()))
     return records.DrillRecord(
@@ -637,7 +635,12 @@ def _record(
         verified=bool(report and report.get("verified")),
         verification=(report or {}).get("verification", {}),
         steps={
-            s["id"]: records.StepRecord(status=s["status"], seconds=s["seconds"], error=s["error"])
+            s["id"]: records.StepRecord(
+                status=s["status"],
+                seconds=s["seconds"],
+                error=s["error"],
+                started_at=s.get("started_at"),
+            )
             for s in (report or {}).get("steps", [])
         },
         critical_path=(report or {}).get("critical_path", {}),

@@ -205,9 +205,9 @@ def _kind_of(step_id: str) -> StepKind:
 
 def drill_schedule(record: DrillRecord, plan: m.Plan | None) -> Schedule:
     """The drill as a schedule for the Gantt chart: each step's measured duration on the
-    plan's dependencies. The record keeps durations, not start times, so each step is
-    drawn from the end of its last dependency (how the executor starts them); the
-    critical path is the one the drill measured."""
+    plan's dependencies, at the time it started when the record keeps it (else from the
+    end of its last dependency, how the executor starts them); the critical path is the
+    one the drill measured."""
     base: dict[str, Step] = {}
     if plan is not None:
         try:
@@ -239,10 +239,25 @@ def drill_schedule(record: DrillRecord, plan: m.Plan | None) -> Schedule:
     actual = record.critical_path.get("actual") or []
     if actual and all(s in schedule.steps for s in actual):
         schedule.critical_path = list(actual)
+    _as_it_happened(schedule, record)
     measured = record.rto.measured_s
     if measured is not None and measured >= schedule.estimated_rto_s:
         schedule.estimated_rto_s = measured
     return schedule
+
+
+def _as_it_happened(schedule: Schedule, record: DrillRecord) -> None:
+    """Each step at the time it really started, when the record says (drplan since
+    StepRecord.started_at): the chart shows the drill as it ran, waits included."""
+    starts = {sid: parse_time(rec.started_at) for sid, rec in record.steps.items()}
+    known = {sid: t for sid, t in starts.items() if t is not None and sid in schedule.steps}
+    if not known or len(known) != len(schedule.steps):
+        return
+    t0 = min(known.values())
+    for sid, t in known.items():
+        schedule.start_s[sid] = t - t0
+        schedule.finish_s[sid] = t - t0 + float(record.steps[sid].seconds or 0.0)
+    schedule.estimated_rto_s = max(max(schedule.finish_s.values()), record.rto.measured_s or 0.0)
 
 
 def drill_gantt(record: DrillRecord, plan: m.Plan | None, name: str) -> Markup | None:

@@ -30,6 +30,8 @@ class StepRecord(_Record):
     status: str
     seconds: float | None = None
     error: str | None = None
+    # when the step started (UTC, ISO 8601): the drill's Gantt chart as it happened
+    started_at: str | None = Field(None, max_length=40)
 
 
 class RtoRecord(_Record):
