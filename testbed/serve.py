@@ -162,4 +162,7 @@ class Serve:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait(10)
-            raise AssertionError(f"drplan serve did not stop within {timeout:.0f}s") from None
+            tail = "\n".join(self.text().splitlines()[-30:])
+            raise AssertionError(
+                f"drplan serve did not stop within {timeout:.0f}s; its log ends:\n{tail}"
+            ) from None

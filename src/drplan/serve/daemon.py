@@ -225,6 +225,8 @@ class PlanWorker(threading.Thread):
                 self.current = {"job": job, "run": run_id, "started_at": time.time()}
             try:
                 self.child = jobs.Child(args, on_pid=lambda pid: self.d.state.set_pid(run_id, pid))
+                if self.d.stopping.is_set():  # the stop came while the child was starting
+                    self.child.stop()
                 outcome = self.child.wait(timeout=self.d.settings.job_timeout)
             except OSError as exc:
                 outcome = jobs.Outcome(exit_code=127, error=f"cannot start drplan: {exc}")

@@ -99,12 +99,17 @@ class Child:
 
     def __init__(self, args: list[str], on_pid=None) -> None:
         self.args = args
+        # a process group of its own: a stop reaches the job's own children too (restic,
+        # docker), which would otherwise outlive a killed job, hold its output pipes
+        # open and keep the daemon waiting; and a Ctrl-C on the daemon's terminal is the
+        # daemon's to handle, not every job's
         self.proc = subprocess.Popen(
             args,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             env={**os.environ, "NO_COLOR": "1", "TERM": "dumb"},
+            start_new_session=True,
         )
         self.stopped = threading.Event()
         if on_pid is not None:
@@ -141,20 +146,29 @@ class Child:
         )
 
     def stop(self, grace: float = TERM_GRACE_S) -> None:
-        """SIGTERM now; SIGKILL if still running after `grace` seconds (in a thread, so
-        the caller is not held)."""
+        """SIGTERM to the job's process group now (drplan's orderly stop; its restic
+        stops too); SIGKILL to the group if the job still runs after `grace` seconds (in
+        a thread, so the caller is not held)."""
         if self.proc.poll() is not None:
             return
         self.stopped.set()
-        try:
-            self.proc.send_signal(signal.SIGTERM)
-        except ProcessLookupError:
+        if not self._signal(signal.SIGTERM):
             return
 
         def kill_later() -> None:
             try:
                 self.proc.wait(timeout=grace)
             except subprocess.TimeoutExpired:
-                self.proc.kill()
+                self._signal(signal.SIGKILL)
 
         threading.Thread(target=kill_later, daemon=True, name="drplan-kill").start()
+
+    def _signal(self, sig: signal.Signals) -> bool:
+        """`sig` to the job's process group (it leads it); False when it is gone."""
+        try:
+            os.killpg(self.proc.pid, sig)
+        except ProcessLookupError:
+            return False
+        except PermissionError:  # a group member we cannot signal: the job itself still
+            self.proc.send_signal(sig)
+        return True
