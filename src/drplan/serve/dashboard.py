@@ -285,8 +285,7 @@ def drills_section(v: PlanView, drill_run: st.Run | None) -> dict[str, Any]:
             )
     elif newest is not None:
         gantt_note = (
-            "No Gantt chart: the newest drill's record could not be read back with its "
-            "steps."
+            "No Gantt chart: the newest drill's record could not be read back with its steps."
         )
     return {
         "newest": newest,

@@ -17,7 +17,6 @@ import hmac
 import json
 import logging
 import threading
-from collections.abc import Callable
 from http import HTTPStatus
 from http.cookies import SimpleCookie
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -194,6 +193,3 @@ class Server:
     def stop(self) -> None:
         self.httpd.shutdown()
         self.httpd.server_close()
-
-
-Factory = Callable[..., Server]

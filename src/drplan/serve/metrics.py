@@ -11,7 +11,6 @@ wait for the next backup to see it grow.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
@@ -201,7 +200,3 @@ def registry(daemon: Daemon) -> CollectorRegistry:
 
 def render(reg: CollectorRegistry) -> bytes:
     return generate_latest(reg)
-
-
-def details(text: str | None) -> object:
-    return json.loads(text) if text else None
