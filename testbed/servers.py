@@ -5,6 +5,8 @@
     with servers.sftp_server(tmp / "sftp") as sftp:                     # a real OpenSSH sshd
         url = sftp.repo_url("/abs/path/repo")                           # sftp:drplan-offsite:/...
         options = sftp.restic_options                                   # {"sftp.command": ...}
+    with servers.docker_ssh_server(tmp / "ssh", engine_url) as ssh:     # sshd before an engine
+        site = {"docker_host": ssh.url, "ssh_config": str(ssh.ssh_config)}
 
 Each server is started with its own files under the given directory (config, host key,
 client key, authorized_keys, known_hosts) and stopped (by its own pid) when the block ends.
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import pwd
 import shutil
 import socket
 import subprocess
@@ -102,41 +105,38 @@ class SftpServer:
         return {"sftp.command": f"ssh -F {self.ssh_config} {SSH_ALIAS} -s sftp"}
 
 
-@contextlib.contextmanager
-def sftp_server(root: Path) -> Iterator[SftpServer]:
-    """A real OpenSSH server on 127.0.0.1 with its own config, host key and client key.
+@dataclass
+class SshEngine:
+    url: str  # ssh://USER@127.0.0.1:PORT, the site's docker_host
+    ssh_config: Path  # the client's configuration: key, known host, batch mode
+    proc: subprocess.Popen
 
-    The client side is one ssh_config file (key, known host, port, batch mode) that restic
-    reaches through `-o sftp.command="ssh -F CONFIG drplan-offsite -s sftp"`.
-    """
-    sshd = shutil.which("sshd") or "/usr/sbin/sshd"
-    root = Path(root).resolve()
-    root.mkdir(parents=True, exist_ok=True)
+
+def _user() -> str:
+    return os.environ.get("USER") or pwd.getpwuid(os.getuid()).pw_name
+
+
+def _keys(root: Path) -> tuple[Path, Path]:
     host_key, client_key = root / "host_ed25519", root / "client_ed25519"
     for key in (host_key, client_key):
         if not key.exists():
             subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)],
                            check=True, capture_output=True)
-    (root / "authorized_keys").write_text((root / "client_ed25519.pub").read_text())
-    pub = (root / "host_ed25519.pub").read_text().split()
-    (root / "known_hosts").write_text(f"{SSH_ALIAS} {pub[0]} {pub[1]}\n")
-    port = free_port()
+    client_key.chmod(0o600)
+    return host_key, client_key
+
+
+@contextlib.contextmanager
+def _sshd(root: Path, port: int, host_key: Path, extra: str) -> Iterator[subprocess.Popen]:
+    """A real OpenSSH server on 127.0.0.1:port, keys only, its files under root."""
+    sshd = shutil.which("sshd") or "/usr/sbin/sshd"
     config = root / "sshd_config"
     config.write_text(
         f"Port {port}\nListenAddress {LOOPBACK}\nHostKey {host_key}\nPidFile {root}/sshd.pid\n"
         f"AuthorizedKeysFile {root}/authorized_keys\nPasswordAuthentication no\n"
         "KbdInteractiveAuthentication no\nPermitRootLogin prohibit-password\n"
-        "StrictModes no\nUsePAM no\nSubsystem sftp internal-sftp\n"
+        f"StrictModes no\nUsePAM no\n{extra}"
     )
-    client = root / "ssh_config"
-    client.write_text(
-        f"Host {SSH_ALIAS}\n  HostName {LOOPBACK}\n  Port {port}\n"
-        f"  User {os.environ.get('USER', 'root')}\n"
-        f"  IdentityFile {client_key}\n  IdentitiesOnly yes\n  HostKeyAlias {SSH_ALIAS}\n"
-        f"  UserKnownHostsFile {root}/known_hosts\n  StrictHostKeyChecking yes\n"
-        "  BatchMode yes\n  ConnectTimeout 10\n"
-    )
-    client_key.chmod(0o600)
     os.makedirs("/run/sshd", exist_ok=True)  # sshd's privilege separation directory
     log = root / "sshd.log"
     with open(log, "wb") as fh:
@@ -144,6 +144,57 @@ def sftp_server(root: Path) -> Iterator[SftpServer]:
                                 stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
     try:
         wait_listening(port, proc, log)
-        yield SftpServer(root=root, port=port, ssh_config=client, proc=proc)
+        yield proc
     finally:
         _stop(proc)
+
+
+@contextlib.contextmanager
+def sftp_server(root: Path) -> Iterator[SftpServer]:
+    """A real OpenSSH server on 127.0.0.1 with its own config, host key and client key.
+
+    The client side is one ssh_config file (key, known host, port, batch mode) that restic
+    reaches through `-o sftp.command="ssh -F CONFIG drplan-offsite -s sftp"`.
+    """
+    root = Path(root).resolve()
+    root.mkdir(parents=True, exist_ok=True)
+    host_key, client_key = _keys(root)
+    (root / "authorized_keys").write_text((root / "client_ed25519.pub").read_text())
+    pub = (root / "host_ed25519.pub").read_text().split()
+    (root / "known_hosts").write_text(f"{SSH_ALIAS} {pub[0]} {pub[1]}\n")
+    port = free_port()
+    client = root / "ssh_config"
+    client.write_text(
+        f"Host {SSH_ALIAS}\n  HostName {LOOPBACK}\n  Port {port}\n"
+        f"  User {_user()}\n"
+        f"  IdentityFile {client_key}\n  IdentitiesOnly yes\n  HostKeyAlias {SSH_ALIAS}\n"
+        f"  UserKnownHostsFile {root}/known_hosts\n  StrictHostKeyChecking yes\n"
+        "  BatchMode yes\n  ConnectTimeout 10\n"
+    )
+    with _sshd(root, port, host_key, "Subsystem sftp internal-sftp\n") as proc:
+        yield SftpServer(root=root, port=port, ssh_config=client, proc=proc)
+
+
+@contextlib.contextmanager
+def docker_ssh_server(root: Path, docker_host: str) -> Iterator[SshEngine]:
+    """A real OpenSSH server in front of one engine, as an operator exposes a Swarm node:
+    its one key may run nothing but `docker system dial-stdio` against `docker_host`
+    (a forced command, no tty, no forwarding). The client side is an ssh_config file that
+    holds the key and the server's host key; no other file of this machine is touched."""
+    root = Path(root).resolve()
+    root.mkdir(parents=True, exist_ok=True)
+    host_key, client_key = _keys(root)
+    forced = f"DOCKER_HOST={docker_host} exec docker system dial-stdio"
+    (root / "authorized_keys").write_text(
+        f'restrict,command="{forced}" {(root / "client_ed25519.pub").read_text()}'
+    )
+    port = free_port()
+    pub = (root / "host_ed25519.pub").read_text().split()
+    (root / "known_hosts").write_text(f"[{LOOPBACK}]:{port} {pub[0]} {pub[1]}\n")
+    client = root / "ssh_config"
+    client.write_text(
+        f"Host {LOOPBACK}\n  IdentityFile {client_key}\n  IdentitiesOnly yes\n"
+        f"  UserKnownHostsFile {root}/known_hosts\n  StrictHostKeyChecking yes\n"
+    )
+    with _sshd(root, port, host_key, "") as proc:
+        yield SshEngine(url=f"ssh://{_user()}@{LOOPBACK}:{port}", ssh_config=client, proc=proc)

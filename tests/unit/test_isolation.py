@@ -71,7 +71,7 @@ def drill(tmp_path, monkeypatch):
     """Run a drill of a campus plan whose compose `edit` changes; returns what the
     recovery would deploy, the engine's calls, and the drill's result."""
     engine = FakeEngine()
-    monkeypatch.setattr(dr, "DockerEngine", lambda site, url, **kw: engine)
+    monkeypatch.setattr(dr, "open_engine", lambda site_name, site: engine)
     monkeypatch.setattr(dr, "LOCK_DIR", tmp_path / "locks")
     monkeypatch.setattr(dr.helper_image, "image_name", lambda: "drplan/helper:test")
     run_found = SimpleNamespace(

@@ -1,6 +1,6 @@
 """Every destructive step of a recovery is gated by --force; a stored plan runs nothing.
 
-No engine here: a fake DockerEngine records what the recovery would have done to the target,
+No engine here: a fake engine records what the recovery would have done to the target,
 and the real recovery journal, checks and runner work against it. Each refusal is shown
 (with what it names), and so is what --force or the very same attempt still allows.
 """
@@ -215,7 +215,7 @@ def engine(monkeypatch):
     """The fake engine every Engine(...) of the recovery becomes; the executor records its
     tasks instead of running them, and volume helpers answer from the fake."""
     fake = FakeEngine()
-    monkeypatch.setattr(rc, "DockerEngine", lambda site, url, **kw: fake)
+    monkeypatch.setattr(rc, "open_engine", lambda site_name, site: fake)
     monkeypatch.setattr(jmod.helper_image, "ensure", lambda e: "helper")
     monkeypatch.setattr(rc.vol, "is_empty", lambda e, v, labels: v not in fake.volumes)
 
@@ -585,7 +585,7 @@ def stored(monkeypatch, plan_dir, tmp_path):
     def no_engine(*a, **k):
         raise AssertionError("the target engine was reached")
 
-    monkeypatch.setattr(rc, "DockerEngine", no_engine)
+    monkeypatch.setattr(rc, "open_engine", no_engine)
     out: list[str] = []
 
     def call(*, dry_run: bool, trust: bool = False):
@@ -714,7 +714,7 @@ def _recover_from(monkeypatch, tmp_path, tar: bytes, run=None, *, dry_run: bool 
     def no_engine(*a, **k):
         raise AssertionError("the target engine was reached")
 
-    monkeypatch.setattr(rc, "DockerEngine", no_engine)
+    monkeypatch.setattr(rc, "open_engine", no_engine)
     return cmd.run_recover(
         None,
         repo_url="/srv/repo",

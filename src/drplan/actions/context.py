@@ -38,6 +38,18 @@ if TYPE_CHECKING:
 TRUST_FLAG = "--trust-stored-plan"
 
 
+def open_engine(site_name: str, site: m.Site) -> DockerEngine:
+    """The site's engine, reached as the plan says: its URL, its nodes' endpoints and the
+    ssh configuration of its ssh:// ones."""
+    # the Docker SDK is imported by the commands that reach an engine, not by every
+    # command that loads a plan (`drplan plan`, `validate`, `crisis`: start-up time)
+    from drplan.platform.docker import DockerEngine
+
+    return DockerEngine(
+        site_name, site.docker_host, node_url=site.node_url, ssh_config=site.ssh_config
+    )
+
+
 @dataclass
 class PlanContext(LoadedPlan):
     """A loaded plan with what the actions reach through it: its sites' engines, its
@@ -46,13 +58,10 @@ class PlanContext(LoadedPlan):
     def engine(self, name: str | None = None, role: str = "primary") -> DockerEngine:
         """The site's engine. Every command that reaches it first brings back the
         services a killed cold backup left at 0 there (threat model, class 7)."""
-        # the Docker SDK is imported by the commands that reach an engine, not by every
-        # command that loads a plan (`drplan plan`, `validate`, `crisis`: start-up time)
-        from drplan.platform.docker import DockerEngine
         from drplan.sources.cold import restore_abandoned
 
         site_name, site = self.site(name, role)
-        engine = DockerEngine(site_name, site.docker_host, node_url=site.node_url)
+        engine = open_engine(site_name, site)
         stack = self.stack_name(site)
         try:
             back = restore_abandoned(engine, stack)
@@ -205,6 +214,7 @@ def open_repository(
         ),
         type=spec.type or "local",
         append_only=spec.append_only,
+        shared=spec.shared,
         env={
             k: resolve_secret(v, base=base, what=f"{where}.env.{k}", trusted=trusted)
             for k, v in spec.env.items()

@@ -76,7 +76,7 @@ import yaml
 
 from drplan import labels as lbl
 from drplan.actions import recover as rc
-from drplan.actions.context import PlanContext
+from drplan.actions.context import PlanContext, open_engine
 from drplan.actions.resume import VOLUME as JOURNAL_VOLUME
 from drplan.errors import DrplanError, InputError, OperationError
 from drplan.plan.graph import profile_services
@@ -493,7 +493,7 @@ def run_drill(
     drill_pc, files, isolated = drill_context(pc, drill_id, services)
     repo = repo or pc.repository()
     repo.open()
-    engine = DockerEngine(site_name, site.docker_host, node_url=site.node_url)
+    engine = open_engine(site_name, site)
     digest = plan_digest(pc)
     with _drill_lock(pc.name, site_name), _Signals() as signals:
         cleaned = cleanup_leftovers(engine, pc)

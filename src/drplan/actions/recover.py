@@ -51,7 +51,7 @@ import yaml
 from drplan import labels as lbl
 from drplan.actions import hooks as hk
 from drplan.actions import nodes, service_checks, stored_binds
-from drplan.actions.context import PlanContext
+from drplan.actions.context import PlanContext, open_engine
 from drplan.actions.resume import ResumeJournal, ResumeKey
 from drplan.errors import InputError, OperationError
 from drplan.executor import Event, Executor, Task
@@ -184,7 +184,7 @@ def recover(
     )
     if opts.dry_run:
         return rec
-    engine = DockerEngine(site_name, site.docker_host, node_url=site.node_url)
+    engine = open_engine(site_name, site)
     # helpers of this plan still on the target belong to an interrupted attempt
     engine.remove_helpers({lbl.PLAN: pc.name})
     key = ResumeKey(

@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 import string
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 from pydantic import (
     AfterValidator,
@@ -26,6 +27,7 @@ from pydantic import (
     model_validator,
 )
 
+from drplan.plan.ssh_url import parse_ssh_url
 from drplan.plan.units import DURATION_PATTERN, SIZE_PATTERN, parse_duration, parse_size
 
 Duration = Annotated[
@@ -217,6 +219,16 @@ class Site(Strict):
         "up or restore data held on the others.",
     )
 
+    ssh_config: str | None = Field(
+        None,
+        description="The ssh client configuration file for this site's `ssh://` endpoints "
+        "(`docker_host` and `nodes`), passed to ssh as `-F` (absolute path; default: ssh's "
+        "own, `~/.ssh/config`). drplan runs the OpenSSH client as the docker CLI does, with "
+        "`docker system dial-stdio` on the remote host: keys, agent, `known_hosts` and "
+        "`ProxyJump` (nodes reachable only through a bastion or the manager) are ssh's. It "
+        "never prompts (`BatchMode`): use an agent or a key without a passphrase.",
+    )
+
     def host_dir(self, path: str) -> str:
         """Where a `bind` source's directory `path` (as the plan names it) is on this site."""
         return self.paths.get(path, path)
@@ -245,8 +257,16 @@ class Site(Strict):
     @field_validator("docker_host")
     @classmethod
     def _docker_host(cls, value: str) -> str:
-        if not docker_url_ok(value):
-            raise ValueError(f"docker_host {DOCKER_URL_RULE}")
+        problem = docker_url_problem(value)
+        if problem:
+            raise ValueError(f"docker_host {problem}")
+        return value
+
+    @field_validator("ssh_config")
+    @classmethod
+    def _ssh_config(cls, value: str | None) -> str | None:
+        if value is not None and not host_path_ok(value):
+            raise ValueError(f"ssh_config: {value[:80]!r} {HOST_PATH_RULE}")
         return value
 
     @field_validator("nodes")
@@ -272,8 +292,9 @@ class Site(Strict):
                     + " and ".join(f"{{{p}}}" for p in NODE_URL_PLACEHOLDERS)
                     + " are replaced)"
                 )
-            if not docker_url_ok(_fill_node_url(url, "node-1", "10.0.0.1")):
-                raise ValueError(f"nodes.{key}: {url[:80]!r} {DOCKER_URL_RULE}")
+            problem = docker_url_problem(_fill_node_url(url, "node-1", "10.0.0.1"))
+            if problem:
+                raise ValueError(f"nodes.{key}: {url[:80]!r} {problem}")
         return value
 
 
@@ -285,10 +306,30 @@ DOCKER_URL_RULE = (
 )
 
 
-def docker_url_ok(url: str) -> bool:
-    """A Docker endpoint URL of a scheme the Docker SDK speaks, with something after it."""
+def docker_url_problem(url: str) -> str | None:
+    """What is wrong with a Docker endpoint URL (None: a scheme drplan speaks, with
+    something after it; an ssh:// one strictly user, host and port)."""
     scheme, sep, rest = url.partition("://")
-    return bool(sep) and scheme in DOCKER_HOST_SCHEMES and bool(rest)
+    if not (sep and scheme in DOCKER_HOST_SCHEMES and rest):
+        return DOCKER_URL_RULE
+    if scheme == "ssh":
+        try:
+            parse_ssh_url(url)
+        except ValueError as exc:
+            return f"is not a usable ssh URL: {exc}"
+    return None
+
+
+def engine_on_this_host(url: str) -> bool:
+    """Whether a Docker URL names an engine of drplan's own host (a unix socket, or tcp
+    to a loopback address), which then sees this host's paths: a local repository."""
+    parts = urlsplit(url)
+    if parts.scheme == "unix":
+        return True
+    host = (parts.hostname or "").lower()
+    return parts.scheme == "tcp" and (
+        host == "localhost" or host == "::1" or host.startswith("127.")
+    )
 
 
 def _fill_node_url(template: str, hostname: str, addr: str) -> str:
@@ -345,6 +386,13 @@ class Repository(Strict):
         "command on this repository, e.g. `sftp.command: ssh -F /etc/drplan/ssh_config "
         "backup-host -s sftp` or `s3.storage-class: STANDARD_IA`.",
     )
+    shared: bool = Field(
+        False,
+        description="A local path on shared storage (NFS...) mounted at the same path on "
+        "drplan's host and on every node of the sites: volume copies run restic in a "
+        "helper on the node holding the data, which then binds this path. Without it, a "
+        "local repository serves only engines on drplan's own host (`unix://`).",
+    )
     description: str = Field("", description="Free text: where it is, who can reach it.")
 
     @model_validator(mode="after")
@@ -357,6 +405,8 @@ class Repository(Strict):
         if self.type is not None and self.type != inferred:
             raise ValueError(f"type {self.type} does not match the url (a {inferred} url)")
         self.type = inferred
+        if self.shared and inferred != "local":
+            raise ValueError(f"shared applies to a local path, not to a {inferred} repository")
         return self
 
 

@@ -286,8 +286,23 @@ class _Checker:
             if urls[repo.url] > 1:
                 self.add(("repositories", name, "url"), "two repositories share this url")
         clusters = [n for n, site in self.plan.sites.items() if site.nodes]
+        remote = [
+            n for n, site in self.plan.sites.items() if not m.engine_on_this_host(site.docker_host)
+        ]
         for name, repo in repos.items():
-            if clusters and (repo.type or "local") == "local":
+            if (repo.type or "local") != "local" or repo.shared:
+                continue
+            if remote:
+                self.add(
+                    ("repositories", name, "url"),
+                    f"a local path, and site(s) {', '.join(remote)} are reached over the "
+                    "network: volume copies run restic in a helper there, which cannot see a "
+                    "path of this host; use an sftp:, rest: or s3: repository, or set "
+                    "`shared: true` if this path is shared storage mounted at the same path "
+                    "there",
+                    severity="warning",
+                )
+            elif clusters:
                 self.add(
                     ("repositories", name, "url"),
                     f"a local path, and site(s) {', '.join(clusters)} have several nodes: "

@@ -46,6 +46,7 @@ from drplan import labels, owner, process
 from drplan.errors import OperationError
 from drplan.plan.placement import Node
 from drplan.platform import image_archive
+from drplan.platform.ssh_bridge import SshBridge
 
 HELPER_LABEL = labels.HELPER
 OWNER_LABEL = labels.OWNER
@@ -216,23 +217,38 @@ class DockerEngine:
         node_url: NodeUrl | None = None,
         manager: DockerEngine | None = None,
         hostname: str = "",
+        ssh_config: str | None = None,
     ) -> None:
         self.site = site
-        self.url = url
+        self.url = url  # as the plan names it (messages); the API goes to api_url
         self.timeout = timeout if timeout is not None else client_timeout()
         self.manager = manager
         self.hostname = hostname
+        self.ssh_config = ssh_config
         self._node_url = node_url
         self._node_id: str | None = None
         self._node_engines: dict[str, DockerEngine] = {}
         self._nodes_seen: tuple[float, list[Node]] | None = None
+        self._bridge: SshBridge | None = None
+        if url.startswith("ssh://"):
+            try:
+                self._bridge = SshBridge(url, ssh_config=ssh_config)
+            except (ValueError, OSError) as exc:
+                raise OperationError(
+                    f"cannot reach the Docker engine at {url!r}: {exc}", where=f"site {site}"
+                ) from exc
+        self.api_url = self._bridge.url if self._bridge else url
         sdk = _sdk()
         try:
-            self.client = sdk.DockerClient(base_url=url, timeout=self.timeout)
+            self.client = sdk.DockerClient(base_url=self.api_url, timeout=self.timeout)
             self.client.ping()
         except Exception as exc:  # the SDK raises many kinds for an unreachable engine
+            said = self._bridge.error().removeprefix("ssh: ") if self._bridge else ""
+            self.close()
             raise OperationError(
-                f"the Docker engine at {url} is unreachable ({_short(exc)})", where=f"site {site}"
+                f"the Docker engine at {url} is unreachable "
+                f"({'ssh: ' + said if said else _short(exc)})",
+                where=f"site {site}",
             ) from exc
 
     @property
@@ -240,7 +256,10 @@ class DockerEngine:
         return self.client.api
 
     def close(self) -> None:
-        self.client.close()
+        if getattr(self, "client", None) is not None:
+            self.client.close()
+        if self._bridge is not None:
+            self._bridge.close()
 
     # -- swarm and stacks -----------------------------------------------------------
 
@@ -329,7 +348,14 @@ class DockerEngine:
                 f"{name!r} and no '*')",
                 where=self.where,
             )
-        engine = DockerEngine(self.site, url, timeout=self.timeout, manager=self, hostname=name)
+        engine = DockerEngine(
+            self.site,
+            url,
+            timeout=self.timeout,
+            manager=self,
+            hostname=name,
+            ssh_config=self.ssh_config,
+        )
         if engine.node_id != node_id:
             engine.close()
             raise OperationError(
@@ -423,7 +449,7 @@ class DockerEngine:
             argv.append("--prune")
         for f in compose_files:
             argv += ["-c", f]
-        env = {**(variables or {}), "DOCKER_HOST": self.url}
+        env = {**(variables or {}), "DOCKER_HOST": self.api_url}
         if not inherit_env:
             env |= {k: os.environ[k] for k in ("PATH", "HOME", "DOCKER_CONFIG") if k in os.environ}
         process.run(

@@ -17,6 +17,7 @@ from pathlib import PurePosixPath
 from drplan import labels as lbl
 from drplan import owner
 from drplan.errors import InputError, OperationError
+from drplan.plan.model import engine_on_this_host
 from drplan.platform import helper as helper_image
 from drplan.platform.docker import DockerEngine
 from drplan.store.restic import Repository
@@ -45,10 +46,11 @@ def holding(
     env: dict[str, str] = {}
     if repo is not None:
         if repo.type == "local":
-            if not engine.url.startswith("unix://"):
+            if not engine_on_this_host(engine.url) and not repo.shared:
                 raise InputError(
                     f"{repo.where} is a local path, which the engine at {engine.url} cannot "
-                    "see: use an sftp, rest or s3 repository with remote engines",
+                    "see: use an sftp, rest or s3 repository with remote engines (or "
+                    "`shared: true` for shared storage mounted at the same path there)",
                     where=engine.where,
                 )
             mounts.append(DockerEngine.bind_mount(repo.url, repo.url))

@@ -41,6 +41,8 @@ class Repository:
     password: str = field(repr=False)
     type: str = "local"
     append_only: bool = False
+    # a local path that remote engines see at the same path (shared storage)
+    shared: bool = False
     env: dict[str, str] = field(default_factory=dict, repr=False)
     # restic extended options (`-o key=value`), given to every restic command
     options: dict[str, str] = field(default_factory=dict)
