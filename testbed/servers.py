@@ -198,3 +198,69 @@ def docker_ssh_server(root: Path, docker_host: str) -> Iterator[SshEngine]:
     )
     with _sshd(root, port, host_key, "") as proc:
         yield SshEngine(url=f"ssh://{_user()}@{LOOPBACK}:{port}", ssh_config=client, proc=proc)
+
+
+@dataclass
+class TlsEngine:
+    url: str  # tcp://127.0.0.1:PORT, the site's docker_host
+    ca: Path
+    cert: Path  # the client's certificate and key, as the site's `tls` names them
+    key: Path
+    proc: subprocess.Popen
+
+    @property
+    def tls(self) -> dict[str, str]:
+        return {"ca": str(self.ca), "cert": str(self.cert), "key": str(self.key)}
+
+
+def _openssl(*args: str) -> None:
+    subprocess.run(["openssl", *args], check=True, capture_output=True)
+
+
+def make_certificates(root: Path, *, ca_name: str = "drplan test CA") -> dict[str, Path]:
+    """A CA, a server certificate for 127.0.0.1 and a client certificate, as `dockerd
+    --tlsverify` setups have them (openssl, EC P-256 keys)."""
+    files = {k: root / f"{k}.pem" for k in ("ca", "ca-key", "server", "server-key", "cert", "key")}
+    _openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+             "-days", "2", "-subj", f"/CN={ca_name}", "-keyout", str(files["ca-key"]),
+             "-out", str(files["ca"]))
+    for cert, key, cn, ext in (
+        ("server", "server-key", "127.0.0.1",
+         "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth"),
+        ("cert", "key", "drplan", "extendedKeyUsage=clientAuth"),
+    ):
+        csr, extfile = root / f"{cert}.csr", root / f"{cert}.ext"
+        extfile.write_text(ext + "\n")
+        _openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                 "-subj", f"/CN={cn}", "-keyout", str(files[key]), "-out", str(csr))
+        _openssl("x509", "-req", "-in", str(csr), "-CA", str(files["ca"]), "-CAkey",
+                 str(files["ca-key"]), "-CAcreateserial", "-days", "2", "-extfile",
+                 str(extfile), "-out", str(files[cert]))
+    for f in files.values():
+        f.chmod(0o600)
+    return files
+
+
+@contextlib.contextmanager
+def docker_tls_endpoint(root: Path, docker_host: str) -> Iterator[TlsEngine]:
+    """One engine behind mutual TLS on 127.0.0.1, as `dockerd --tlsverify -H tcp://...`
+    serves it: socat terminates TLS (client certificate required, signed by this CA)
+    and passes each connection on to the engine's socket, a half-close included (`-t`:
+    an exec's output may go on long after its input ended)."""
+    root = Path(root).resolve()
+    root.mkdir(parents=True, exist_ok=True)
+    files = make_certificates(root)
+    port = free_port()
+    socket_path = docker_host.removeprefix("unix://")
+    listen = (f"OPENSSL-LISTEN:{port},bind={LOOPBACK},reuseaddr,fork,cert={files['server']},"
+              f"key={files['server-key']},cafile={files['ca']},verify=1")
+    log = root / "socat.log"
+    with open(log, "wb") as fh:
+        proc = subprocess.Popen(["socat", "-t", "3600", listen, f"UNIX-CONNECT:{socket_path}"],
+                                stdout=fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    try:
+        wait_listening(port, proc, log)
+        yield TlsEngine(url=f"tcp://{LOOPBACK}:{port}", ca=files["ca"], cert=files["cert"],
+                        key=files["key"], proc=proc)
+    finally:
+        _stop(proc)

@@ -53,3 +53,30 @@ def backed_fixture(testbed, tmp_path_factory, kinds: tuple[str, ...], edit_compo
 def recovered_services(url: str, stack: str) -> set[str]:
     client = sites.client(url)
     return {s.name.removeprefix(f"{stack}_") for s in stacks.services(client, stack)}
+
+
+def round_trip(testbed, dest: Path, name: str, edit, prefix: str) -> None:
+    """Campus deployed on the primary (by the testbed, directly), then backed up and
+    recovered on the recovery site by drplan through the plan as `edit` makes it, the
+    recovered data found equal by the verifier. Everything is removed at the end."""
+    tp = plans.adapt("campus", dest, name=name, edit=edit)
+    plans.deploy(testbed["primary"], tp)
+    stack = f"{prefix}{name}"
+    try:
+        client = sites.client(testbed["primary"])
+        generator.populate(client, "campus", name, generator.Size.small(), seed=5)
+        ok("repo", "init", str(tp.path))
+        report = ok_json("backup", str(tp.path))
+        assert report["complete"] is True, report
+        expected = verifier.fingerprint(client, "campus", name)
+        rec = ok_json(
+            "recover", str(tp.path), "--site", "recovery", "--prefix", prefix,
+            "--report-dir", str(dest),
+        )
+        assert rec["ok"] and rec["verified"], rec
+        got = verifier.fingerprint(sites.client(testbed["recovery"]), "campus", stack)
+        assert verifier.differences(expected, got) == []
+    finally:
+        stacks.remove_recovered(testbed["recovery"], stack, name)
+        plans.remove(testbed["primary"], tp)
+

@@ -39,14 +39,18 @@ TRUST_FLAG = "--trust-stored-plan"
 
 
 def open_engine(site_name: str, site: m.Site) -> DockerEngine:
-    """The site's engine, reached as the plan says: its URL, its nodes' endpoints and the
-    ssh configuration of its ssh:// ones."""
+    """The site's engine, reached as the plan says: its URL, its nodes' endpoints, the ssh
+    configuration of its ssh:// ones and the TLS files of its tcp:// ones."""
     # the Docker SDK is imported by the commands that reach an engine, not by every
     # command that loads a plan (`drplan plan`, `validate`, `crisis`: start-up time)
     from drplan.platform.docker import DockerEngine
 
     return DockerEngine(
-        site_name, site.docker_host, node_url=site.node_url, ssh_config=site.ssh_config
+        site_name,
+        site.docker_host,
+        node_url=site.node_url,
+        ssh_config=site.ssh_config,
+        tls=site.tls,
     )
 
 

@@ -161,6 +161,22 @@ class SiteServiceOverride(Strict):
     )
 
 
+class TlsFiles(Strict):
+    """The files of a TLS-protected Docker endpoint (`tcp://host:2376`), as `docker
+    --tlsverify --tlscacert --tlscert --tlskey` takes them."""
+
+    ca: str = Field(description="CA certificate the engine's certificate must chain to.")
+    cert: str = Field(description="Client certificate drplan presents.")
+    key: str = Field(description="The client certificate's private key.")
+
+    @field_validator("ca", "cert", "key")
+    @classmethod
+    def _absolute(cls, value: str) -> str:
+        if not host_path_ok(value) or any(ord(c) < 32 for c in value):
+            raise ValueError(f"{value[:80]!r} {HOST_PATH_RULE}, on one line")
+        return value
+
+
 class Site(Strict):
     """A Docker endpoint: the primary site or a recovery site."""
 
@@ -229,6 +245,14 @@ class Site(Strict):
         "never prompts (`BatchMode`): use an agent or a key without a passphrase.",
     )
 
+    tls: TlsFiles | None = Field(
+        None,
+        description="TLS files of this site's `tcp://` endpoints (`docker_host` and `nodes`): "
+        "the engine's certificate is verified against `ca` and drplan presents `cert`/`key` "
+        "(the engine's `--tlsverify`). Default: `DOCKER_CERT_PATH` (`ca.pem`, `cert.pem`, "
+        "`key.pem`) when `DOCKER_TLS_VERIFY` is set, as the docker CLI does; else plain TCP.",
+    )
+
     def host_dir(self, path: str) -> str:
         """Where a `bind` source's directory `path` (as the plan names it) is on this site."""
         return self.paths.get(path, path)
@@ -261,6 +285,13 @@ class Site(Strict):
         if problem:
             raise ValueError(f"docker_host {problem}")
         return value
+
+    @model_validator(mode="after")
+    def _tls_for_tcp(self) -> Site:
+        urls = [self.docker_host, *self.nodes.values()]
+        if self.tls is not None and not any(u.startswith("tcp://") for u in urls):
+            raise ValueError("tls applies to tcp:// endpoints, and this site has none")
+        return self
 
     @field_validator("ssh_config")
     @classmethod

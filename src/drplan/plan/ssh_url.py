@@ -1,6 +1,6 @@
 """`ssh://[user@]host[:port]` Docker endpoints, read strictly.
 
-The parts of such a URL end up as arguments of `ssh` (platform/ssh_bridge.py). A host or
+The parts of such a URL end up as arguments of `ssh` (platform/stdio_bridge.py). A host or
 a user that ssh could read as an option (`-oProxyCommand=...`), or any character a shell
 or ssh's own parsing would treat specially, is refused here, in the plan's validation
 and again before ssh runs: a node's address comes from the cluster (Swarm reports it),

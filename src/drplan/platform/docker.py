@@ -44,9 +44,10 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from drplan import labels, owner, process
 from drplan.errors import OperationError
+from drplan.plan.model import TlsFiles
 from drplan.plan.placement import Node
 from drplan.platform import image_archive
-from drplan.platform.ssh_bridge import SshBridge
+from drplan.platform.stdio_bridge import StdioBridge, ssh_argv, tls_argv
 
 HELPER_LABEL = labels.HELPER
 OWNER_LABEL = labels.OWNER
@@ -199,6 +200,19 @@ def client_timeout(default: float = 600) -> float:
         return default
 
 
+def tls_from_env() -> TlsFiles | None:
+    """TLS files as the docker CLI finds them: `DOCKER_CERT_PATH` (default ~/.docker)
+    holding ca.pem, cert.pem and key.pem, when `DOCKER_TLS_VERIFY` is set (non-empty)."""
+    if not os.environ.get("DOCKER_TLS_VERIFY"):
+        return None
+    base = os.environ.get("DOCKER_CERT_PATH") or os.path.expanduser("~/.docker")
+    return TlsFiles(
+        ca=os.path.join(base, "ca.pem"),
+        cert=os.path.join(base, "cert.pem"),
+        key=os.path.join(base, "key.pem"),
+    )
+
+
 #: reaches a node's engine: (hostname, address) -> Docker URL, or None when the site
 #: says nothing of that node (the plan's `sites.NAME.nodes`)
 NodeUrl = Callable[[str, str], "str | None"]
@@ -218,6 +232,7 @@ class DockerEngine:
         manager: DockerEngine | None = None,
         hostname: str = "",
         ssh_config: str | None = None,
+        tls: TlsFiles | None = None,
     ) -> None:
         self.site = site
         self.url = url  # as the plan names it (messages); the API goes to api_url
@@ -225,29 +240,37 @@ class DockerEngine:
         self.manager = manager
         self.hostname = hostname
         self.ssh_config = ssh_config
+        self.tls = (tls or tls_from_env()) if url.startswith("tcp://") else None
         self._node_url = node_url
         self._node_id: str | None = None
         self._node_engines: dict[str, DockerEngine] = {}
         self._nodes_seen: tuple[float, list[Node]] | None = None
-        self._bridge: SshBridge | None = None
-        if url.startswith("ssh://"):
-            try:
-                self._bridge = SshBridge(url, ssh_config=ssh_config)
-            except (ValueError, OSError) as exc:
-                raise OperationError(
-                    f"cannot reach the Docker engine at {url!r}: {exc}", where=f"site {site}"
-                ) from exc
+        self._bridge: StdioBridge | None = None
+        try:
+            if url.startswith("ssh://"):
+                self._bridge = StdioBridge(ssh_argv(url, ssh_config))
+            elif self.tls is not None:
+                self._bridge = StdioBridge(tls_argv(url, self.tls))
+        except (ValueError, OSError) as exc:
+            raise OperationError(
+                f"cannot reach the Docker engine at {url!r}: {exc}", where=f"site {site}"
+            ) from exc
         self.api_url = self._bridge.url if self._bridge else url
         sdk = _sdk()
         try:
             self.client = sdk.DockerClient(base_url=self.api_url, timeout=self.timeout)
             self.client.ping()
         except Exception as exc:  # the SDK raises many kinds for an unreachable engine
-            said = self._bridge.error().removeprefix("ssh: ") if self._bridge else ""
+            said = self._bridge.error() if self._bridge else ""
             self.close()
+            hint = (
+                f"; an engine listening with --tlsverify needs sites.{site}.tls"
+                if url.startswith("tcp://") and not self.tls
+                else ""
+            )
             raise OperationError(
                 f"the Docker engine at {url} is unreachable "
-                f"({'ssh: ' + said if said else _short(exc)})",
+                f"({said or _short(exc)}){hint}",
                 where=f"site {site}",
             ) from exc
 
@@ -355,6 +378,7 @@ class DockerEngine:
             manager=self,
             hostname=name,
             ssh_config=self.ssh_config,
+            tls=self.tls,
         )
         if engine.node_id != node_id:
             engine.close()

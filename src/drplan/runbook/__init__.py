@@ -33,6 +33,7 @@ import yaml
 from markupsafe import Markup
 
 from drplan.errors import DrplanError, InputError
+from drplan.plan import model as m
 from drplan.plan.compose import zero_compose
 from drplan.plan.loaded import LoadedPlan
 from drplan.plan.stack_objects import stack_objects
@@ -218,6 +219,7 @@ def build(
         "site": site_name,
         "site_description": site_spec.description,
         "docker_host": site_spec.docker_host,
+        "docker_tls": _tls_env(site_spec.tls),
         "repository": {
             "name": repo.name,
             "url": repo.url,
@@ -393,3 +395,19 @@ def write(book: dict, out: Path) -> dict[str, str]:
 def _strip_xml_decl(svg: str) -> Markup:
     text = re.sub(r"^<\?xml[^>]*\?>\s*", "", svg)
     return Markup(text)  # our own SVG, rendered from an autoescaped template
+
+
+def _tls_env(tls: m.TlsFiles | None) -> dict[str, str] | None:
+    """How the runbook's shell gets the site's TLS files: the docker CLI reads them from
+    one directory (DOCKER_CERT_PATH) under fixed names; `copy` says which file goes where
+    when the plan's are elsewhere or named otherwise."""
+    if tls is None:
+        return None
+    files = {"ca.pem": tls.ca, "cert.pem": tls.cert, "key.pem": tls.key}
+    dirs = {posixpath.dirname(f) for f in files.values()}
+    standard = len(dirs) == 1 and all(posixpath.basename(f) == n for n, f in files.items())
+    return {
+        "dir": dirs.pop() if standard else "/path/to/a/private/dir",
+        "copy": "" if standard else ", ".join(f"{f} as {n}" for n, f in files.items()),
+    }
+

@@ -1,23 +1,31 @@
-"""ssh:// Docker endpoints, reached the way the docker CLI reaches them.
+"""Remote Docker endpoints (ssh://, tcp:// with TLS), reached the way the docker CLI
+reaches them: through `docker system dial-stdio`.
 
-A site's `docker_host: ssh://user@host[:port]` (or a `nodes` entry) means: run
-`ssh ... -- host docker system dial-stdio` and speak the Engine API over its stdin and
-stdout, which is what the docker CLI does. drplan does it behind a private unix socket
-(:class:`SshBridge`): each connection the Docker SDK opens to that socket is one such ssh
-process, bytes are pumped both ways, and a half-close is passed on (an exec's stdin
-closed here is a closed stdin on the remote side, so a restore's replay ends).
+`dial-stdio` speaks the Engine API over its stdin and stdout. For `ssh://user@host` the
+command is `ssh ... -- host docker system dial-stdio` (what the docker CLI runs); for a
+TLS endpoint (`tcp://host:2376` with the site's `tls` files) it is the local docker CLI,
+`docker --tlsverify ... -H tcp://host:2376 system dial-stdio`. drplan puts it behind a
+private unix socket (:class:`StdioBridge`): each connection the Docker SDK opens to that
+socket is one such process, bytes are pumped both ways, and a half-close is passed on
+(an exec's stdin closed here is a closed stdin on the engine's side, so a restore's
+replay ends).
 
-Why not the SDK's own ssh support: it needs paramiko, a second SSH implementation that
-reads the operator's ssh configuration its own way (no ProxyJump, no certificates), and
-its shell-out mode hands back a pipe where the platform layer needs a socket (an exec's
-stdin is half-closed with `shutdown(SHUT_WR)`; reads have timeouts). Behind the bridge,
-the SDK and the CLI calls (`docker stack deploy`) talk to a plain unix socket, as with a
-local engine: one code path for every scheme.
+Why a bridge and not the SDK's transports:
+- ssh: the SDK's needs paramiko, a second SSH implementation that reads the operator's
+  configuration its own way (no ProxyJump, no certificates), and its shell-out mode
+  hands back a pipe where the platform layer needs a socket (an exec's stdin is
+  half-closed with `shutdown(SHUT_WR)`; reads have timeouts).
+- TLS: Python's `SSLSocket.shutdown()` drops the TLS layer, so an exec whose stdin was
+  half-closed can no longer be read (a replayed dump's output, its exit); Go's TLS, in
+  the docker CLI, sends close_notify and keeps reading. requests also lets
+  REQUESTS_CA_BUNDLE replace the CA the SDK was given (psf/requests#3829).
+Behind the bridge, the SDK and the CLI calls (`docker stack deploy`) talk to a plain
+unix socket, as with a local engine: one code path for every scheme.
 
 ssh itself is the operator's: keys, agent, known_hosts, and ProxyJump for nodes that
 only a bastion or a manager can reach. drplan adds `BatchMode` (it runs unattended: a
 prompt would hang it), a connection timeout, and `-F` when the site names an ssh config.
-The ssh processes run in a process group of their own, so a Ctrl-C reaches drplan (which
+The processes run in a process group of their own, so a Ctrl-C reaches drplan (which
 then stops in order, through them) and not them.
 """
 
@@ -33,10 +41,26 @@ import tempfile
 import threading
 import weakref
 
+from drplan.plan.model import TlsFiles
 from drplan.plan.ssh_url import parse_ssh_url
 
 CONNECT_TIMEOUT_S = 30
 _CHUNK = 1 << 16
+
+
+def tls_argv(url: str, tls: TlsFiles) -> list[str]:
+    """The docker CLI command line that opens a Docker API stream to a TLS endpoint,
+    verifying the engine against `tls.ca` and presenting `tls.cert`/`tls.key`."""
+    return [
+        "docker",
+        "--tlsverify",
+        f"--tlscacert={tls.ca}",
+        f"--tlscert={tls.cert}",
+        f"--tlskey={tls.key}",
+        f"--host={url}",
+        "system",
+        "dial-stdio",
+    ]
 
 
 def ssh_argv(url: str, ssh_config: str | None = None) -> list[str]:
@@ -56,15 +80,15 @@ def ssh_argv(url: str, ssh_config: str | None = None) -> list[str]:
     return [*argv, "--", target.host, "docker system dial-stdio"]
 
 
-class SshBridge:
-    """A unix socket in a private directory; every connection to it is one ssh process
-    running `docker system dial-stdio` on the remote host."""
+class StdioBridge:
+    """A unix socket in a private directory; every connection to it is one process of
+    `argv` (a `docker system dial-stdio`, local or through ssh)."""
 
-    def __init__(self, url: str, *, ssh_config: str | None = None) -> None:
-        self.argv = ssh_argv(url, ssh_config)
-        if shutil.which("ssh") is None:
-            raise FileNotFoundError("ssh (the OpenSSH client) is not installed")
-        self._dir = tempfile.mkdtemp(prefix="drplan-ssh-")  # mode 0700: ours only
+    def __init__(self, argv: list[str]) -> None:
+        self.argv = argv
+        if shutil.which(argv[0]) is None:
+            raise FileNotFoundError(f"{argv[0]} is not installed (needed for this endpoint)")
+        self._dir = tempfile.mkdtemp(prefix="drplan-engine-")  # mode 0700: ours only
         self.path = os.path.join(self._dir, "docker.sock")
         self._listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self._listener.bind(self.path)
@@ -76,14 +100,14 @@ class SshBridge:
         self._finalizer = weakref.finalize(
             self, _release, self._listener, self._dir, self._procs, self._lock, self._closed
         )
-        threading.Thread(target=self._accept, name="drplan-ssh-accept", daemon=True).start()
+        threading.Thread(target=self._accept, name="drplan-bridge-accept", daemon=True).start()
 
     @property
     def url(self) -> str:
         return f"unix://{self.path}"
 
     def error(self) -> str:
-        """What ssh (or the remote `docker`) last said on its stderr, if anything."""
+        """What the command (ssh, the remote or local `docker`) last said on its stderr."""
         lines = [line for line in list(self._stderr) if line]
         return lines[-1] if lines else ""
 
@@ -99,7 +123,7 @@ class SshBridge:
             except OSError:
                 return
             threading.Thread(
-                target=self._serve, args=(conn,), name="drplan-ssh-conn", daemon=True
+                target=self._serve, args=(conn,), name="drplan-bridge-conn", daemon=True
             ).start()
 
     def _serve(self, conn: socket.socket) -> None:
@@ -112,7 +136,7 @@ class SshBridge:
                 process_group=0,
             )
         except OSError as exc:
-            self._stderr.append(f"cannot run ssh: {exc}")
+            self._stderr.append(f"cannot run {self.argv[0]}: {exc}")
             conn.close()
             return
         with self._lock:
@@ -130,8 +154,8 @@ class SshBridge:
         except OSError:
             pass  # the SDK closed its end: the upstream pump ends too
         finally:
-            # the remote end is done: the SDK reads what was sent, then end of stream;
-            # the upstream pump's recv returns and it closes ssh's stdin
+            # the engine's end is done: the SDK reads what was sent, then end of stream;
+            # the upstream pump's recv returns and it closes the command's stdin
             with contextlib.suppress(OSError):
                 conn.shutdown(socket.SHUT_RDWR)
             up.join()
@@ -152,7 +176,8 @@ class SshBridge:
 
 
 def _upstream(conn: socket.socket, proc: subprocess.Popen) -> None:
-    """The SDK's bytes to ssh's stdin; its half-close (end of an exec's stdin) closes it."""
+    """The SDK's bytes to the command's stdin; its half-close (the end of an exec's stdin)
+    closes it."""
     stdin = proc.stdin
     assert stdin is not None
     try:

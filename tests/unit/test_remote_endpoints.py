@@ -1,5 +1,6 @@
-"""ssh:// Docker endpoints: the URL read strictly, the ssh command line, the bridge's pump
-(tests/integration/test_ssh_endpoints.py drives real sshd and engines through it)."""
+"""Remote Docker endpoints: ssh URLs read strictly, the dial-stdio command lines (ssh,
+TLS), the bridge's pump, which engines see this host's paths (tests/integration/
+test_ssh_endpoints.py and test_tls_endpoints.py drive real servers and engines)."""
 
 from __future__ import annotations
 
@@ -9,9 +10,9 @@ import pytest
 from plan_helpers import PLAN, assert_problem_lines, write_stack
 
 from drplan.cli import app
-from drplan.plan.model import engine_on_this_host
+from drplan.plan.model import TlsFiles, engine_on_this_host
 from drplan.plan.ssh_url import SshTarget, parse_ssh_url
-from drplan.platform.ssh_bridge import SshBridge, ssh_argv
+from drplan.platform.stdio_bridge import StdioBridge, ssh_argv, tls_argv
 
 
 def run(runner, path):
@@ -78,11 +79,24 @@ def test_the_command_line_is_the_docker_clis_never_prompting():
     assert "-F" not in ssh_argv("ssh://m1")
 
 
+def test_a_tls_endpoint_is_dialled_by_the_docker_cli_with_the_sites_files():
+    tls = TlsFiles(ca="/etc/drplan/dr/ca.pem", cert="/etc/drplan/dr/c.pem", key="/etc/drplan/k")
+    assert tls_argv("tcp://10.0.3.7:2376", tls) == [
+        "docker",
+        "--tlsverify",
+        "--tlscacert=/etc/drplan/dr/ca.pem",
+        "--tlscert=/etc/drplan/dr/c.pem",
+        "--tlskey=/etc/drplan/k",
+        "--host=tcp://10.0.3.7:2376",
+        "system",
+        "dial-stdio",
+    ]
+
+
 def test_the_bridge_pumps_both_ways_and_passes_a_half_close_on():
     """What a restore's replay needs: the bytes written, then the end of the input, reach
     the remote command, whose whole output comes back before the end of the stream."""
-    bridge = SshBridge("ssh://unused.example.org")
-    bridge.argv = ["sh", "-c", "wc -c; echo done >&2"]  # stands in for ssh + dial-stdio
+    bridge = StdioBridge(["sh", "-c", "wc -c; echo done >&2"])  # stands in for dial-stdio
     try:
         with socket.socket(socket.AF_UNIX) as s:
             s.settimeout(20)
@@ -136,3 +150,43 @@ def test_shared_is_only_for_a_local_path(runner, tmp_path):
     result = run(runner, write_stack(tmp_path, plan))
     assert result.exit_code == 2
     assert "shared applies to a local path, not to a sftp repository" in result.stdout
+
+
+def test_tls_files_are_for_tcp_endpoints_and_absolute(runner, tmp_path):
+    tls = ", tls: {ca: /etc/d/ca.pem, cert: /etc/d/cert.pem, key: /etc/d/key.pem}}"
+    on_tcp = PLAN.replace(
+        'docker_host: "tcp://127.0.0.1:23750"}', f'docker_host: "tcp://127.0.0.1:23750"{tls}'
+    )
+    assert on_tcp != PLAN
+    assert run(runner, write_stack(tmp_path, on_tcp)).exit_code == 0
+    on_unix = PLAN.replace(
+        'docker_host: "unix:///var/run/docker.sock"}',
+        f'docker_host: "unix:///var/run/docker.sock"{tls}',
+    )
+    assert on_unix != PLAN
+    result = run(runner, write_stack(tmp_path, on_unix))
+    assert result.exit_code == 2
+    assert "tls applies to tcp:// endpoints, and this site has none" in result.stdout
+    relative = on_tcp.replace("ca: /etc/d/ca.pem", "ca: certs/ca.pem")
+    result = run(runner, write_stack(tmp_path, relative))
+    assert result.exit_code == 2
+    assert "'certs/ca.pem' must be an absolute host path" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("files", "directory", "copy"),
+    [
+        (("/etc/d/ca.pem", "/etc/d/cert.pem", "/etc/d/key.pem"), "/etc/d", ""),
+        (
+            ("/etc/d/ca.crt", "/etc/d/cert.pem", "/etc/d/key.pem"),
+            "/path/to/a/private/dir",
+            "/etc/d/ca.crt as ca.pem, /etc/d/cert.pem as cert.pem, /etc/d/key.pem as key.pem",
+        ),
+    ],
+)
+def test_the_runbook_gives_the_docker_cli_the_sites_tls_files(files, directory, copy):
+    from drplan.runbook import _tls_env
+
+    ca, cert, key = files
+    assert _tls_env(TlsFiles(ca=ca, cert=cert, key=key)) == {"dir": directory, "copy": copy}
+    assert _tls_env(None) is None
