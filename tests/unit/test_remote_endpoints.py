@@ -1,6 +1,6 @@
 """Remote Docker endpoints: ssh URLs read strictly, the dial-stdio command lines (ssh,
 TLS), the bridge's pump, which engines see this host's paths (tests/integration/
-test_ssh_endpoints.py and test_tls_endpoints.py drive real servers and engines)."""
+test_remote_sites.py drives real servers and engines)."""
 
 from __future__ import annotations
 
