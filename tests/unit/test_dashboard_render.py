@@ -102,7 +102,6 @@ def view(plan_path: Path | None = None, **kw: Any) -> PlanView:
         "plan": plan,
         "error": None,
         "paused": False,
-        "current": None,
         "next": {},
         "facts": facts,
         "facts_at": NOW - 30 if facts else None,
@@ -363,7 +362,10 @@ def test_hostile_names_are_escaped_everywhere(tmp_path: Path):
         details=json.dumps(doc),
     )
     v = view(
-        path, facts=facts, current={"job": HOSTILE, "started_at": NOW - 5}, next={HOSTILE: NOW + 5}
+        path,
+        facts=facts,
+        running=[{"job": HOSTILE, "started_at": NOW - 5}],
+        next={HOSTILE: NOW + 5},
     )
     html = dashboard.render_plan(v, [hostile_run], hostile_run, NOW)
     assert "<script>" not in html

@@ -1,10 +1,17 @@
-"""The daemon's loop: one worker thread per plan, one job at a time per plan.
+"""The daemon's loop: one worker thread per plan; a drill beside the other jobs.
 
 Each worker sleeps until the next of its plan's jobs is due (serve/cadence.py), a
 refresh of what the repository says is due, or the RPO watch's tick, whichever comes
 first; it never polls faster. A job is a child `drplan` process (serve/jobs.py); at most
 `max_parallel` run at once across plans, so five plans do not back up five stacks at the
 same second on a two-core host.
+
+A plan runs its backups, copies, retention and checks one at a time, in its worker's
+thread, and its drill in a thread of its own (a lane): a drill takes as long as a
+recovery, and the backups must go on meanwhile, or every drill would cost the RPO. Both
+only read the repository or add to it (restic's shared lock); retention and checks take
+its exclusive lock, so neither starts while a drill runs, and a drill does not start
+while one of them runs.
 
 Nothing here trusts a job more than its exit status: a run is `ok` in the daemon's
 records only when the child exited 0; what is complete is the repository's word, read
@@ -36,6 +43,9 @@ from drplan.serve.notify import Message, Notifier
 
 log = logging.getLogger("drplan.serve")
 
+#: jobs that take the repository's exclusive lock: never beside a drill
+EXCLUSIVE = frozenset({"prune", "check"})
+
 
 @dataclass
 class Settings:
@@ -57,11 +67,11 @@ class PlanView:
     plan: m.Plan | None
     error: str | None
     paused: bool
-    current: dict[str, Any] | None
     next: dict[str, float]
     facts: dict[str, Any]
     facts_at: float | None
     last: dict[str, st.Run]
+    running: list[dict[str, Any]] = field(default_factory=list)  # {job, run, started_at}
     rpo: list[rpo.ServiceRpo] = field(default_factory=list)
 
 
@@ -79,8 +89,10 @@ class PlanWorker(threading.Thread):
         self.mtime = 0.0
         self.wake = threading.Event()
         self.lock = threading.Lock()
-        self.child: jobs.Child | None = None
-        self.current: dict[str, Any] | None = None
+        self.facts_lock = threading.Lock()  # one repository read at a time per plan
+        self.children: dict[str, jobs.Child] = {}  # lane -> the job's process
+        self.running: dict[str, dict[str, Any]] = {}  # lane -> {job, run, started_at}
+        self.drill_lane: threading.Thread | None = None
         self.next: dict[str, float] = {}
         self.facts: dict[str, Any] = {}
         self.facts_at: float | None = None
@@ -133,6 +145,39 @@ class PlanWorker(threading.Thread):
                 timeout = self.d.settings.tick
             self.wake.wait(max(0.0, timeout))
             self.wake.clear()
+        lane = self.drill_lane
+        if lane is not None:  # the worker ends with its drill (the stop reaches both)
+            lane.join()
+
+    def drilling(self) -> bool:
+        lane = self.drill_lane
+        return lane is not None and lane.is_alive()
+
+    def can_start(self, job: str) -> bool:
+        """A drill waits for the running one; retention and checks (restic's exclusive
+        lock) wait for a drill. The other jobs run in this thread: free when asked."""
+        if job == "drill" or job in EXCLUSIVE:
+            return not self.drilling()
+        return True
+
+    def dispatch(self, job: str, trigger: str) -> None:
+        """Run `job`: a drill in its lane (this thread goes on), the others here."""
+        if job != "drill":
+            self.run_job(job, trigger)
+            return
+
+        def drill() -> None:
+            try:
+                self.run_job("drill", trigger, lane="drill")
+            except Exception:
+                log.exception("plan %s: internal error in the drill lane", self.name)
+            finally:
+                self.wake.set()  # what waited for the drill may start now
+
+        self.drill_lane = threading.Thread(
+            target=drill, name=f"drplan-drill-{self.path.stem}", daemon=True
+        )
+        self.drill_lane.start()
 
     def step(self) -> float:
         """One turn: reload, refresh facts when stale, watch RPO, run one due job.
@@ -151,19 +196,24 @@ class PlanWorker(threading.Thread):
         with self.lock:
             self.next = nexts
         paused = self.d.state.paused(self.name) is not None
-        requested = self.requested.pop(0) if self.requested else None
+        requested = next((j for j in self.requested if self.can_start(j)), None)
         if requested is not None:
-            self.run_job(requested, "manual")
+            self.requested.remove(requested)
+            self.dispatch(requested, "manual")
             return 0.0
         if not paused:
             now = time.time()
-            ready = [j for j in cadence.JOBS if j in nexts and nexts[j] <= now]
+            ready = [
+                j for j in cadence.JOBS if j in nexts and nexts[j] <= now and self.can_start(j)
+            ]
             if ready:
                 job = ready[0]
                 trigger = "retry" if history.get(job, cadence.History()).failures else "schedule"
-                self.run_job(job, trigger)
+                self.dispatch(job, trigger)
                 return 0.0
-        waits = [t - time.time() for t in nexts.values()] if not paused else []
+        waits = (
+            [t - time.time() for j, t in nexts.items() if self.can_start(j)] if not paused else []
+        )
         waits.append(self.d.settings.tick)
         if self.facts_at is not None:
             waits.append(self.facts_at + self.d.settings.facts_every - time.time())
@@ -211,7 +261,7 @@ class PlanWorker(threading.Thread):
 
     # -- jobs -----------------------------------------------------------------------------
 
-    def run_job(self, job: str, trigger: str) -> st.Run | None:
+    def run_job(self, job: str, trigger: str, lane: str = "jobs") -> st.Run | None:
         assert self.plan is not None
         plan = self.plan
         with self.d.slots:
@@ -222,18 +272,19 @@ class PlanWorker(threading.Thread):
             args = jobs.argv(job, self.path, plan, self.d.settings.report_dir / self.name)
             log.info("plan %s: %s started (%s, attempt %d)", self.name, job, trigger, attempt)
             with self.lock:
-                self.current = {"job": job, "run": run_id, "started_at": time.time()}
+                self.running[lane] = {"job": job, "run": run_id, "started_at": time.time()}
             try:
-                self.child = jobs.Child(args, on_pid=lambda pid: self.d.state.set_pid(run_id, pid))
+                child = jobs.Child(args, on_pid=lambda pid: self.d.state.set_pid(run_id, pid))
+                self.children[lane] = child
                 if self.d.stopping.is_set():  # the stop came while the child was starting
-                    self.child.stop()
-                outcome = self.child.wait(timeout=self.d.settings.job_timeout)
+                    child.stop()
+                outcome = child.wait(timeout=self.d.settings.job_timeout)
             except OSError as exc:
                 outcome = jobs.Outcome(exit_code=127, error=f"cannot start drplan: {exc}")
             finally:
-                self.child = None
+                self.children.pop(lane, None)
                 with self.lock:
-                    self.current = None
+                    self.running.pop(lane, None)
         status = st.OK if outcome.ok else st.INTERRUPTED if outcome.interrupted else st.FAILED
         self.d.state.finish(
             run_id,
@@ -304,6 +355,10 @@ class PlanWorker(threading.Thread):
         pc = self.pc
         if pc is None:
             return
+        with self.facts_lock:
+            self._read_facts(pc)
+
+    def _read_facts(self, pc: PlanContext) -> None:
         for kind, read in facts.READERS.items():
             try:
                 doc = read(pc)
@@ -353,7 +408,7 @@ class PlanWorker(threading.Thread):
                 plan=self.plan,
                 error=self.error,
                 paused=False,
-                current=dict(self.current) if self.current else None,
+                running=[dict(r) for r in self.running.values()],
                 next=dict(self.next),
                 facts=facts,
                 facts_at=self.facts_at,
@@ -363,8 +418,7 @@ class PlanWorker(threading.Thread):
         return view
 
     def stop_child(self) -> None:
-        child = self.child
-        if child is not None:
+        for child in list(self.children.values()):
             child.stop()
 
 

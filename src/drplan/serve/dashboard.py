@@ -90,8 +90,8 @@ def state_of(v: PlanView) -> tuple[str, str]:
     """(css class, words) of a plan's state."""
     if v.error:
         return "failed", "plan invalid"
-    if v.current:
-        return "running", f"{v.current.get('job', '?')} running"
+    if v.running:
+        return "running", " and ".join(r.get("job", "?") for r in v.running) + " running"
     if v.paused:
         return "paused", "paused"
     return "ok", "idle"
@@ -410,7 +410,7 @@ def api_plans(daemon: Daemon) -> list[dict[str, Any]]:
                 "path": str(v.path),
                 "error": v.error,
                 "paused": v.paused,
-                "current": v.current,
+                "running": v.running,
                 "next": v.next,
                 "facts_at": v.facts_at,
                 "last": {job: run.as_json() for job, run in v.last.items()},

@@ -131,7 +131,7 @@ class DaemonCollector(Collector):
                 facts_age.add_metric(p, v.facts_at)
             for job in cadence.JOBS:
                 run = v.last.get(job)
-                running.add_metric([*p, job], 1 if v.current and v.current["job"] == job else 0)
+                running.add_metric([*p, job], int(any(r["job"] == job for r in v.running)))
                 if job in v.next:
                     next_run.add_metric([*p, job], max(v.next[job], now))
                 if run is None:
