@@ -2,7 +2,8 @@
 stack deployed and backed up with `drplan backup`, the real daemon running its own
 prune, check and drill, then its pages loaded in headless Chromium (Debian's): they
 render, show the stack's runs and every service's RPO, the drill's Gantt chart, the risk
-matrix and the crisis journal; a screenshot is kept as a test artefact. An action without
+matrix and the crisis journal; a screenshot is kept as a test artefact. A backup asked
+for while the drill runs runs beside it (the drill has a lane of its own). An action without
 the token is refused; with it (Authorization: Bearer, or the login form's cookie) it is
 accepted and its effect (paused) is on the page.
 
@@ -190,7 +191,19 @@ def test_dashboard_in_chromium(campus, tmp_path, artefacts, daemons, record_prop
         status, body, _ = armed.call("POST", f"/plans/{name}/pause", headers)
         assert status == 403, (headers, status, body)
     assert armed.plan(name, bearer)["paused"] is False
+    # a drill runs in a lane of its own: a backup asked for meanwhile runs beside it
+    wait_for(
+        "the daemon's drill to start",
+        lambda: any(r["job"] == "drill" for r in armed.plan(name, bearer)["running"]),
+        240,
+    )
+    status, _, _ = armed.call("POST", f"/plans/{name}/run/backup", bearer)
+    assert status == 303
     wait_for("the daemon's drill", lambda: job_done(armed, name, "drill", bearer), 240)
+    wait_for("the backup asked for", lambda: job_done(armed, name, "backup", bearer), 240)
+    runs = {r["job"]: r for r in armed.runs(name)}
+    drill, beside = runs["drill"], runs["backup"]
+    assert beside["started_at"] < drill["ended_at"], (drill, beside)  # it did not wait
     for job in ("prune", "check"):
         assert job_done(armed, name, job, bearer), job
     # with the token: the API's way (Bearer), then the browser's (the login cookie)
