@@ -148,3 +148,38 @@ def test_what_the_plan_says_of_services_sources_and_people_is_in_the_runbook(tmp
         for value in ("Exam grades, PostgreSQL 15", "every exam since 2019", "DNum infrastructure"):
             assert value in text
     assert "#dr-room" in html and "vault in building C" in index
+
+
+@pytest.mark.parametrize(
+    ("site", "lines"),
+    [
+        (
+            {
+                "docker_host": "tcp://dr.example:2376",
+                "tls": {
+                    "ca": "/etc/dr/ca.pem",
+                    "cert": "/etc/dr/cert.pem",
+                    "key": "/etc/dr/key.pem",
+                },
+            },
+            ["export DOCKER_TLS_VERIFY=1", "export DOCKER_CERT_PATH=/etc/dr"],
+        ),
+        (
+            {"docker_host": "ssh://ops@dr.example", "ssh_config": "/etc/drplan/ssh_config"},
+            ["the Host entries of /etc/drplan/ssh_config in ~/.ssh/config"],
+        ),
+    ],
+)
+def test_a_remote_site_tells_the_docker_cli_how_to_reach_it(tmp_path, site, lines):
+    """What drplan was told of the engine (TLS files, an ssh configuration) reaches the
+    shell the runbook's commands run in, in the Markdown and the HTML alike."""
+    _, out = _book(tmp_path, lambda p: p["sites"]["recovery"].update(site))
+    index = (out / "README.md").read_text()
+    html = (out / "runbook.html").read_text()
+    [block] = [b for b in SH.findall(index) if "DOCKER_HOST" in b]
+    assert subprocess.run(["bash", "-n", "-c", block]).returncode == 0
+    for line in lines:
+        assert line in block, block
+        assert line in html.replace("&#39;", "'"), line
+    pre = html[html.index("<pre>export DOCKER_HOST") : html.index("</pre>")]
+    assert pre.count("\nexport ") == block.count("\nexport "), (pre, block)

@@ -296,8 +296,8 @@ class Site(Strict):
     @field_validator("ssh_config")
     @classmethod
     def _ssh_config(cls, value: str | None) -> str | None:
-        if value is not None and not host_path_ok(value):
-            raise ValueError(f"ssh_config: {value[:80]!r} {HOST_PATH_RULE}")
+        if value is not None and (not host_path_ok(value) or any(ord(c) < 32 for c in value)):
+            raise ValueError(f"ssh_config: {value[:80]!r} {HOST_PATH_RULE}, on one line")
         return value
 
     @field_validator("nodes")

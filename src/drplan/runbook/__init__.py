@@ -220,6 +220,7 @@ def build(
         "site_description": site_spec.description,
         "docker_host": site_spec.docker_host,
         "docker_tls": _tls_env(site_spec.tls),
+        "ssh_config": site_spec.ssh_config if site_spec.docker_host.startswith("ssh://") else None,
         "repository": {
             "name": repo.name,
             "url": repo.url,
