@@ -154,6 +154,11 @@ class StdioBridge:
         except OSError:
             pass  # the SDK closed its end: the upstream pump ends too
         finally:
+            # what the command said (ssh's "Host key verification failed.") is kept
+            # before the SDK sees the end of the stream and asks for it
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(2)
+            err.join(1)
             # the engine's end is done: the SDK reads what was sent, then end of stream;
             # the upstream pump's recv returns and it closes the command's stdin
             with contextlib.suppress(OSError):
