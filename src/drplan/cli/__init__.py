@@ -54,6 +54,7 @@ register("drill", drill.drill)
 register("drills", drill.drills)
 register("runbook", runbook.runbook)
 register("status", status.status)
+register("preflight", status.preflight)
 # operate it every day
 register("serve", serve.serve)
 register("prometheus-rules", rules.prometheus_rules)

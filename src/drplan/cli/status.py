@@ -1,5 +1,6 @@
 """`drplan status`: is the plan ready? Newest runs against the RPO, newest drill against
-the RTO, repository health, and whether the plan changed since the last passed drill."""
+the RTO, repository health, and whether the plan changed since the last passed drill.
+`drplan preflight`: can each site run a recovery now (actions/preflight.py)?"""
 
 from __future__ import annotations
 
@@ -76,3 +77,38 @@ def render(name: str, data: dict[str, Any]) -> None:
         )
     else:
         con.print(f"Repository {r['repository']}: [bold red]{r.get('error')}[/]")
+
+
+def preflight(
+    plan: str = opt.PLAN,
+    site: list[str] = typer.Option(
+        None, "--site", help="Site to check (repeatable; default: every site of the plan)."
+    ),
+    as_json: bool = opt.JSON,
+) -> None:
+    """Can each site run a recovery now: engine, nodes, placement, repository from there.
+    Changes nothing (one helper per node reads the repository's config). Exit 1 on a
+    failure."""
+    from drplan.actions.context import load_plan
+    from drplan.actions.preflight import FAIL, WARN
+    from drplan.actions.preflight import as_json as to_json
+    from drplan.actions.preflight import preflight as run_preflight
+
+    pc = load_plan(plan)
+    checks = run_preflight(pc, site or None)
+    if as_json:
+        print_json(to_json(checks))
+    else:
+        from rich.table import Table
+
+        t = Table(title=f"{pc.name}: can each site run a recovery now?", title_justify="left")
+        for col in ("site", "check", "status", "detail"):
+            t.add_column(col, overflow="fold")
+        style = {FAIL: "bold red", WARN: "yellow"}
+        for c in checks:
+            shown = f"[{style[c.status]}]{c.status}[/]" if c.status in style else c.status
+            t.add_row(c.site, c.what, shown, c.detail)
+        console().print(t)
+    if any(c.status == FAIL for c in checks):
+        raise typer.Exit(1)
+

@@ -31,7 +31,7 @@ CACHE_VOLUME = "drplan-restic-cache"
 @contextlib.contextmanager
 def holding(
     engine: DockerEngine,
-    volume: str,
+    volume: str | None,
     *,
     labels: dict[str, str],
     read_only: bool = True,
@@ -39,10 +39,11 @@ def holding(
     bind: bool = False,
 ) -> Iterator[tuple[object, dict[str, str]]]:
     """A running helper with `volume` at /volume (with `bind`, `volume` is a host
-    directory of the engine's node); yields (container, restic env)."""
+    directory of the engine's node; None: no data, only the repository); yields
+    (container, restic env)."""
     image = helper_image.ensure(engine)
     mount = DockerEngine.bind_mount if bind else DockerEngine.volume_mount
-    mounts = [mount(volume, MOUNT, read_only=read_only)]
+    mounts = [mount(volume, MOUNT, read_only=read_only)] if volume is not None else []
     env: dict[str, str] = {}
     if repo is not None:
         if repo.type == "local":
@@ -64,9 +65,18 @@ def holding(
             "RESTIC_CACHE_DIR": "/cache",
             **repo.env,
         }
-    container = engine.start_helper(
-        image, mounts=mounts, labels=labels, hostname=owner.helper_hostname()
-    )
+    try:
+        container = engine.start_helper(
+            image, mounts=mounts, labels=labels, hostname=owner.helper_hostname()
+        )
+    except OperationError as exc:
+        if repo is not None and repo.type == "local" and f"{_MISSING}: {repo.url}" in str(exc):
+            raise OperationError(
+                f"{repo.where} does not exist on the node of {engine.where}: a local "
+                "repository must be a path every node holding data sees",
+                where=engine.where,
+            ) from exc
+        raise
     try:
         yield container, env
     finally:
