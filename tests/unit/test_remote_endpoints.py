@@ -190,3 +190,19 @@ def test_the_runbook_gives_the_docker_cli_the_sites_tls_files(files, directory, 
     ca, cert, key = files
     assert _tls_env(TlsFiles(ca=ca, cert=cert, key=key)) == {"dir": directory, "copy": copy}
     assert _tls_env(None) is None
+
+
+def test_plain_tcp_to_another_host_is_a_located_warning(runner, tmp_path):
+    plain = PLAN.replace('"tcp://127.0.0.1:23750"', '"tcp://dr.example.org:2375"')
+    assert plain != PLAN
+    result = run(runner, write_stack(tmp_path, plain))
+    assert result.exit_code == 0, result.stdout
+    lines = assert_problem_lines(result.stdout.split("\nOK: ")[0])
+    [line] = [x for x in lines if "sites.b.docker_host" in x]
+    assert "warning: tcp://dr.example.org:2375 is plain TCP" in line
+    # loopback (the engine of this host) and TLS sites are not warned about
+    assert "plain TCP" not in run(runner, write_stack(tmp_path)).stdout
+    tls = ', tls: {ca: /etc/d/ca.pem, cert: /etc/d/cert.pem, key: /etc/d/key.pem}}'
+    with_tls = plain.replace('"tcp://dr.example.org:2375"}', f'"tcp://dr.example.org:2375"{tls}')
+    assert with_tls != plain
+    assert "plain TCP" not in run(runner, write_stack(tmp_path, with_tls)).stdout

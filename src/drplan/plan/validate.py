@@ -234,6 +234,23 @@ class _Checker:
                     "overwrite the production stack",
                     severity="warning",
                 )
+            if site.tls is None:
+                plain = [
+                    (loc, url)
+                    for loc, url in [
+                        (("sites", sname, "docker_host"), site.docker_host),
+                        *((("sites", sname, "nodes", k), u) for k, u in site.nodes.items()),
+                    ]
+                    if url.startswith("tcp://") and not m.engine_on_this_host(url)
+                ]
+                for loc, url in plain:
+                    self.add(
+                        loc,
+                        f"{url[:80]} is plain TCP: whoever reaches that port is root on the "
+                        "node; set this site's `tls` (the engine's --tlsverify) or use ssh://, "
+                        "unless DOCKER_TLS_VERIFY is set where drplan runs",
+                        severity="warning",
+                    )
 
     def check_drills(self) -> None:
         """The scheduled drills' site is a recovery site and their profile exists."""
