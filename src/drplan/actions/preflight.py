@@ -40,8 +40,16 @@ def preflight(pc: PlanContext, sites: list[str] | None = None) -> list[Check]:
     names = sites or list(pc.plan.sites)
     for name in names:
         pc.site(name)  # an unknown site is an input error, before anything is reached
-    repos = [pc.repository(), *pc.copies()]
     out: list[Check] = []
+    repos = [pc.repository()]  # the primary's password: without it nothing can be checked
+    primary = pc.plan.primary_repository()
+    for rname, spec in pc.plan.repositories.items():
+        if rname == primary or spec.role != "copy":
+            continue
+        try:
+            repos.append(pc.repository(rname))
+        except DrplanError as exc:  # e.g. its password is not set here: said, not fatal
+            out.append(Check("-", f"repository {rname}", FAIL, exc.message))
     for name in names:
         out += _site(pc, name, repos)
     return out
@@ -60,7 +68,7 @@ def _site(pc: PlanContext, name: str, repos: list[Repository]) -> list[Check]:
         add("engine", FAIL, exc.message)
         return checks
     try:
-        info = engine.client.info()
+        info = engine.info()
         add("engine", OK, f"{site.docker_host}: Docker {info.get('ServerVersion', '?')}")
         swarm = info.get("Swarm") or {}
         if swarm.get("LocalNodeState") != "active":

@@ -286,8 +286,12 @@ class DockerEngine:
 
     # -- swarm and stacks -----------------------------------------------------------
 
+    def info(self) -> dict[str, Any]:
+        """The engine's `docker info`: its version, its Swarm state and role."""
+        return self.client.info()
+
     def swarm_state(self) -> str:
-        return self.client.info().get("Swarm", {}).get("LocalNodeState", "inactive")
+        return self.info().get("Swarm", {}).get("LocalNodeState", "inactive")
 
     def ensure_swarm(self) -> bool:
         """Initialise Swarm mode if needed; True when it was initialised now."""
