@@ -213,6 +213,26 @@ def tls_from_env() -> TlsFiles | None:
     )
 
 
+def _one_pool(client: Any) -> None:
+    """One pool of kept-alive connections for the whole engine, not one per URL.
+
+    The SDK's unix-socket adapter keys its connection pools by the request's full URL
+    (`/images/<id>/json`, `/containers/<id>/json`...), so nearly every request opened a new
+    connection. On a local socket that is cheap; behind the bridge of an ssh:// or TLS
+    engine (platform/stdio_bridge.py) each one was a new ssh session or TLS handshake:
+    listing 14 images took 14 sessions. The socket is the same whatever the URL, so one
+    pool serves them all."""
+    adapter = getattr(client.api, "_custom_adapter", None)
+    if adapter is None or not hasattr(adapter, "pools"):
+        return
+    per_url = adapter.get_connection
+
+    def get_connection(url: str, proxies: Any = None) -> Any:
+        return per_url("http+docker://localhost", proxies)
+
+    adapter.get_connection = get_connection
+
+
 #: reaches a node's engine: (hostname, address) -> Docker URL, or None when the site
 #: says nothing of that node (the plan's `sites.NAME.nodes`)
 NodeUrl = Callable[[str, str], "str | None"]
@@ -259,6 +279,7 @@ class DockerEngine:
         sdk = _sdk()
         try:
             self.client = sdk.DockerClient(base_url=self.api_url, timeout=self.timeout)
+            _one_pool(self.client)
             self.client.ping()
         except Exception as exc:  # the SDK raises many kinds for an unreachable engine
             said = self._bridge.error() if self._bridge else ""
