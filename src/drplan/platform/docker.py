@@ -300,6 +300,11 @@ class DockerEngine:
         return self.client.api
 
     def close(self) -> None:
+        """Close this engine and the node engines reached through it (their ssh or TLS
+        bridges' processes end with them)."""
+        for node in self._node_engines.values():
+            node.close()
+        self._node_engines.clear()
         if getattr(self, "client", None) is not None:
             self.client.close()
         if self._bridge is not None:
